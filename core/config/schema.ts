@@ -1,0 +1,141 @@
+/**
+ * The platform configuration (`craft up --config craft.yaml`, and the `platform` section of
+ * a scenario). Every key has a default, so an empty file is a valid configuration.
+ */
+import { z } from 'zod';
+import * as D from '../defaults.js';
+import { STRATEGIES } from '../supervision/policy.js';
+import { SLOT_NAMES, type SlotName } from '../slots/index.js';
+
+export const ACTOR_IDS = ['control', 'queue', 'storage', 'query', 'alerting', 'ingestion'] as const;
+export type ActorId = (typeof ACTOR_IDS)[number];
+
+/** Default plugin per slot for `craft up`: the durable defaults and the fastest ingestion phase. */
+export const DEFAULT_PLUGINS: Record<SlotName, string> = {
+  'ingestion.server': 'ingestion.event-driven',
+  'queue.log': 'queue.jetstream',
+  'storage.engine': 'storage.level',
+  'query.evaluator': 'craft0.full-scan',
+  'alerting.evaluator': 'craft0.polling-alerts',
+};
+
+const port = z.number().int().min(0).max(65_535);
+
+export const pluginChoiceSchema = z.union([
+  z.string().min(1),
+  z.object({ id: z.string().min(1), options: z.record(z.string(), z.unknown()).default({}) }).strict(),
+]);
+export type PluginChoice = z.infer<typeof pluginChoiceSchema>;
+
+const slotKeys = z.enum(SLOT_NAMES as [SlotName, ...SlotName[]]);
+
+export const alertRuleSchema = z
+  .object({
+    name: z.string().min(1),
+    metric: z.string().min(1),
+    condition: z.enum(['>', '<']),
+    threshold: z.number(),
+    windowSeconds: z.number().positive(),
+  })
+  .strict();
+export type SeedAlertRule = z.infer<typeof alertRuleSchema>;
+
+export const processSchema = z
+  .object({
+    name: z.string().regex(/^[a-z0-9-]+$/, 'lower-case letters, digits and "-"'),
+    actors: z.array(z.enum(ACTOR_IDS)).min(1),
+  })
+  .strict();
+
+export const configSchema = z
+  .object({
+    /** Root of everything the platform writes. */
+    dataDir: z.string().default('./data'),
+    nats: z
+      .object({
+        /** Connect to this server or cluster instead of embedding one. */
+        url: z.string().nullable().default(null),
+        /** Port of the embedded server (0 picks a free one). */
+        port: port.default(0),
+      })
+      .strict()
+      .prefault({}),
+    /** Name of this process in the supervision tree. */
+    processName: z.string().default('main'),
+    http: z
+      .object({
+        host: z.string().default('0.0.0.0'),
+        ingestionPort: port.default(D.INGESTION_PORT_DEFAULT),
+        queryPort: port.default(D.QUERY_PORT_DEFAULT),
+        /** Listen backlog of the ingestion socket. */
+        backlog: z.number().int().positive().default(511),
+      })
+      .strict()
+      .prefault({}),
+    /** Serve fault-injection subjects (kill an actor, exit a process). Scenarios turn this on. */
+    faults: z.boolean().default(false),
+    /** Actors this process runs; the rest run elsewhere on the same NATS. */
+    actors: z.array(z.enum(ACTOR_IDS)).default([...ACTOR_IDS]),
+    /** Further OS processes this process starts and supervises, each hosting some actors. */
+    processes: z.array(processSchema).default([]),
+    plugins: z.partialRecord(slotKeys, pluginChoiceSchema).default({}),
+    ingestion: z
+      .object({
+        rateLimitPerSecond: z.number().int().min(0).default(D.RATE_LIMIT_REQUESTS_PER_SECOND),
+        bodyBytesMax: z.number().int().positive().default(D.BODY_BYTES_MAX),
+        batchMetricsMax: z.number().int().positive().default(D.BATCH_METRICS_MAX),
+        metricNameLengthMax: z.number().int().positive().default(D.METRIC_NAME_LENGTH_MAX),
+        workQueueCapacity: z.number().int().positive().default(D.WORK_QUEUE_CAPACITY),
+        appendInFlightMax: z.number().int().positive().default(D.APPEND_IN_FLIGHT_MAX),
+        keepAliveTimeoutMs: z.number().int().positive().default(5_000),
+        workers: z.number().int().min(0).default(0),
+      })
+      .strict()
+      .prefault({}),
+    queue: z
+      .object({
+        partitions: z.number().int().min(1).max(64).default(D.QUEUE_PARTITIONS),
+      })
+      .strict()
+      .prefault({}),
+    alerting: z
+      .object({
+        evalIntervalMs: z.number().int().positive().default(D.ALERT_EVAL_INTERVAL_MS),
+        rules: z.array(alertRuleSchema).optional(),
+      })
+      .strict()
+      .prefault({}),
+    supervision: z
+      .object({
+        strategy: z.enum(STRATEGIES).default('one_for_one'),
+        intensity: z.number().int().min(0).default(D.RESTART_INTENSITY),
+        periodMs: z.number().int().positive().default(D.RESTART_PERIOD_MS),
+        backoff: z
+          .object({
+            minMs: z.number().min(0).default(D.RESTART_BACKOFF_MIN_MS),
+            maxMs: z.number().min(0).default(D.RESTART_BACKOFF_MAX_MS),
+            jitter: z.number().min(0).max(1).default(D.RESTART_BACKOFF_JITTER),
+          })
+          .strict()
+          .prefault({}),
+        shutdownMs: z.number().int().positive().default(D.SHUTDOWN_TIMEOUT_MS),
+      })
+      .strict()
+      .prefault({}),
+  })
+  .strict();
+
+export type PlatformConfig = z.output<typeof configSchema>;
+export type PlatformConfigInput = z.input<typeof configSchema>;
+
+/** A configuration from an object (tests, scenarios), with defaults filled in. */
+export function makeConfig(input: PlatformConfigInput = {}): PlatformConfig {
+  return configSchema.parse(input);
+}
+
+/** Plugin id and options chosen for a slot, config over defaults. */
+export function pluginFor(config: PlatformConfig, slot: SlotName): { id: string; options: Record<string, unknown> } {
+  const choice = config.plugins[slot];
+  if (choice === undefined) return { id: DEFAULT_PLUGINS[slot], options: {} };
+  return typeof choice === 'string' ? { id: choice, options: {} } : { id: choice.id, options: choice.options };
+}

@@ -1,0 +1,120 @@
+/**
+ * The data model: a series is a metric name plus labels (Prometheus model, `__name__` is
+ * the name); a sample is an integer millisecond timestamp and a float64 value.
+ */
+export const METRIC_NAME_LABEL = '__name__';
+
+/** Label name → value. Always contains `__name__`. Keys are compared in code-point order. */
+export type Labels = Record<string, string>;
+
+export const METRIC_TYPES = ['counter', 'gauge', 'histogram', 'summary'] as const;
+export type MetricType = (typeof METRIC_TYPES)[number];
+
+/** One sample of one series, as it travels through the queue: `[labels, timestampMs, value]`. */
+export type WireSample = [labels: Labels, timestampMs: number, value: number];
+
+/**
+ * The unit of ingestion: what one accepted HTTP request (or a coalesced group of them)
+ * puts in the queue as one message. `types` carries series metadata (seed `type`).
+ */
+export interface IngestBatch {
+  /** Client id (tenant) from the Authorization header; drives partitioning. */
+  client: string;
+  /** Server time when the batch was accepted, ms since epoch. */
+  receivedAtMs: number;
+  samples: WireSample[];
+  types?: Record<string, MetricType>;
+}
+
+/** Samples of one series, as storage returns them; timestamps ascending. */
+export interface SeriesSamples {
+  labels: Labels;
+  /** Parallel arrays: timestampsMs[i] pairs with values[i]. */
+  timestampsMs: number[];
+  values: number[];
+}
+
+export type MatchOp = '=' | '!=' | '=~' | '!~';
+export interface LabelMatcher {
+  name: string;
+  op: MatchOp;
+  value: string;
+}
+
+/** The canonical text of a series: `name{a="1",b="2"}` with labels sorted; a stable map key. */
+export function seriesKey(labels: Labels): string {
+  const name = labels[METRIC_NAME_LABEL] ?? '';
+  const names = Object.keys(labels).filter((k) => k !== METRIC_NAME_LABEL).sort();
+  if (names.length === 0) return name;
+  const parts = names.map((k) => `${k}="${escapeLabelValue(labels[k]!)}"`);
+  return `${name}{${parts.join(',')}}`;
+}
+
+export function escapeLabelValue(value: string): string {
+  return value.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
+}
+
+/** Compiles matchers once; regexes are anchored as in PromQL. */
+export function compileMatchers(matchers: LabelMatcher[]): (labels: Labels) => boolean {
+  const tests = matchers.map((m) => {
+    switch (m.op) {
+      case '=':
+        return (labels: Labels) => (labels[m.name] ?? '') === m.value;
+      case '!=':
+        return (labels: Labels) => (labels[m.name] ?? '') !== m.value;
+      case '=~': {
+        const re = new RegExp(`^(?:${m.value})$`);
+        return (labels: Labels) => re.test(labels[m.name] ?? '');
+      }
+      case '!~': {
+        const re = new RegExp(`^(?:${m.value})$`);
+        return (labels: Labels) => !re.test(labels[m.name] ?? '');
+      }
+    }
+  });
+  return (labels) => tests.every((test) => test(labels));
+}
+
+/** The metric name an equality matcher pins, if any: storage uses it to narrow a scan. */
+export function pinnedMetricName(matchers: LabelMatcher[]): string | undefined {
+  return matchers.find((m) => m.name === METRIC_NAME_LABEL && m.op === '=')?.value;
+}
+
+/**
+ * JSON cannot carry NaN or ±Inf; Prometheus samples can (remote write sends staleness NaNs).
+ * On the wire non-finite values travel as the strings "NaN", "+Inf", "-Inf".
+ */
+export function encodeValue(value: number): number | string {
+  if (Number.isFinite(value)) return value;
+  if (Number.isNaN(value)) return 'NaN';
+  return value > 0 ? '+Inf' : '-Inf';
+}
+
+export function decodeValue(value: unknown): number {
+  if (typeof value === 'number') return value;
+  if (value === 'NaN') return NaN;
+  if (value === '+Inf') return Infinity;
+  if (value === '-Inf') return -Infinity;
+  throw new TypeError(`not a sample value: ${JSON.stringify(value)}`);
+}
+
+/** Serialises a batch for the queue (values made JSON-safe). */
+export function encodeBatch(batch: IngestBatch): string {
+  let safe = true;
+  for (const sample of batch.samples) {
+    if (!Number.isFinite(sample[2])) {
+      safe = false;
+      break;
+    }
+  }
+  if (safe) return JSON.stringify(batch);
+  return JSON.stringify({ ...batch, samples: batch.samples.map(([l, t, v]) => [l, t, encodeValue(v)]) });
+}
+
+export function decodeBatch(text: string): IngestBatch {
+  const batch = JSON.parse(text) as IngestBatch;
+  for (const sample of batch.samples) {
+    if (typeof sample[2] !== 'number') sample[2] = decodeValue(sample[2]);
+  }
+  return batch;
+}

@@ -1,0 +1,30 @@
+/**
+ * What a plugin module exports: metadata and a factory for its slot's interface.
+ */
+import type { SlotName, SlotTypes } from '../slots/index.js';
+
+export interface PluginMetadata<S extends SlotName = SlotName> {
+  /** Globally unique, lower case: `<family>.<name>`, e.g. `ingestion.event-driven`. */
+  id: string;
+  /** Craft number 0–5 this phase belongs to. */
+  craft: number;
+  /** Phase within the craft (0 for Craft #0 and platform defaults). */
+  phase: number;
+  slot: S;
+  /** Semantic version of the plugin. */
+  version: string;
+  /** One line: what this phase does differently. */
+  summary: string;
+  /** Whether the plugin keeps acknowledged data across a process crash. */
+  durable?: boolean;
+}
+
+export interface PluginDefinition<S extends SlotName = SlotName> extends PluginMetadata<S> {
+  /** Makes a fresh instance; options come from the configuration's plugin entry. */
+  create(context: SlotTypes[S]['context'], options: Record<string, unknown>): SlotTypes[S]['instance'];
+}
+
+/** Identity function that types a plugin definition by its slot. */
+export function definePlugin<S extends SlotName>(definition: PluginDefinition<S>): PluginDefinition<S> {
+  return definition;
+}

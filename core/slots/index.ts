@@ -1,0 +1,38 @@
+/**
+ * The closed vocabulary of slots. A slot is an interface a plugin implements, hosted by
+ * one actor. Anything else named as a slot is an error.
+ */
+import type { IngestionServer, IngestionServerContext } from './ingestion.js';
+import type { QueueLog, QueueLogContext } from './queue.js';
+import type { SampleStore, StorageContext } from './storage.js';
+import type { QueryContext, QueryEvaluator } from './query.js';
+import type { AlertEvaluator, AlertingContext } from './alerting.js';
+
+export interface SlotTypes {
+  'ingestion.server': { context: IngestionServerContext; instance: IngestionServer };
+  'queue.log': { context: QueueLogContext; instance: QueueLog };
+  'storage.engine': { context: StorageContext; instance: SampleStore };
+  'query.evaluator': { context: QueryContext; instance: QueryEvaluator };
+  'alerting.evaluator': { context: AlertingContext; instance: AlertEvaluator };
+}
+
+export type SlotName = keyof SlotTypes;
+
+/** Each slot: the actor that hosts it and the methods an instance must have. */
+export const SLOTS = {
+  'ingestion.server': { owner: 'ingestion', methods: ['start', 'accept', 'drain', 'stats'] },
+  'queue.log': { owner: 'queue', methods: ['open', 'append', 'lastOffset', 'reader', 'info', 'close'] },
+  'storage.engine': { owner: 'storage', methods: ['open', 'write', 'positions', 'select', 'scan', 'stats', 'close'] },
+  'query.evaluator': { owner: 'query', methods: ['evaluate'] },
+  'alerting.evaluator': { owner: 'alerting', methods: ['rules', 'evaluate'] },
+} as const satisfies Record<SlotName, { owner: string; methods: readonly string[] }>;
+
+export const SLOT_NAMES = Object.keys(SLOTS) as SlotName[];
+
+export const isSlotName = (name: string): name is SlotName => Object.hasOwn(SLOTS, name);
+
+export type { IngestionServer, IngestionServerContext } from './ingestion.js';
+export type { QueueLog, QueueLogContext } from './queue.js';
+export type { SampleStore, StorageContext } from './storage.js';
+export type { QueryEvaluator, QueryContext } from './query.js';
+export type { AlertEvaluator, AlertingContext } from './alerting.js';

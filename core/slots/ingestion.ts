@@ -1,0 +1,92 @@
+/**
+ * Slot `ingestion.server`: the HTTP server strategy of the ingestion actor (Craft #1's
+ * phases). The actor owns the listening socket and hands each accepted connection to the
+ * active plugin; a swap sends new connections to the new plugin while the old one drains.
+ */
+import type { Socket } from 'node:net';
+import type { IngestBatch } from '../model.js';
+import type { Logger } from '../log.js';
+import type { Clock } from '../clock.js';
+
+/** Where the queue said a batch went. */
+export interface AppendAck {
+  partition: number;
+  offset: number;
+  epoch: number;
+}
+
+/** A seed `GET /query` row. */
+export interface SeedQueryRow {
+  name: string;
+  value: number;
+  timestamp: number;
+}
+
+/** What a server plugin may do with what it accepted. Safe for concurrent use. */
+export interface IngestionSink {
+  /**
+   * Puts a batch in the queue. Resolves only once the batch is durably in the queue (the
+   * meaning of a 2xx answer); rejects with a `CraftError` (`CRAFT_OVERLOADED`,
+   * `CRAFT_TIMEOUT`, `CRAFT_NO_RESPONDERS`) otherwise, and then nothing was acknowledged.
+   */
+  append(batch: IngestBatch): Promise<AppendAck>;
+  /** Runs the seed's full-scan query over the bus (inclusive bounds in ms). */
+  query(name: string, startMs: number, endMs: number): Promise<SeedQueryRow[]>;
+  /** Messages waiting in the queue, for the seed's health answer. */
+  queueDepth(): Promise<number>;
+}
+
+export interface IngestionLimits {
+  /** Bodies above this are answered 413. */
+  bodyBytesMax: number;
+  /** Metrics in one batch. */
+  batchMetricsMax: number;
+  metricNameLengthMax: number;
+  /** Requests per second per client id; 0 disables rate limiting. */
+  rateLimitPerSecond: number;
+  /** Bounded task queue of pool-based phases. */
+  workQueueCapacity: number;
+  /** Appends in flight to the queue before requests get 503. */
+  appendInFlightMax: number;
+  /** Keep-alive idle timeout for phases that keep connections. */
+  keepAliveTimeoutMs: number;
+  /** Worker threads or processes for pool-based phases (0 = one per core). */
+  workers: number;
+}
+
+export interface IngestionServerContext {
+  sink: IngestionSink;
+  limits: IngestionLimits;
+  /** NATS servers of the platform, for plugins that run helper processes with their own connection. */
+  natsServers: string;
+  log: Logger;
+  clock: Clock;
+}
+
+/** Counters every phase keeps (seed stats plus overload and per-protocol detail). */
+export interface IngestionStats {
+  phase: string;
+  requests: number;
+  metricsReceived: number;
+  batchesProcessed: number;
+  validationErrors: number;
+  rateLimited: number;
+  rejectedOverload: number;
+  bodyTooLarge: number;
+  connectionsOpen: number;
+  connectionsTotal: number;
+}
+
+export interface IngestionServer {
+  /** Prepares worker threads, processes or buffers; resolves when ready to accept. */
+  start(): Promise<void>;
+  /** Takes ownership of one accepted TCP connection. */
+  accept(socket: Socket): void;
+  /**
+   * Stops taking new requests, finishes the ones in flight (their answers are sent), closes
+   * idle connections, and releases threads and processes. Resolves when done or when
+   * `deadlineMs` (absolute, ms since epoch) passes, after which connections are destroyed.
+   */
+  drain(deadlineMs: number): Promise<void>;
+  stats(): IngestionStats;
+}

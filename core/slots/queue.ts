@@ -1,0 +1,57 @@
+/**
+ * Slot `queue.log`: the log behind the queue actor (Craft #2's phases). Offsets are per
+ * partition, strictly increasing (not necessarily contiguous). A swap opens a new log in a
+ * new epoch: appends go to the new log at once; readers drain the old log first.
+ */
+import type { Logger } from '../log.js';
+import type { Bus } from '../nats/bus.js';
+
+export interface Delivery {
+  partition: number;
+  offset: number;
+  payload: Uint8Array;
+}
+
+/** One consumer group's view of one partition. */
+export interface PartitionReader {
+  /** Deliveries waiting to be taken, without waiting. */
+  take(maxMessages: number, maxBytes: number): Delivery[];
+  /** Resolves when deliveries are waiting, or after `waitMs`. */
+  waitForData(waitMs: number): Promise<void>;
+  /** Commits through `offset` (cumulative); durable when it resolves. */
+  commit(offset: number): Promise<void>;
+  /** Forgets what was delivered but not committed; it is delivered again (a member restarted). */
+  rewind(): Promise<void>;
+  /** The committed offset (0 when nothing is committed yet). */
+  committed(): number;
+  close(): Promise<void>;
+}
+
+export interface QueueLogInfo {
+  /** Messages appended and not yet committed by every group, per partition. */
+  depth: number[];
+  appended: number;
+  durable: boolean;
+}
+
+export interface QueueLog {
+  open(): Promise<void>;
+  /** Appends one message; resolves with its offset once it is as durable as this log makes it. */
+  append(partition: number, payload: Uint8Array): Promise<number>;
+  /** The last offset appended to a partition (0 when empty). */
+  lastOffset(partition: number): number;
+  reader(group: string, partition: number): Promise<PartitionReader>;
+  info(): QueueLogInfo;
+  /** Closes the log. `destroy` also deletes its data (used after an old epoch is drained). */
+  close(options?: { destroy?: boolean }): Promise<void>;
+}
+
+export interface QueueLogContext {
+  partitions: number;
+  /** The epoch this log instance serves; a new epoch starts on every swap. */
+  epoch: number;
+  /** Private directory for file-based logs. */
+  dataDir: string;
+  bus: Bus;
+  log: Logger;
+}

@@ -1,0 +1,91 @@
+/**
+ * Every NATS subject the platform uses, in one place.
+ *
+ * Grammar:
+ *
+ *   subject   = "craft" "." component "." verb [ "." qualifier ]
+ *   component = "sys" | "control" | "ingestion" | "queue" | "storage" | "query" | "alerting" | "journal"
+ *   verb      = lowercase word naming the operation, e.g. "append", "select", "swap"
+ *   qualifier = actor id, partition number or journal name
+ *
+ * Request subjects take a JSON request and answer a JSON reply of the form
+ * `{ "ok": true, ... }` or `{ "ok": false, "error": { "code", "message" } }`.
+ * Event subjects are published to and carry JSON events; nobody replies.
+ */
+export const SUBJECT_PREFIX = 'craft';
+
+export const SUBJECTS = {
+  /** Scatter request: every platform process answers with its supervision tree. */
+  sysStatus: 'craft.sys.status',
+  /** Fault injection: `craft.sys.kill.<actorId>` makes that actor crash (when faults are enabled). */
+  sysKillPrefix: 'craft.sys.kill',
+  /** Fault injection: `craft.sys.exit.<processName>` makes that process exit abruptly (when faults are enabled). */
+  sysExitPrefix: 'craft.sys.exit',
+  /** Event stream of the runtime itself: actor started, crashed, restarted, swapped. */
+  sysEvents: 'craft.sys.events',
+
+  /** Control actor: swap a slot's plugin `{slot, plugin, options?}`. */
+  controlSwap: 'craft.control.swap',
+  /** Control actor: the active plugin per slot. */
+  controlChoices: 'craft.control.choices',
+  /** Owning actor of a slot: `craft.control.handover.<actorId>` performs the swap inside that actor. */
+  controlHandoverPrefix: 'craft.control.handover',
+
+  /** Queue actor: append one batch `{client, batch}` → `{partition, offset, epoch}`. */
+  queueAppend: 'craft.queue.append',
+  /** Queue actor: join a consumer group `{group, member}` → `{generation}`. */
+  queueJoin: 'craft.queue.join',
+  /** Queue actor: fetch messages for a group member. */
+  queueFetch: 'craft.queue.fetch',
+  /** Queue actor: commit offsets for a group member. */
+  queueCommit: 'craft.queue.commit',
+  /** Queue actor: depth, epochs and group lag. */
+  queueInfo: 'craft.queue.info',
+
+  /** Storage actor: select samples `{matchers, startMs, endMs}`. */
+  storageSelect: 'craft.storage.select',
+  /** Storage actor: counts of series and samples, applied queue positions. */
+  storageInfo: 'craft.storage.info',
+
+  /** Query actor: evaluate an expression `{expr, startMs?, endMs?}`. */
+  queryRun: 'craft.query.run',
+
+  /** Alerting actor: rules and their current state. */
+  alertingRules: 'craft.alerting.rules',
+  /** Events published by the alerting actor: `craft.alerting.events.<state>`. */
+  alertingEventsPrefix: 'craft.alerting.events',
+
+  /** Ingestion actor: statistics of the active server plugin. */
+  ingestionStats: 'craft.ingestion.stats',
+} as const;
+
+export type Subject = (typeof SUBJECTS)[keyof typeof SUBJECTS];
+
+/** `craft.sys.kill.<actorId>` */
+export const killSubject = (actorId: string): string => `${SUBJECTS.sysKillPrefix}.${actorId}`;
+/** `craft.sys.exit.<processName>` */
+export const exitSubject = (processName: string): string => `${SUBJECTS.sysExitPrefix}.${processName}`;
+/** `craft.control.handover.<actorId>` */
+export const handoverSubject = (actorId: string): string => `${SUBJECTS.controlHandoverPrefix}.${actorId}`;
+/** `craft.alerting.events.<state>` */
+export const alertEventSubject = (state: string): string => `${SUBJECTS.alertingEventsPrefix}.${state}`;
+/** `craft.journal.<name>`: the subject a journal's events are stored under. */
+export const journalSubject = (name: string): string => `${SUBJECT_PREFIX}.journal.${name}`;
+
+/** JetStream stream names (upper case by convention). */
+export const STREAMS = {
+  /** One stream per journal: `CRAFT_JOURNAL_<NAME>`. */
+  journalPrefix: 'CRAFT_JOURNAL_',
+  /** The durable queue: `CRAFT_QUEUE_E<epoch>` with subjects `craft.queue.log.<epoch>.<partition>`. */
+  queuePrefix: 'CRAFT_QUEUE_E',
+} as const;
+
+export const journalStream = (name: string): string => `${STREAMS.journalPrefix}${name.toUpperCase().replace(/[^A-Z0-9]/g, '_')}`;
+export const queueStream = (epoch: number): string => `${STREAMS.queuePrefix}${epoch}`;
+export const queueLogSubject = (epoch: number, partition: number): string => `craft.queue.log.${epoch}.${partition}`;
+
+/** KV buckets. */
+export const BUCKETS = {
+  /** Journal snapshots: key = journal name, value = `{seq, state}`. */
+  snapshots: 'craft-snapshots',
+} as const;
