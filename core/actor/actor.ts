@@ -11,7 +11,7 @@
 import type { Msg, Subscription } from '@nats-io/transport-node';
 import { CraftError, toWireError } from '../errors.js';
 import { MAILBOX_CAPACITY, RETRY_AFTER_S } from '../defaults.js';
-import { decodeJson, respond, type Bus } from '../nats/bus.js';
+import { decodeJson, PartsReply, RawReply, respond, respondParts, type Bus } from '../nats/bus.js';
 import { killSubject } from '../subjects.js';
 import { createLogger, type Logger } from '../log.js';
 import { systemClock, type Clock } from '../clock.js';
@@ -41,6 +41,11 @@ interface Route {
   inFlight: number;
   /** Whether the handler expects raw bytes instead of JSON. */
   raw: boolean;
+  /** Whether replies (including errors) end with the parts sentinel. */
+  parts: boolean;
+  /** Messages waiting for this route, FIFO from `waitingHead`. */
+  waiting: Envelope[];
+  waitingHead: number;
 }
 
 export interface HandleOptions {
@@ -50,6 +55,8 @@ export interface HandleOptions {
   concurrency?: number;
   /** Pass the raw message bytes to the handler instead of decoded JSON. */
   raw?: boolean;
+  /** The subject answers in parts (`PartsReply`); errors then also end with the sentinel. */
+  parts?: boolean;
 }
 
 export abstract class Actor {
@@ -61,9 +68,10 @@ export abstract class Actor {
   protected mailboxCapacity = MAILBOX_CAPACITY;
 
   private readonly routes: Route[] = [];
+  private readonly pendingQueues = new Map<Route, string | undefined>();
   private readonly subscriptions: Subscription[] = [];
-  private readonly mailbox: Envelope[] = [];
-  private mailboxHead = 0;
+  /** Messages waiting in route queues (not yet started). */
+  private queued = 0;
   private inFlight = 0;
   private state: NodeState = 'starting';
   private resolveExit!: (reason: ExitReason) => void;
@@ -100,13 +108,14 @@ export abstract class Actor {
       concurrency: options.concurrency ?? 1,
       inFlight: 0,
       raw: options.raw ?? false,
+      parts: options.parts ?? false,
+      waiting: [],
+      waitingHead: 0,
     };
     this.routes.push(route);
     if (this.state === 'running') this.subscribe(route, options.queue);
     else this.pendingQueues.set(route, options.queue);
   }
-
-  private readonly pendingQueues = new Map<Route, string | undefined>();
 
   /** Starts the actor: `onStart`, then opens the mailbox. */
   async start(): Promise<void> {
@@ -135,7 +144,7 @@ export abstract class Actor {
   }
 
   get mailboxDepth(): number {
-    return this.mailbox.length - this.mailboxHead + this.inFlight;
+    return this.queued + this.inFlight;
   }
 
   private enqueue(envelope: Envelope): void {
@@ -152,19 +161,28 @@ export abstract class Actor {
       });
       return;
     }
-    this.mailbox.push(envelope);
-    this.pump();
+    envelope.route.waiting.push(envelope);
+    this.queued += 1;
+    this.pump(envelope.route);
   }
 
-  /** Takes messages from the head of the mailbox while their routes have capacity. */
-  private pump(): void {
-    while (this.mailboxHead < this.mailbox.length && this.state === 'running') {
-      const envelope = this.mailbox[this.mailboxHead]!;
-      if (envelope.route.inFlight >= envelope.route.concurrency) break;
-      this.mailboxHead += 1;
-      if (this.mailboxHead > 1024 && this.mailboxHead * 2 > this.mailbox.length) {
-        this.mailbox.splice(0, this.mailboxHead);
-        this.mailboxHead = 0;
+  /**
+   * Starts waiting messages of a route while it has capacity. Each route keeps its own FIFO,
+   * so a slow subject (a long-poll fetch) never blocks a fast one behind it; the mailbox
+   * limit counts all of them together.
+   */
+  private pump(route: Route): void {
+    while (route.inFlight < route.concurrency && route.waitingHead < route.waiting.length && this.state === 'running') {
+      const envelope = route.waiting[route.waitingHead]!;
+      route.waiting[route.waitingHead] = undefined as unknown as Envelope;
+      route.waitingHead += 1;
+      this.queued -= 1;
+      if (route.waitingHead === route.waiting.length) {
+        route.waiting.length = 0;
+        route.waitingHead = 0;
+      } else if (route.waitingHead > 1024 && route.waitingHead * 2 > route.waiting.length) {
+        route.waiting.splice(0, route.waitingHead);
+        route.waitingHead = 0;
       }
       void this.process(envelope);
     }
@@ -176,14 +194,17 @@ export abstract class Actor {
     try {
       const body = route.raw ? message.data : message.data.length === 0 ? {} : decodeJson(message.data);
       const result = await route.handler(body, message);
-      respond(message, { ok: true, result });
+      if (result instanceof RawReply) message.respond(result.data);
+      else if (result instanceof PartsReply) respondParts(message, result);
+      else respond(message, { ok: true, result });
     } catch (error) {
-      respond(message, { ok: false, error: toWireError(error) });
+      if (route.parts) respondParts(message, { ok: false, error: toWireError(error) });
+      else respond(message, { ok: false, error: toWireError(error) });
       if (!(error instanceof CraftError)) this.crash(error);
     } finally {
       route.inFlight -= 1;
       this.inFlight -= 1;
-      this.pump();
+      this.pump(route);
     }
   }
 
@@ -206,11 +227,17 @@ export abstract class Actor {
 
   private closeMailbox(reason: string): void {
     for (const subscription of this.subscriptions.splice(0)) subscription.unsubscribe();
-    for (let i = this.mailboxHead; i < this.mailbox.length; i++) {
-      respond(this.mailbox[i]!.message, { ok: false, error: new CraftError('CRAFT_OVERLOADED', `actor ${this.id} ${reason}`, { details: { retryAfterS: RETRY_AFTER_S } }).toJSON() });
+    for (const route of this.routes) {
+      for (let i = route.waitingHead; i < route.waiting.length; i++) {
+        const envelope = route.waiting[i]!;
+        const error = new CraftError('CRAFT_OVERLOADED', `actor ${this.id} ${reason}`, { details: { retryAfterS: RETRY_AFTER_S } }).toJSON();
+        if (route.parts) respondParts(envelope.message, { ok: false, error });
+        else respond(envelope.message, { ok: false, error });
+      }
+      route.waiting.length = 0;
+      route.waitingHead = 0;
     }
-    this.mailbox.length = 0;
-    this.mailboxHead = 0;
+    this.queued = 0;
   }
 
   /** Graceful stop: close the mailbox, let in-flight handlers finish (within `timeoutMs`), then `onStop`. */

@@ -3,7 +3,7 @@
  * speaks the platform's request/reply convention — JSON in, `{ok, result | error}` out — and
  * turns transport failures into coded errors.
  */
-import { connect, errors as natsErrors, type NatsConnection, type Msg, type Subscription } from '@nats-io/transport-node';
+import { connect, headers, errors as natsErrors, type NatsConnection, type Msg, type Subscription } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import { CraftError, fromWireError, toWireError, type WireError } from '../errors.js';
 import { REQUEST_TIMEOUT_MS } from '../defaults.js';
@@ -38,6 +38,35 @@ export interface RequestOptions {
   timeoutMs?: number;
 }
 
+/** A reply sent as raw bytes (binary framing) instead of the JSON envelope. */
+export class RawReply {
+  constructor(readonly data: Uint8Array) {}
+}
+
+/**
+ * A reply too large for one NATS message, sent as parts: each part is a JSON envelope
+ * `{ok:true, result}`; an empty message ends the reply. Read with `Bus.requestParts`.
+ */
+export class PartsReply<T> {
+  constructor(readonly parts: T[]) {}
+}
+
+/** Sends a parts reply (or an error) followed by the empty end-of-reply sentinel. */
+export function respondParts<T>(message: Msg, reply: PartsReply<T> | { ok: false; error: WireError }): void {
+  if (reply instanceof PartsReply) {
+    for (const part of reply.parts) respond(message, { ok: true, result: part });
+  } else {
+    respond(message, reply);
+  }
+  if (message.reply !== undefined && message.reply !== '') {
+    try {
+      message.respond(new Uint8Array(0));
+    } catch {
+      // connection closed; the requester times out
+    }
+  }
+}
+
 export class Bus {
   private jsClient: JetStreamClient | undefined;
   private jsManager: JetStreamManager | undefined;
@@ -67,6 +96,43 @@ export class Bus {
     const reply = decodeJson<Reply<T>>(message.data);
     if (reply.ok) return reply.result;
     throw fromWireError(reply.error);
+  }
+
+  /** Sends a request whose reply comes in parts (see `PartsReply`); returns the parts in order. */
+  async requestParts<T>(subject: string, body: unknown, options: RequestOptions = {}): Promise<T[]> {
+    const parts: T[] = [];
+    let ended = false;
+    try {
+      const replies = await this.nc.requestMany(subject, encodeJson(body), { strategy: 'sentinel', maxWait: options.timeoutMs ?? REQUEST_TIMEOUT_MS });
+      for await (const message of replies) {
+        if (message.data.length === 0) {
+          ended = true;
+          break;
+        }
+        const reply = decodeJson<Reply<T>>(message.data);
+        if (!reply.ok) throw fromWireError(reply.error);
+        parts.push(reply.result);
+      }
+    } catch (error) {
+      throw mapRequestError(error, subject);
+    }
+    if (!ended) throw new CraftError(parts.length === 0 ? 'CRAFT_NO_RESPONDERS' : 'CRAFT_TIMEOUT', `reply on ${subject} ended early after ${parts.length} parts`);
+    return parts;
+  }
+
+  /** Sends raw bytes and returns the raw reply bytes. */
+  async requestRaw(subject: string, data: Uint8Array, options: RequestOptions & { headers?: Record<string, string> } = {}): Promise<Uint8Array> {
+    try {
+      let hdrs: ReturnType<typeof headers> | undefined;
+      if (options.headers !== undefined) {
+        hdrs = headers();
+        for (const [key, value] of Object.entries(options.headers)) hdrs.set(key, value);
+      }
+      const message = await this.nc.request(subject, data, { timeout: options.timeoutMs ?? REQUEST_TIMEOUT_MS, ...(hdrs === undefined ? {} : { headers: hdrs }) });
+      return message.data;
+    } catch (error) {
+      throw mapRequestError(error, subject);
+    }
   }
 
   /** Sends one request and gathers every reply that arrives within `maxWaitMs` (scatter/gather). */
@@ -103,7 +169,8 @@ export class Bus {
           try {
             const body = message.data.length === 0 ? ({} as B) : decodeJson<B>(message.data);
             const result = await handler(body, message);
-            respond(message, { ok: true, result });
+            if (result instanceof RawReply) message.respond(result.data);
+            else respond(message, { ok: true, result });
           } catch (failure) {
             respond(message, { ok: false, error: toWireError(failure) });
           }

@@ -21,7 +21,7 @@ export type SlotName = keyof SlotTypes;
 /** Each slot: the actor that hosts it and the methods an instance must have. */
 export const SLOTS = {
   'ingestion.server': { owner: 'ingestion', methods: ['start', 'accept', 'drain', 'stats'] },
-  'queue.log': { owner: 'queue', methods: ['open', 'append', 'lastOffset', 'reader', 'info', 'close'] },
+  'queue.log': { owner: 'queue', methods: ['open', 'append', 'lastOffset', 'reader', 'trim', 'info', 'close'] },
   'storage.engine': { owner: 'storage', methods: ['open', 'write', 'positions', 'select', 'scan', 'stats', 'close'] },
   'query.evaluator': { owner: 'query', methods: ['evaluate'] },
   'alerting.evaluator': { owner: 'alerting', methods: ['rules', 'evaluate'] },

@@ -28,10 +28,10 @@ export interface PartitionReader {
 }
 
 export interface QueueLogInfo {
-  /** Messages appended and not yet committed by every group, per partition. */
+  /** Messages retained (appended, not yet trimmed), per partition. */
   depth: number[];
+  /** Messages appended since this instance opened. */
   appended: number;
-  durable: boolean;
 }
 
 export interface QueueLog {
@@ -40,8 +40,11 @@ export interface QueueLog {
   append(partition: number, payload: Uint8Array): Promise<number>;
   /** The last offset appended to a partition (0 when empty). */
   lastOffset(partition: number): number;
+  /** Opens a group's reader of one partition, positioned after the group's committed offset. */
   reader(group: string, partition: number): Promise<PartitionReader>;
-  info(): QueueLogInfo;
+  /** Drops messages through `offset` of a partition: every group has committed them. */
+  trim(partition: number, offset: number): Promise<void>;
+  info(): Promise<QueueLogInfo>;
   /** Closes the log. `destroy` also deletes its data (used after an old epoch is drained). */
   close(options?: { destroy?: boolean }): Promise<void>;
 }

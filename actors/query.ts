@@ -1,0 +1,117 @@
+/**
+ * The query actor: hosts the `query.evaluator` slot, answers `craft.query.run` over the
+ * bus, and serves HTTP on the query port: the seed's `GET /query?name=&start=&end=` and
+ * `GET /health`. It reads samples from storage over the bus. Evaluators hold no state, so
+ * a swap replaces the instance between two queries.
+ */
+import { createServer, type Server } from 'node:http';
+import { Actor } from '../core/actor/actor.js';
+import { CraftError, invariant } from '../core/errors.js';
+import { SUBJECTS, handoverSubject } from '../core/subjects.js';
+import { StorageClient } from '../core/storage/client.js';
+import { encodeQueryResult } from '../core/query/client.js';
+import { METRIC_NAME_LABEL } from '../core/model.js';
+import { currentChoice, type HandoverReply, type HandoverRequest, type PlatformContext } from '../core/platform-context.js';
+import type { QueryEvaluator, QueryRequest, QueryResult, SampleSource } from '../core/slots/query.js';
+
+export class QueryActor extends Actor {
+  private evaluator!: QueryEvaluator;
+  private pluginId = '';
+  private http: Server | undefined;
+  private readonly source: SampleSource;
+
+  constructor(private readonly context: PlatformContext) {
+    super('query', context);
+    const storage = new StorageClient(context.bus);
+    this.source = { select: (matchers, startMs, endMs) => storage.select({ matchers, startMs, endMs }) };
+    this.handle(SUBJECTS.queryRun, async (body: QueryRequest) => encodeQueryResult(await this.run(body)), { concurrency: 32 });
+    this.handle(handoverSubject(this.id), (body: HandoverRequest) => this.handover(body));
+  }
+
+  protected override plugins(): Record<string, string> | undefined {
+    return this.pluginId === '' ? undefined : { 'query.evaluator': this.pluginId };
+  }
+
+  get port(): number {
+    const address = this.http?.address();
+    return typeof address === 'object' && address !== null ? address.port : 0;
+  }
+
+  protected override async onStart(): Promise<void> {
+    const choice = await currentChoice(this.context, 'query.evaluator');
+    this.evaluator = this.context.registry.instantiate('query.evaluator', choice.id, { log: this.log }, choice.options);
+    this.pluginId = choice.id;
+    const { host, queryPort } = this.context.config.http;
+    const http = createServer((request, response) => {
+      void this.serveHttp(request.method ?? 'GET', request.url ?? '/').then(({ status, body }) => {
+        response.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) });
+        response.end(body);
+      });
+    });
+    await new Promise<void>((resolve, reject) => {
+      http.once('error', reject);
+      http.listen({ host, port: queryPort }, () => {
+        http.off('error', reject);
+        resolve();
+      });
+    }).catch((error: NodeJS.ErrnoException) => {
+      throw new CraftError('CRAFT_CONFIG_INVALID', `query cannot listen on ${host}:${queryPort}: ${error.code ?? error.message}`, { cause: error });
+    });
+    this.http = http;
+    this.log.info('query listening', { host, port: this.port, plugin: choice.id });
+  }
+
+  private async closeHttp(): Promise<void> {
+    const http = this.http;
+    this.http = undefined;
+    if (http === undefined) return;
+    http.closeAllConnections();
+    await new Promise<void>((resolve) => http.close(() => resolve()));
+  }
+
+  protected override async onStop(): Promise<void> {
+    await this.closeHttp();
+  }
+
+  protected override async onCrash(): Promise<void> {
+    await this.closeHttp();
+  }
+
+  private run(request: QueryRequest): Promise<QueryResult> {
+    if (typeof request.expr !== 'string' || request.expr === '') throw new CraftError('CRAFT_BAD_REQUEST', 'query needs {expr: string}');
+    return this.evaluator.evaluate(request, this.source);
+  }
+
+  private async serveHttp(method: string, url: string): Promise<{ status: number; body: string }> {
+    const parsed = new URL(url, 'http://localhost');
+    if (method !== 'GET') return { status: 405, body: JSON.stringify({ error: 'method not allowed; use GET' }) };
+    if (parsed.pathname === '/health') return { status: 200, body: JSON.stringify({ status: 'healthy', service: 'query', plugin: this.pluginId }) };
+    if (parsed.pathname !== '/query') return { status: 404, body: JSON.stringify({ error: 'route not found' }) };
+    const name = parsed.searchParams.get('name');
+    if (name === null || name === '') return { status: 400, body: JSON.stringify({ error: 'query needs name' }) };
+    const startMs = Number(parsed.searchParams.get('start') ?? 0);
+    const endMs = Number(parsed.searchParams.get('end') ?? Number.MAX_SAFE_INTEGER);
+    if (!Number.isFinite(startMs) || !Number.isFinite(endMs)) return { status: 400, body: JSON.stringify({ error: 'start and end must be numbers (ms)' }) };
+    try {
+      const result = await this.run({ expr: name, startMs, endMs });
+      const rows = result.resultType === 'matrix'
+        ? result.result.flatMap((s) => s.timestampsMs.map((t, i) => ({ name: s.labels[METRIC_NAME_LABEL] ?? name, value: s.values[i]!, timestamp: t })))
+        : [];
+      rows.sort((a, b) => a.timestamp - b.timestamp);
+      return { status: 200, body: JSON.stringify(rows) };
+    } catch (error) {
+      if (error instanceof CraftError && error.code === 'CRAFT_BAD_REQUEST') return { status: 400, body: JSON.stringify({ error: error.message }) };
+      return { status: 503, body: JSON.stringify({ error: `query unavailable: ${(error as Error).message}` }) };
+    }
+  }
+
+  private async handover(request: HandoverRequest): Promise<HandoverReply> {
+    invariant(request.slot === 'query.evaluator', `query actor asked to swap ${request.slot}`);
+    const started = this.clock.now();
+    const next = this.context.registry.instantiate('query.evaluator', request.plugin, { log: this.log }, request.options);
+    const from = this.pluginId;
+    this.evaluator = next;
+    this.pluginId = request.plugin;
+    return { slot: 'query.evaluator', from, to: request.plugin, tookMs: this.clock.now() - started, detail: 'stateless: the next query uses the new evaluator' };
+  }
+}

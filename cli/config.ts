@@ -1,0 +1,44 @@
+/**
+ * The effective configuration of a command: the YAML (or JSON) file, then flags on top.
+ */
+import { configSchema, makeConfig, ACTOR_IDS, type ActorId, type PlatformConfig } from '../core/config/schema.js';
+import { loadYamlFile } from '../core/config/yaml-file.js';
+import { CraftError } from '../core/errors.js';
+
+export interface ConfigFlags {
+  config?: string;
+  data?: string;
+  nats?: string;
+  only?: string;
+  processName?: string;
+  ingestionPort?: string;
+  queryPort?: string;
+  host?: string;
+}
+
+function portFlag(value: string, flag: string): number {
+  const port = Number(value);
+  if (!Number.isInteger(port) || port < 0 || port > 65_535) throw new CraftError('CRAFT_CONFIG_INVALID', `${flag} must be a port number 0–65535, got ${JSON.stringify(value)}`);
+  return port;
+}
+
+export function resolveConfig(flags: ConfigFlags): PlatformConfig {
+  const base = flags.config === undefined ? makeConfig() : loadYamlFile(flags.config, configSchema, 'CRAFT_CONFIG_INVALID');
+  const config: PlatformConfig = { ...base, http: { ...base.http }, nats: { ...base.nats } };
+  if (flags.data !== undefined) config.dataDir = flags.data;
+  const natsUrl = flags.nats ?? process.env.CRAFT_NATS_URL;
+  if (natsUrl !== undefined && natsUrl !== '') config.nats.url = natsUrl;
+  if (flags.processName !== undefined) config.processName = flags.processName;
+  if (flags.ingestionPort !== undefined) config.http.ingestionPort = portFlag(flags.ingestionPort, '--ingestion-port');
+  if (flags.queryPort !== undefined) config.http.queryPort = portFlag(flags.queryPort, '--query-port');
+  if (flags.host !== undefined) config.http.host = flags.host;
+  if (flags.only !== undefined) {
+    const actors = flags.only.split(',').map((a) => a.trim()).filter((a) => a !== '');
+    const unknown = actors.filter((a) => !(ACTOR_IDS as readonly string[]).includes(a));
+    if (unknown.length > 0 || actors.length === 0) {
+      throw new CraftError('CRAFT_CONFIG_INVALID', `--only takes actors from ${ACTOR_IDS.join(', ')}; unknown: ${unknown.join(', ') || '(none given)'}`);
+    }
+    config.actors = actors as ActorId[];
+  }
+  return config;
+}

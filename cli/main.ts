@@ -1,0 +1,203 @@
+#!/usr/bin/env node
+/**
+ * The `craft` command.
+ */
+import { Command, Option } from 'commander';
+import { CraftError, errorTableMarkdown } from '../core/errors.js';
+import { PluginRegistry } from '../core/plugins/registry.js';
+import { SLOT_NAMES } from '../core/slots/index.js';
+import { SUBJECTS } from '../core/subjects.js';
+import { createLogger } from '../core/log.js';
+import { QueryClient } from '../core/query/client.js';
+import { Platform } from '../actors/platform.js';
+import { connectToPlatform } from './connect.js';
+import { gatherStatus, renderStatus } from './status.js';
+import { renderTable } from './table.js';
+import { resolveConfig, type ConfigFlags } from './config.js';
+import type { HandoverReply } from '../core/platform-context.js';
+
+const log = createLogger('craft');
+const program = new Command();
+program.name('craft').description('Systems Craft: a monitoring platform whose every optimisation phase is a hot-swappable plugin.').showHelpAfterError();
+
+function addPlatformFlags(command: Command): Command {
+  return command
+    .option('--nats <url>', 'NATS server or cluster to use (default: an embedded nats-server; env CRAFT_NATS_URL)')
+    .option('--data <dir>', 'data directory (default ./data)');
+}
+
+addPlatformFlags(
+  program
+    .command('up')
+    .description('run the platform until interrupted')
+    .option('-c, --config <file>', 'configuration file (YAML or JSON)')
+    .option('--only <actors>', 'run only these actors (comma-separated), joined to the rest over NATS')
+    .option('--process-name <name>', 'name of this process in the supervision tree')
+    .option('--ingestion-port <port>', 'ingestion HTTP port (default 8080)')
+    .option('--query-port <port>', 'query HTTP port (default 9090)')
+    .option('--host <host>', 'interface to listen on (default 0.0.0.0)')
+    .addOption(new Option('--child', 'started by a parent platform process').hideHelp()),
+).action(async (flags: ConfigFlags & { child?: boolean }) => {
+  const config = resolveConfig(flags);
+  const platform = await Platform.start(config);
+  let stopping = false;
+  const shutdown = async (code: number): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    log.info('stopping');
+    await platform.stop();
+    process.exit(code);
+  };
+  process.on('SIGINT', () => void shutdown(0));
+  process.on('SIGTERM', () => void shutdown(0));
+  void platform.root.exited.then((reason) => {
+    if (reason.kind === 'crash') void shutdown(1);
+  });
+  if (flags.child === true && process.send !== undefined) {
+    process.send({ type: 'ready' });
+    process.on('disconnect', () => void shutdown(0));
+  } else {
+    const ports = platform.ports();
+    process.stdout.write(
+      [
+        `craft: platform up (process ${config.processName}, pid ${process.pid})`,
+        `  nats       ${platform.natsUrl}${platform.nats === undefined ? '' : ` (embedded, pid ${platform.nats.pid})`}`,
+        ...(ports.ingestion === undefined ? [] : [`  ingestion  http://${config.http.host}:${ports.ingestion}  (POST /metrics, GET /health)`]),
+        ...(ports.query === undefined ? [] : [`  query      http://${config.http.host}:${ports.query}  (GET /query?name=)`]),
+        `  data       ${config.dataDir}`,
+        `  actors     ${config.actors.join(', ')}`,
+        'Ctrl-C stops it. `craft status` shows the supervision tree.',
+        '',
+      ].join('\n'),
+    );
+  }
+});
+
+program
+  .command('plugins')
+  .description('list the registered plugins')
+  .option('--json', 'print a JSON array')
+  .action(async (flags: { json?: boolean }) => {
+    const { registry, errors } = await PluginRegistry.load();
+    const plugins = registry.list();
+    if (flags.json === true) process.stdout.write(JSON.stringify(plugins, null, 2) + '\n');
+    else {
+      process.stdout.write(
+        renderTable(
+          ['id', 'craft', 'phase', 'slot', 'durable', 'summary'],
+          plugins.map((p) => [p.id, `#${p.craft}`, p.phase, p.slot, p.durable === true ? 'yes' : '', p.summary]),
+        ) + '\n',
+      );
+    }
+    for (const error of errors) process.stderr.write(`craft: ${error.code}: ${error.message}\n`);
+    if (errors.length > 0) process.exitCode = 1;
+  });
+
+addPlatformFlags(
+  program
+    .command('swap')
+    .description(`hot-swap the plugin of a slot in a running platform (slots: ${SLOT_NAMES.join(', ')})`)
+    .argument('<slot>', 'slot name, e.g. storage.engine')
+    .argument('<plugin>', 'plugin id, see `craft plugins`')
+    .option('--options <json>', 'plugin options as JSON', '{}'),
+).action(async (slot: string, plugin: string, flags: { nats?: string; data?: string; options: string }) => {
+  let options: unknown;
+  try {
+    options = JSON.parse(flags.options);
+  } catch {
+    throw new CraftError('CRAFT_BAD_REQUEST', `--options is not JSON: ${flags.options}`);
+  }
+  const bus = await connectToPlatform(flags);
+  try {
+    const reply = await bus.request<HandoverReply>(SUBJECTS.controlSwap, { slot, plugin, options }, { timeoutMs: 10 * 60_000 });
+    process.stdout.write(`swapped ${reply.slot}: ${reply.from} → ${reply.to} in ${reply.tookMs} ms (${reply.detail})\n`);
+  } finally {
+    await bus.close();
+  }
+});
+
+addPlatformFlags(program.command('status').description('print the live supervision tree of a running platform').option('--json', 'print JSON')).action(
+  async (flags: { nats?: string; data?: string; json?: boolean }) => {
+    const bus = await connectToPlatform(flags);
+    try {
+      const processes = await gatherStatus(bus);
+      if (processes.length === 0) throw new CraftError('CRAFT_PLATFORM_NOT_RUNNING', 'no platform process answered on NATS');
+      process.stdout.write(flags.json === true ? JSON.stringify(processes, null, 2) + '\n' : renderStatus(processes));
+    } finally {
+      await bus.close();
+    }
+  },
+);
+
+function timeFlag(value: string | undefined, nowMs: number): number | undefined {
+  if (value === undefined) return undefined;
+  if (value === 'now') return nowMs;
+  const relative = /^-(\d+)(ms|s|m|h|d)$/.exec(value);
+  if (relative !== null) {
+    const unit = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 }[relative[2] as 'ms' | 's' | 'm' | 'h' | 'd'];
+    return nowMs - Number(relative[1]) * unit;
+  }
+  const absolute = Number(value);
+  if (Number.isFinite(absolute)) return absolute;
+  const parsed = Date.parse(value);
+  if (Number.isFinite(parsed)) return parsed;
+  throw new CraftError('CRAFT_BAD_REQUEST', `not a time: ${value} (use ms since epoch, an ISO date, "now", or -5m)`);
+}
+
+addPlatformFlags(
+  program
+    .command('query')
+    .description('evaluate a query expression in a running platform (over NATS request-reply)')
+    .argument('<expr>', 'expression, e.g. cpu_usage{host="a"}')
+    .option('--start <time>', 'range start: ms, ISO date, or relative like -5m')
+    .option('--end <time>', 'range end (default now when --start is given)')
+    .option('--time <time>', 'evaluation time of an instant query (default now)')
+    .option('--json', 'print the raw JSON result'),
+).action(async (expr: string, flags: { nats?: string; data?: string; start?: string; end?: string; time?: string; json?: boolean }) => {
+  const now = Date.now();
+  const startMs = timeFlag(flags.start, now);
+  const endMs = timeFlag(flags.end, now) ?? (startMs === undefined ? undefined : now);
+  const timeMs = timeFlag(flags.time, now);
+  const bus = await connectToPlatform(flags);
+  try {
+    const result = await new QueryClient(bus).query({ expr, ...(startMs === undefined ? {} : { startMs }), ...(endMs === undefined ? {} : { endMs }), ...(timeMs === undefined ? {} : { timeMs }) });
+    if (flags.json === true) {
+      process.stdout.write(JSON.stringify(result, null, 2) + '\n');
+      return;
+    }
+    if (result.resultType === 'matrix') {
+      const rows = result.result.flatMap((s) => s.timestampsMs.map((t, i) => [JSON.stringify(s.labels), new Date(t).toISOString(), s.values[i]!]));
+      process.stdout.write(renderTable(['series', 'time', 'value'], rows) + `\n${result.result.length} series, ${rows.length} samples\n`);
+    } else if (result.resultType === 'vector') {
+      process.stdout.write(renderTable(['series', 'time', 'value'], result.result.map((r) => [JSON.stringify(r.labels), new Date(r.timestampMs).toISOString(), r.value])) + '\n');
+    } else {
+      process.stdout.write(`${result.result.value} @ ${new Date(result.result.timestampMs).toISOString()}\n`);
+    }
+  } finally {
+    await bus.close();
+  }
+});
+
+program
+  .command('errors')
+  .description('print the table of error codes (markdown)')
+  .action(() => {
+    process.stdout.write(errorTableMarkdown());
+  });
+
+export { program };
+
+async function main(): Promise<void> {
+  try {
+    await program.parseAsync(process.argv);
+  } catch (error) {
+    if (error instanceof CraftError) {
+      process.stderr.write(`craft: ${error.code}: ${error.message}\n`);
+      process.exit(error.code === 'CRAFT_CONFIG_INVALID' || error.code === 'CRAFT_SCENARIO_INVALID' || error.code === 'CRAFT_BAD_REQUEST' ? 2 : 1);
+    }
+    process.stderr.write(`craft: ${(error as Error).stack ?? String(error)}\n`);
+    process.exit(1);
+  }
+}
+
+await main();

@@ -1,0 +1,107 @@
+/**
+ * Glue between node:http and the shared protocol, for phases built on node:http: reading
+ * a body under its limit, answering a Reply, and draining connections on a swap.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse, type ServerOptions } from 'node:http';
+import type { Socket } from 'node:net';
+import type { RawRequest, Reply } from './protocol.js';
+import type { StatsCounter } from './protocol.js';
+import { sleep } from '../clock.js';
+
+export const BODY_TOO_LARGE = Symbol('body too large');
+
+/** Reads the body; stops at `bytesMax` (the connection is then closed after the 413). */
+export function readBody(request: IncomingMessage, bytesMax: number): Promise<Uint8Array | typeof BODY_TOO_LARGE> {
+  const declared = Number(request.headers['content-length'] ?? NaN);
+  if (Number.isFinite(declared) && declared > bytesMax) {
+    request.resume();
+    return Promise.resolve(BODY_TOO_LARGE);
+  }
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let over = false;
+    request.on('data', (chunk: Buffer) => {
+      if (over) return;
+      size += chunk.length;
+      if (size > bytesMax) {
+        over = true;
+        chunks.length = 0;
+        return;
+      }
+      chunks.push(chunk);
+    });
+    request.on('end', () => resolve(over ? BODY_TOO_LARGE : chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)));
+    request.on('error', () => resolve(over ? BODY_TOO_LARGE : Buffer.concat(chunks)));
+  });
+}
+
+export function toRawRequest(request: IncomingMessage, body: Uint8Array): RawRequest {
+  const authorization = request.headers.authorization;
+  return { method: request.method ?? 'GET', url: request.url ?? '/', authorization, body };
+}
+
+export function writeReply(response: ServerResponse, reply: Reply, close: boolean): void {
+  if (response.headersSent || response.destroyed) return;
+  const headers: Record<string, string | number> = {
+    'Content-Type': reply.contentType,
+    'Content-Length': Buffer.byteLength(reply.body),
+  };
+  if (reply.retryAfterS !== undefined) headers['Retry-After'] = reply.retryAfterS;
+  if (close) headers.Connection = 'close';
+  response.writeHead(reply.status, headers);
+  response.end(reply.body);
+}
+
+/**
+ * A node:http server fed with accepted sockets rather than listening itself, which counts
+ * connections and drains them on request.
+ */
+export class FedHttpServer {
+  readonly server: Server;
+  private draining = false;
+  private readonly sockets = new Set<Socket>();
+
+  constructor(
+    handler: (request: IncomingMessage, response: ServerResponse) => void,
+    private readonly stats: StatsCounter,
+    options: ServerOptions & { keepAliveTimeoutMs?: number } = {},
+  ) {
+    this.server = createServer(options, handler);
+    this.server.keepAliveTimeout = options.keepAliveTimeoutMs ?? 5_000;
+    // Slowloris guard: headers must arrive within this time.
+    this.server.headersTimeout = 10_000;
+    this.server.requestTimeout = 30_000;
+  }
+
+  get isDraining(): boolean {
+    return this.draining;
+  }
+
+  accept(socket: Socket): void {
+    if (this.draining) {
+      socket.destroy();
+      return;
+    }
+    this.sockets.add(socket);
+    this.stats.connectionsOpen += 1;
+    this.stats.connectionsTotal += 1;
+    socket.once('close', () => {
+      this.sockets.delete(socket);
+      this.stats.connectionsOpen -= 1;
+    });
+    this.server.emit('connection', socket);
+  }
+
+  /** New requests get `Connection: close`; idle connections close now; the rest by the deadline. */
+  async drain(deadlineMs: number): Promise<void> {
+    this.draining = true;
+    this.server.closeIdleConnections();
+    while (this.sockets.size > 0 && Date.now() < deadlineMs) {
+      await sleep(10);
+      this.server.closeIdleConnections();
+    }
+    for (const socket of this.sockets) socket.destroy();
+    this.server.close();
+  }
+}

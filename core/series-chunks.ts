@@ -1,0 +1,55 @@
+/**
+ * Splits a select result into parts that each fit one NATS message, splitting a single
+ * large series across parts where needed. The receiver merges parts by series key.
+ */
+import { NATS_PAYLOAD_BYTES_MAX } from './defaults.js';
+import { seriesKey, type SeriesSamples } from './model.js';
+
+/** Bytes a sample takes in JSON at most (two numbers and separators), used for sizing. */
+const SAMPLE_JSON_BYTES_MAX = 48;
+
+export function chunkSeries(series: SeriesSamples[], partBytesMax = NATS_PAYLOAD_BYTES_MAX / 2): SeriesSamples[][] {
+  const parts: SeriesSamples[][] = [];
+  let part: SeriesSamples[] = [];
+  let bytes = 0;
+  const flush = (): void => {
+    if (part.length > 0) parts.push(part);
+    part = [];
+    bytes = 0;
+  };
+  for (const s of series) {
+    const labelBytes = JSON.stringify(s.labels).length + 64;
+    let start = 0;
+    do {
+      const room = Math.max(1, Math.floor((partBytesMax - bytes - labelBytes) / SAMPLE_JSON_BYTES_MAX));
+      if (room <= 1 && part.length > 0) {
+        flush();
+        continue;
+      }
+      const end = Math.min(s.timestampsMs.length, start + room);
+      part.push({ labels: s.labels, timestampsMs: s.timestampsMs.slice(start, end), values: s.values.slice(start, end) });
+      bytes += labelBytes + (end - start) * SAMPLE_JSON_BYTES_MAX;
+      start = end;
+      if (bytes >= partBytesMax) flush();
+    } while (start < s.timestampsMs.length);
+  }
+  flush();
+  return parts.length === 0 ? [[]] : parts;
+}
+
+/** Joins parts back into one list of series (parts of one series are concatenated in order). */
+export function mergeSeriesParts(parts: SeriesSamples[][]): SeriesSamples[] {
+  const byKey = new Map<string, SeriesSamples>();
+  for (const part of parts) {
+    for (const s of part) {
+      const key = seriesKey(s.labels);
+      const existing = byKey.get(key);
+      if (existing === undefined) byKey.set(key, { labels: s.labels, timestampsMs: [...s.timestampsMs], values: [...s.values] });
+      else {
+        existing.timestampsMs.push(...s.timestampsMs);
+        existing.values.push(...s.values);
+      }
+    }
+  }
+  return [...byKey.values()];
+}

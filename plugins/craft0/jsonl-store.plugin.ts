@@ -1,0 +1,213 @@
+/**
+ * Craft #0 store: one JSON object per line in `samples.jsonl`, as the seed's PoC wrote it
+ * (`{"name","value","timestamp"}`, plus `labels`). Every select scans the whole file — the
+ * cost the storage craft's phases remove. Writes are appended and fsynced before the
+ * storage actor commits its queue offsets; the queue positions are appended in the same
+ * write as a `{"$positions":{…}}` line. A torn last line (a crash mid-write) is cut off on
+ * open; the queue delivers that batch again.
+ */
+import { createReadStream } from 'node:fs';
+import { mkdir, open, rm, stat, truncate, type FileHandle } from 'node:fs/promises';
+import { createInterface } from 'node:readline';
+import { join } from 'node:path';
+import { definePlugin } from '../../core/plugins/define.js';
+import { compileMatchers, METRIC_NAME_LABEL, seriesKey, type Labels, type LabelMatcher, type SeriesSamples, type WireSample } from '../../core/model.js';
+import type { QueuePositions, SampleStore, StorageContext, StoreStats } from '../../core/slots/storage.js';
+
+interface Line {
+  name?: string;
+  value?: number | string | null;
+  timestamp?: number;
+  labels?: Record<string, string>;
+  $positions?: QueuePositions;
+}
+
+const SCAN_CHUNK_SAMPLES = 1_000;
+
+function toLine([labels, timestampMs, value]: WireSample): string {
+  const rest: Record<string, string> = {};
+  let hasRest = false;
+  for (const key in labels) {
+    if (key === METRIC_NAME_LABEL) continue;
+    rest[key] = labels[key]!;
+    hasRest = true;
+  }
+  const encoded = Number.isFinite(value) ? value : Number.isNaN(value) ? '"NaN"' : value > 0 ? '"+Inf"' : '"-Inf"';
+  return `{"name":${JSON.stringify(labels[METRIC_NAME_LABEL] ?? '')},"value":${encoded},"timestamp":${timestampMs}${hasRest ? `,"labels":${JSON.stringify(rest)}` : ''}}\n`;
+}
+
+function fromLine(line: Line): WireSample | undefined {
+  if (line.name === undefined || line.timestamp === undefined) return undefined;
+  const labels: Labels = { [METRIC_NAME_LABEL]: line.name, ...(line.labels ?? {}) };
+  const raw = line.value;
+  const value = typeof raw === 'number' ? raw : raw === 'NaN' ? NaN : raw === '+Inf' ? Infinity : raw === '-Inf' ? -Infinity : NaN;
+  return [labels, line.timestamp, value];
+}
+
+class JsonLinesStore implements SampleStore {
+  private readonly file: string;
+  private handle: FileHandle | undefined;
+  private applied: QueuePositions = {};
+  /** Distinct timestamps per series, so a repeated sample does not count twice. */
+  private readonly seen = new Map<string, Set<number>>();
+  private samples = 0;
+  private bytes = 0;
+
+  constructor(private readonly context: StorageContext) {
+    this.file = join(context.dataDir, 'samples.jsonl');
+  }
+
+  async open(): Promise<void> {
+    await mkdir(this.context.dataDir, { recursive: true });
+    await this.cutTornTail();
+    for await (const line of this.lines()) {
+      if (line.$positions !== undefined) {
+        for (const [key, offset] of Object.entries(line.$positions)) this.applied[key] = Math.max(this.applied[key] ?? 0, offset);
+        continue;
+      }
+      const sample = fromLine(line);
+      if (sample !== undefined) this.count(sample);
+    }
+    this.handle = await open(this.file, 'a');
+    this.bytes = (await this.handle.stat()).size;
+  }
+
+  /** A crash mid-append can leave a last line without its newline: cut it off. */
+  private async cutTornTail(): Promise<void> {
+    let size: number;
+    try {
+      size = (await stat(this.file)).size;
+    } catch {
+      return;
+    }
+    if (size === 0) return;
+    const handle = await open(this.file, 'r');
+    try {
+      const window = Buffer.alloc(Math.min(size, 1 << 20));
+      let end = size;
+      for (;;) {
+        const start = Math.max(0, end - window.length);
+        const { bytesRead } = await handle.read(window, 0, end - start, start);
+        const at = window.subarray(0, bytesRead).lastIndexOf(0x0a);
+        if (at >= 0) {
+          const keep = start + at + 1;
+          if (keep < size) {
+            this.context.log.warn('cutting torn last line of samples.jsonl', { bytes: size - keep });
+            await truncate(this.file, keep);
+          }
+          return;
+        }
+        if (start === 0) {
+          await truncate(this.file, 0);
+          return;
+        }
+        end = start;
+      }
+    } finally {
+      await handle.close();
+    }
+  }
+
+  private async *lines(): AsyncGenerator<Line> {
+    let stream;
+    try {
+      await stat(this.file);
+      stream = createReadStream(this.file, { encoding: 'utf8' });
+    } catch {
+      return;
+    }
+    const reader = createInterface({ input: stream, crlfDelay: Infinity });
+    for await (const text of reader) {
+      if (text === '') continue;
+      yield JSON.parse(text) as Line;
+    }
+  }
+
+  private count([labels, timestampMs]: WireSample): void {
+    const key = seriesKey(labels);
+    let set = this.seen.get(key);
+    if (set === undefined) {
+      set = new Set();
+      this.seen.set(key, set);
+    }
+    if (!set.has(timestampMs)) {
+      set.add(timestampMs);
+      this.samples += 1;
+    }
+  }
+
+  async write(samples: WireSample[], positions: QueuePositions): Promise<void> {
+    let text = '';
+    for (const sample of samples) text += toLine(sample);
+    if (Object.keys(positions).length > 0) text += `{"$positions":${JSON.stringify(positions)}}\n`;
+    if (text === '') return;
+    const handle = this.handle!;
+    await handle.appendFile(text, 'utf8');
+    await handle.datasync();
+    this.bytes += Buffer.byteLength(text);
+    for (const sample of samples) this.count(sample);
+    for (const [key, offset] of Object.entries(positions)) this.applied[key] = Math.max(this.applied[key] ?? 0, offset);
+  }
+
+  positions(): QueuePositions {
+    return { ...this.applied };
+  }
+
+  /** Full scan: every line is read and tested. A later line for the same series and time wins. */
+  async select(matchers: LabelMatcher[], startMs: number, endMs: number): Promise<SeriesSamples[]> {
+    const matches = compileMatchers(matchers);
+    const bySeries = new Map<string, { labels: Labels; points: Map<number, number> }>();
+    for await (const line of this.lines()) {
+      const sample = fromLine(line);
+      if (sample === undefined) continue;
+      const [labels, t, v] = sample;
+      if (t < startMs || t > endMs || !matches(labels)) continue;
+      const key = seriesKey(labels);
+      let entry = bySeries.get(key);
+      if (entry === undefined) {
+        entry = { labels, points: new Map() };
+        bySeries.set(key, entry);
+      }
+      entry.points.set(t, v);
+    }
+    return [...bySeries.values()].map(({ labels, points }) => {
+      const timestampsMs = [...points.keys()].sort((a, b) => a - b);
+      return { labels, timestampsMs, values: timestampsMs.map((t) => points.get(t)!) };
+    });
+  }
+
+  async *scan(): AsyncIterable<WireSample[]> {
+    let chunk: WireSample[] = [];
+    for await (const line of this.lines()) {
+      const sample = fromLine(line);
+      if (sample === undefined) continue;
+      chunk.push(sample);
+      if (chunk.length >= SCAN_CHUNK_SAMPLES) {
+        yield chunk;
+        chunk = [];
+      }
+    }
+    if (chunk.length > 0) yield chunk;
+  }
+
+  stats(): StoreStats {
+    return { series: this.seen.size, samples: this.samples, bytes: this.bytes };
+  }
+
+  async close(options: { destroy?: boolean } = {}): Promise<void> {
+    await this.handle?.close();
+    this.handle = undefined;
+    if (options.destroy === true) await rm(this.context.dataDir, { recursive: true, force: true });
+  }
+}
+
+export default definePlugin({
+  id: 'craft0.jsonl-store',
+  craft: 0,
+  phase: 0,
+  slot: 'storage.engine',
+  version: '1.0.0',
+  summary: 'One JSON line per sample in a file, fsynced per batch; every query scans the whole file',
+  durable: true,
+  create: (context) => new JsonLinesStore(context),
+});

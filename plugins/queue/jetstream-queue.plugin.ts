@@ -1,0 +1,275 @@
+/**
+ * The platform's durable queue: a JetStream stream per epoch, one subject per partition,
+ * and a durable pull consumer per (group, partition) with cumulative acks ("ack all"), so
+ * a commit of offset N commits everything before it, as in Kafka.
+ *
+ * Offsets are stream sequences: strictly increasing within a partition, not contiguous.
+ * A publish is acknowledged once the server has stored it (written to its file store; a
+ * kill -9 of any process keeps it; see docs/architecture.md on fsync). Committed messages
+ * are purged, so the stream holds what some group still needs.
+ */
+import { AckPolicy, DeliverPolicy, DiscardPolicy, type ConsumerMessages, type JsMsg, type JetStreamManager } from '@nats-io/jetstream';
+import { nanos } from '@nats-io/transport-node';
+import { CraftError } from '../../core/errors.js';
+import { RETRY_AFTER_S } from '../../core/defaults.js';
+import { definePlugin } from '../../core/plugins/define.js';
+import { queueLogSubject, queueStream } from '../../core/subjects.js';
+import type { Delivery, PartitionReader, QueueLog, QueueLogContext, QueueLogInfo } from '../../core/slots/queue.js';
+
+/** Deliveries a reader buffers ahead of `take`; the consumer stops pulling beyond it. */
+const READER_BUFFER_MESSAGES_MAX = 1_024;
+const CONSUME_BATCH_MESSAGES = 256;
+const ACK_WAIT_MS = 30_000;
+/** Retained bytes per epoch stream before appends are refused (the server answers, we say 503). */
+const STREAM_BYTES_MAX_DEFAULT = 8 * 1024 ** 3;
+
+const consumerName = (group: string, partition: number): string => `${group.replace(/[^A-Za-z0-9_-]/g, '_')}_p${partition}`;
+
+class JetStreamReader implements PartitionReader {
+  private buffer: JsMsg[] = [];
+  /** Delivered, not yet committed, by sequence. */
+  private readonly delivered = new Map<number, JsMsg>();
+  private committedOffset = 0;
+  private messages: ConsumerMessages | undefined;
+  private waiters = new Set<() => void>();
+  private spaceWaiter: (() => void) | undefined;
+  private closed = false;
+  private pumping: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly log: JetStreamQueueLog,
+    private readonly group: string,
+    private readonly partition: number,
+  ) {}
+
+  /** (Re)creates the durable consumer just after the last committed message and starts pulling. */
+  async restart(): Promise<void> {
+    await this.stopPulling();
+    this.buffer = [];
+    this.delivered.clear();
+    const jsm = await this.log.jsm();
+    const stream = this.log.stream;
+    const name = consumerName(this.group, this.partition);
+    let ackFloor = 0;
+    try {
+      const info = await jsm.consumers.info(stream, name);
+      ackFloor = info.ack_floor.stream_seq;
+      await jsm.consumers.delete(stream, name);
+    } catch {
+      // No consumer yet: the group starts at the beginning.
+    }
+    this.committedOffset = Math.max(this.committedOffset, ackFloor);
+    await jsm.consumers.add(stream, {
+      durable_name: name,
+      ack_policy: AckPolicy.All,
+      ack_wait: nanos(ACK_WAIT_MS),
+      max_ack_pending: 65_536,
+      filter_subject: queueLogSubject(this.log.epoch, this.partition),
+      ...(this.committedOffset > 0
+        ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: this.committedOffset + 1 }
+        : { deliver_policy: DeliverPolicy.All }),
+    });
+    const consumer = await this.log.bus.jetstream().consumers.get(stream, name);
+    const messages = await consumer.consume({ max_messages: CONSUME_BATCH_MESSAGES });
+    this.messages = messages;
+    this.pumping = (async () => {
+      try {
+        for await (const message of messages) {
+          this.buffer.push(message);
+          this.wake();
+          if (this.buffer.length >= READER_BUFFER_MESSAGES_MAX) await new Promise<void>((resolve) => (this.spaceWaiter = resolve));
+          if (this.closed) break;
+        }
+      } catch (error) {
+        this.log.context.log.warn('queue reader stopped', { group: this.group, partition: this.partition, error });
+      }
+    })();
+  }
+
+  private async stopPulling(): Promise<void> {
+    const messages = this.messages;
+    this.messages = undefined;
+    if (messages !== undefined) {
+      messages.stop();
+      this.spaceWaiter?.();
+      await this.pumping;
+    }
+  }
+
+  private wake(): void {
+    for (const wake of this.waiters) wake();
+    this.waiters.clear();
+  }
+
+  take(maxMessages: number, maxBytes: number): Delivery[] {
+    const out: Delivery[] = [];
+    let bytes = 0;
+    let taken = 0;
+    while (taken < this.buffer.length && out.length < maxMessages) {
+      const message = this.buffer[taken]!;
+      if (out.length > 0 && bytes + message.data.length > maxBytes) break;
+      taken += 1;
+      if (message.seq <= this.committedOffset) continue;
+      this.delivered.set(message.seq, message);
+      out.push({ partition: this.partition, offset: message.seq, payload: message.data });
+      bytes += message.data.length;
+    }
+    this.buffer.splice(0, taken);
+    if (this.buffer.length < READER_BUFFER_MESSAGES_MAX) {
+      const release = this.spaceWaiter;
+      this.spaceWaiter = undefined;
+      release?.();
+    }
+    return out;
+  }
+
+  waitForData(waitMs: number): Promise<void> {
+    if (this.buffer.length > 0 || this.closed) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, waitMs);
+      const waiters = this.waiters;
+      function done(): void {
+        clearTimeout(timer);
+        waiters.delete(done);
+        resolve();
+      }
+      waiters.add(done);
+    });
+  }
+
+  async commit(offset: number): Promise<void> {
+    if (offset <= this.committedOffset) return;
+    const message = this.delivered.get(offset);
+    if (message === undefined) return; // delivered before a rewind: it comes again and is committed then
+    await message.ackAck();
+    this.committedOffset = offset;
+    for (const seq of this.delivered.keys()) if (seq <= offset) this.delivered.delete(seq);
+  }
+
+  async rewind(): Promise<void> {
+    await this.restart();
+  }
+
+  committed(): number {
+    return this.committedOffset;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.stopPulling();
+    this.wake();
+  }
+}
+
+class JetStreamQueueLog implements QueueLog {
+  readonly stream: string;
+  readonly epoch: number;
+  private readonly lastOffsets: number[];
+  private readonly readers = new Map<string, JetStreamReader>();
+  private appended = 0;
+  private manager: JetStreamManager | undefined;
+
+  constructor(
+    readonly context: QueueLogContext,
+    private readonly bytesMax: number,
+  ) {
+    this.epoch = context.epoch;
+    this.stream = queueStream(context.epoch);
+    this.lastOffsets = new Array<number>(context.partitions).fill(0);
+  }
+
+  get bus(): QueueLogContext['bus'] {
+    return this.context.bus;
+  }
+
+  async jsm(): Promise<JetStreamManager> {
+    this.manager ??= await this.context.bus.jetstreamManager();
+    return this.manager;
+  }
+
+  async open(): Promise<void> {
+    const jsm = await this.jsm();
+    const subjects = [`craft.queue.log.${this.epoch}.*`];
+    try {
+      await jsm.streams.info(this.stream);
+    } catch {
+      await jsm.streams.add({ name: this.stream, subjects, max_bytes: this.bytesMax, discard: DiscardPolicy.New });
+    }
+    for (let p = 0; p < this.lastOffsets.length; p++) {
+      try {
+        const last = await jsm.streams.getMessage(this.stream, { last_by_subj: queueLogSubject(this.epoch, p) });
+        this.lastOffsets[p] = last?.seq ?? 0;
+      } catch {
+        this.lastOffsets[p] = 0;
+      }
+    }
+  }
+
+  async append(partition: number, payload: Uint8Array): Promise<number> {
+    if (partition < 0 || partition >= this.lastOffsets.length) throw new CraftError('CRAFT_BAD_REQUEST', `partition ${partition} does not exist`);
+    let ack;
+    try {
+      ack = await this.context.bus.jetstream().publish(queueLogSubject(this.epoch, partition), payload);
+    } catch (error) {
+      const message = (error as Error).message;
+      if (/maximum bytes|resource limits|insufficient/i.test(message)) {
+        throw new CraftError('CRAFT_OVERLOADED', `queue stream ${this.stream} is full: ${message}`, { details: { retryAfterS: RETRY_AFTER_S } });
+      }
+      throw new CraftError('CRAFT_TIMEOUT', `JetStream publish failed: ${message}`, { cause: error, details: { retryAfterS: RETRY_AFTER_S } });
+    }
+    if (ack.seq > this.lastOffsets[partition]!) this.lastOffsets[partition] = ack.seq;
+    this.appended += 1;
+    return ack.seq;
+  }
+
+  lastOffset(partition: number): number {
+    return this.lastOffsets[partition] ?? 0;
+  }
+
+  async reader(group: string, partition: number): Promise<PartitionReader> {
+    const key = `${group}/${partition}`;
+    let reader = this.readers.get(key);
+    if (reader === undefined) {
+      if (partition < 0 || partition >= this.lastOffsets.length) throw new CraftError('CRAFT_BAD_REQUEST', `partition ${partition} does not exist`);
+      reader = new JetStreamReader(this, group, partition);
+      await reader.restart();
+      this.readers.set(key, reader);
+    }
+    return reader;
+  }
+
+  async trim(partition: number, offset: number): Promise<void> {
+    const jsm = await this.jsm();
+    await jsm.streams.purge(this.stream, { filter: queueLogSubject(this.epoch, partition), seq: offset + 1 });
+  }
+
+  async info(): Promise<QueueLogInfo> {
+    const jsm = await this.jsm();
+    const info = await jsm.streams.info(this.stream, { subjects_filter: `craft.queue.log.${this.epoch}.*` });
+    const counts = info.state.subjects ?? {};
+    return {
+      depth: this.lastOffsets.map((_, p) => counts[queueLogSubject(this.epoch, p)] ?? 0),
+      appended: this.appended,
+    };
+  }
+
+  async close(options: { destroy?: boolean } = {}): Promise<void> {
+    for (const reader of this.readers.values()) await reader.close();
+    this.readers.clear();
+    if (options.destroy === true) {
+      const jsm = await this.jsm();
+      await jsm.streams.delete(this.stream).catch(() => undefined);
+    }
+  }
+}
+
+export default definePlugin({
+  id: 'queue.jetstream',
+  craft: 2,
+  phase: 0,
+  slot: 'queue.log',
+  version: '1.0.0',
+  summary: 'Platform default: JetStream stream per epoch, durable pull consumers with cumulative acks',
+  durable: true,
+  create: (context, options) => new JetStreamQueueLog(context, typeof options.bytesMax === 'number' ? options.bytesMax : STREAM_BYTES_MAX_DEFAULT),
+});
