@@ -15,7 +15,7 @@ import { CraftError, invariant } from '../core/errors.js';
 import { PartsReply } from '../core/nats/bus.js';
 import { SUBJECTS, handoverSubject } from '../core/subjects.js';
 import { QueueClient, isStaleGeneration, type FetchedDelivery } from '../core/queue/protocol.js';
-import { decodeBatch, type WireSample } from '../core/model.js';
+import { decodeBatch, type SeriesSamples, type WireSample } from '../core/model.js';
 import { positionKey, type QueuePositions, type SampleStore } from '../core/slots/storage.js';
 import { chunkSeries } from '../core/series-chunks.js';
 import { encodeSeriesValues, type SelectRequest, type StorageInfo } from '../core/storage/client.js';
@@ -44,6 +44,7 @@ export class StorageActor extends Actor {
     super('storage', context);
     this.queue = new QueueClient(context.bus);
     this.handle(SUBJECTS.storageSelect, (body: SelectRequest) => this.select(body), { concurrency: 8, parts: true });
+    this.handle(SUBJECTS.storageCount, (body: SelectRequest) => this.count(body), { concurrency: 4 });
     this.handle(SUBJECTS.storageInfo, () => this.info(), { concurrency: 4 });
     this.handle(handoverSubject(this.id), (body: HandoverRequest) => this.handover(body));
   }
@@ -152,18 +153,27 @@ export class StorageActor extends Actor {
     return [...commitsByKey.values()];
   }
 
-  private async select(request: SelectRequest): Promise<PartsReply<unknown>> {
+  private async read(request: SelectRequest): Promise<SeriesSamples[]> {
     if (!Array.isArray(request.matchers) || typeof request.startMs !== 'number' || typeof request.endMs !== 'number') {
       throw new CraftError('CRAFT_BAD_REQUEST', 'select needs {matchers: [], startMs: number, endMs: number}');
     }
     const store = this.store;
     this.readsInFlight += 1;
     try {
-      const series = await store.select(request.matchers, request.startMs, request.endMs);
-      return new PartsReply(chunkSeries(series).map((part) => encodeSeriesValues(part)));
+      return await store.select(request.matchers, request.startMs, request.endMs);
     } finally {
       this.readsInFlight -= 1;
     }
+  }
+
+  private async select(request: SelectRequest): Promise<PartsReply<unknown>> {
+    const series = await this.read(request);
+    return new PartsReply(chunkSeries(series).map((part) => encodeSeriesValues(part)));
+  }
+
+  private async count(request: SelectRequest): Promise<{ series: number; samples: number }> {
+    const series = await this.read(request);
+    return { series: series.length, samples: series.reduce((sum, s) => sum + s.timestampsMs.length, 0) };
   }
 
   private info(): StorageInfo {

@@ -15,6 +15,8 @@ import { gatherStatus, renderStatus } from './status.js';
 import { renderTable } from './table.js';
 import { resolveConfig, type ConfigFlags } from './config.js';
 import type { HandoverReply } from '../core/platform-context.js';
+import { runScenario } from './scenario/runner.js';
+import { renderReport } from './scenario/report.js';
 
 const log = createLogger('craft');
 const program = new Command();
@@ -72,6 +74,23 @@ addPlatformFlags(
     );
   }
 });
+
+program
+  .command('run')
+  .description('run a scenario file: load, swaps, faults, expectations; prints a report and exits non-zero when an expectation fails')
+  .argument('<scenario>', 'scenario YAML file, e.g. scenarios/quickstart.yaml')
+  .option('--reports <dir>', 'where reports go', 'reports')
+  .option('--keep-data', 'keep the run\'s data directory')
+  .option('--no-progress', 'no progress bar')
+  .option('--verbose', 'show platform logs')
+  .action(async (file: string, flags: { reports: string; keepData?: boolean; progress: boolean; verbose?: boolean }) => {
+    const report = await runScenario(file, { reportsDir: flags.reports, keepData: flags.keepData === true, progress: flags.progress, logLevel: flags.verbose === true ? 'info' : 'warn' });
+    process.stdout.write(renderReport(report));
+    if (!report.passed) {
+      process.stderr.write(`craft: scenario ${report.name} FAILED: ${[...report.steps.filter((s) => !s.ok).map((s) => `${s.description}: ${s.detail}`), ...report.verdicts.filter((v) => !v.passed).map((v) => `${v.expectation} (observed ${v.observed})`)].join('; ')}\n`);
+      process.exitCode = 1;
+    }
+  });
 
 program
   .command('plugins')

@@ -44,6 +44,8 @@ export const SUBJECTS = {
 
   /** Storage actor: select samples `{matchers, startMs, endMs}`. */
   storageSelect: 'craft.storage.select',
+  /** Storage actor: count matching series and samples `{matchers, startMs, endMs}` without shipping them. */
+  storageCount: 'craft.storage.count',
   /** Storage actor: counts of series and samples, applied queue positions. */
   storageInfo: 'craft.storage.info',
 

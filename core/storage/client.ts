@@ -39,6 +39,10 @@ export class StorageClient {
     return mergeSeriesParts(decoded);
   }
 
+  count(request: SelectRequest, timeoutMs = 30_000): Promise<{ series: number; samples: number }> {
+    return this.bus.request(SUBJECTS.storageCount, request, { timeoutMs });
+  }
+
   info(): Promise<StorageInfo> {
     return this.bus.request<StorageInfo>(SUBJECTS.storageInfo, {});
   }

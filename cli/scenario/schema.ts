@@ -1,0 +1,127 @@
+/**
+ * The scenario file: which plugins fill which slots, and a timeline of steps. Validated
+ * with line-numbered errors (core/config/yaml-file.ts).
+ *
+ *   name: quickstart
+ *   platform: { ...platform configuration (see craft.yaml) }
+ *   steps:
+ *     - load: { id, clients, mode: closed|paced, rate, duration, batch, keepAlive, background, metric }
+ *     - wait: 2s                                  # or { for: load, load: id } / { for: stored, timeout }
+ *     - swap: { slot, plugin, options }
+ *     - fault: { kill: actor } | { killProcess: name } | { restartNats: { downMs } }
+ *     - query: { expr, range, minSeries, minSamples }
+ *     - expect: [ { successRate }, { latency }, { storedEqualsAcknowledged }, { alertFired }, { actorRestarted } ]
+ */
+import { z } from 'zod';
+import { configSchema, ACTOR_IDS } from '../../core/config/schema.js';
+import { SLOT_NAMES, type SlotName } from '../../core/slots/index.js';
+
+const DURATION = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/;
+const UNIT_MS = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000 } as const;
+
+/** `250ms`, `5s`, `2m`, `1h`, or a number of milliseconds. */
+export const duration = z.union([
+  z.number().min(0),
+  z.string().regex(DURATION, 'a duration like 500ms, 5s, 2m').transform((text) => {
+    const [, amount, unit] = DURATION.exec(text)!;
+    return Number(amount) * UNIT_MS[unit as keyof typeof UNIT_MS];
+  }),
+]);
+
+export const metricShapeSchema = z
+  .object({
+    name: z.string().regex(/^[a-zA-Z_:][a-zA-Z0-9_:]*$/).default('load_metric'),
+    /** Base value; each sample adds uniform noise in ±jitter. */
+    value: z.number().default(50),
+    jitter: z.number().min(0).default(0),
+    type: z.enum(['counter', 'gauge', 'histogram', 'summary']).default('gauge'),
+    tags: z.record(z.string(), z.string()).default({}),
+    /** Send client timestamps (unique per series, so stored = acknowledged is exact) or let the server stamp. */
+    timestamps: z.enum(['client', 'server']).default('client'),
+  })
+  .strict();
+
+export const loadSchema = z
+  .object({
+    id: z.string().default('load'),
+    clients: z.number().int().min(1).max(20_000).default(10),
+    mode: z.enum(['closed', 'paced']).default('closed'),
+    /** Requests per second in total (paced mode). */
+    rate: z.number().positive().optional(),
+    duration: duration,
+    /** Metrics per request. */
+    batch: z.number().int().min(1).max(100_000).default(10),
+    keepAlive: z.boolean().default(true),
+    /** Keep going while later steps run. */
+    background: z.boolean().default(false),
+    metric: metricShapeSchema.prefault({}),
+    /** Request timeout; a request that takes longer counts as an error. */
+    timeout: duration.default(10_000),
+  })
+  .strict()
+  .refine((load) => load.mode === 'closed' || load.rate !== undefined, { message: 'paced load needs rate (requests per second)', path: ['rate'] });
+export type LoadSpec = z.output<typeof loadSchema>;
+
+const slot = z.enum(SLOT_NAMES as [SlotName, ...SlotName[]]);
+
+export const expectationSchema = z.union([
+  z.object({ successRate: z.object({ load: z.string().default('load'), min: z.number().min(0).max(1) }).strict() }).strict(),
+  z
+    .object({
+      latency: z.object({ load: z.string().default('load'), percentile: z.number().min(0).max(100), maxMs: z.number().positive() }).strict(),
+    })
+    .strict(),
+  z.object({ storedEqualsAcknowledged: z.object({ timeout: duration.default(30_000) }).strict() }).strict(),
+  z.object({ alertFired: z.object({ rule: z.string(), timeout: duration.default(30_000) }).strict() }).strict(),
+  z.object({ actorRestarted: z.object({ actor: z.enum(ACTOR_IDS), min: z.number().int().min(1).default(1), timeout: duration.default(30_000) }).strict() }).strict(),
+  z.object({ minAcknowledged: z.object({ load: z.string().default('load'), samples: z.number().int().min(0) }).strict() }).strict(),
+]);
+export type Expectation = z.output<typeof expectationSchema>;
+
+export const stepSchema = z.union([
+  z.object({ load: loadSchema }).strict(),
+  z.object({ wait: z.union([duration, z.object({ for: z.literal('load'), load: z.string() }).strict()]) }).strict(),
+  z.object({ swap: z.object({ slot, plugin: z.string(), options: z.record(z.string(), z.unknown()).default({}) }).strict() }).strict(),
+  z
+    .object({
+      fault: z.union([
+        z.object({ kill: z.enum(ACTOR_IDS) }).strict(),
+        z.object({ killProcess: z.string() }).strict(),
+        z.object({ restartNats: z.object({ down: duration.default(500) }).strict() }).strict(),
+      ]),
+    })
+    .strict(),
+  z.object({ query: z.object({ expr: z.string(), range: duration.optional(), minSeries: z.number().int().min(0).default(0), minSamples: z.number().int().min(0).default(0) }).strict() }).strict(),
+  z.object({ expect: z.array(expectationSchema).min(1) }).strict(),
+]);
+export type Step = z.output<typeof stepSchema>;
+
+export const scenarioSchema = z
+  .object({
+    name: z.string().regex(/^[a-z0-9-]+$/, 'lower-case letters, digits and "-"'),
+    description: z.string().default(''),
+    platform: configSchema.partial().prefault({}),
+    steps: z.array(stepSchema).min(1),
+  })
+  .strict()
+  .superRefine((scenario, context) => {
+    const ids = new Set<string>();
+    scenario.steps.forEach((step, index) => {
+      if ('load' in step) {
+        if (ids.has(step.load.id)) context.addIssue({ code: 'custom', message: `load id "${step.load.id}" is used twice`, path: ['steps', index, 'load', 'id'] });
+        ids.add(step.load.id);
+      }
+    });
+    scenario.steps.forEach((step, index) => {
+      const refs: { load: string; path: (string | number)[] }[] = [];
+      if ('wait' in step && typeof step.wait === 'object') refs.push({ load: step.wait.load, path: ['steps', index, 'wait', 'load'] });
+      if ('expect' in step) {
+        step.expect.forEach((e, j) => {
+          const inner = Object.values(e)[0] as { load?: string };
+          if (inner.load !== undefined) refs.push({ load: inner.load, path: ['steps', index, 'expect', j, Object.keys(e)[0]!, 'load'] });
+        });
+      }
+      for (const ref of refs) if (!ids.has(ref.load)) context.addIssue({ code: 'custom', message: `no load step with id "${ref.load}" before this`, path: ref.path });
+    });
+  });
+export type Scenario = z.output<typeof scenarioSchema>;
