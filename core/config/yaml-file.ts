@@ -60,8 +60,10 @@ export function parseYaml<S extends z.ZodType>(text: string, file: string, schem
     const result = schema.safeParse(doc.toJS() ?? {});
     if (result.success) return result.data as z.output<S>;
     for (const issue of result.error.issues) {
-      const { line, column } = locate(doc, lineCounter, issue.path);
-      problems.push({ file, line, column, path: formatPath(issue.path), message: issue.message });
+      // An unknown key is reported at the key itself, not at the map that holds it.
+      const path = issue.code === 'unrecognized_keys' && issue.keys.length > 0 ? [...issue.path, issue.keys[0]!] : issue.path;
+      const { line, column } = locate(doc, lineCounter, path);
+      problems.push({ file, line, column, path: formatPath(path), message: issue.message });
     }
   }
   throw new CraftError(code, problems.map(formatProblem).join('\n'), { details: { problems } });
