@@ -11,7 +11,7 @@ import type { Msg } from '@nats-io/transport-node';
 import { Actor } from '../core/actor/actor.js';
 import { Journal } from '../core/journal/journal.js';
 import { CraftError, invariant, toWireError } from '../core/errors.js';
-import { RawReply, encodeJson } from '../core/nats/bus.js';
+import { RawReply } from '../core/nats/bus.js';
 import { SUBJECTS, handoverSubject } from '../core/subjects.js';
 import { FETCH_MESSAGES_MAX, FETCH_WAIT_MS, NATS_PAYLOAD_BYTES_MAX } from '../core/defaults.js';
 import { CLIENT_HEADER, encodeFetchError, encodeFetchFrame, partitionFor, type CommitRequest, type FetchRequest, type FetchedDelivery, type JoinRequest, type QueueInfo } from '../core/queue/protocol.js';
@@ -192,6 +192,13 @@ export class QueueActor extends Actor {
     if (deliveries.length === 0 && waitMs > 0) {
       const readers = await this.readersOf(request.group);
       await Promise.race(readers.map((r) => r.reader.waitForData(waitMs)));
+      // A member may have joined while this fetch waited: a stale fetch must take nothing,
+      // or it would carry away deliveries the new member never sees.
+      try {
+        this.checkGeneration(request.group, request.generation);
+      } catch (error) {
+        return new RawReply(encodeFetchError(toWireError(error)));
+      }
       deliveries = await this.takeAll(request.group, maxMessages, maxBytes);
     }
     return new RawReply(encodeFetchFrame(request.generation, deliveries));
@@ -304,6 +311,3 @@ export class QueueActor extends Actor {
     };
   }
 }
-
-/** The reply of a failed raw append is a JSON envelope, like every other reply. */
-export const encodeAppendError = (error: unknown): Uint8Array => encodeJson({ ok: false, error: toWireError(error) });
