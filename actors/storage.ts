@@ -37,6 +37,7 @@ export class StorageActor extends Actor {
   private readsInFlight = 0;
   private batchesApplied = 0;
   private batchesSkipped = 0;
+  private batchesUndecodable = 0;
   private lastAppliedReceivedAtMs = 0;
   private readonly member = `storage-${randomUUID().slice(0, 8)}`;
 
@@ -115,7 +116,8 @@ export class StorageActor extends Actor {
           generation = undefined;
           continue;
         }
-        if (error instanceof CraftError && ['CRAFT_NO_RESPONDERS', 'CRAFT_TIMEOUT', 'CRAFT_OVERLOADED'].includes(error.code)) {
+        // The queue unreachable, busy or restarting (a crash it answered with) is an operating error: retry.
+        if (error instanceof CraftError && ['CRAFT_NO_RESPONDERS', 'CRAFT_TIMEOUT', 'CRAFT_OVERLOADED', 'CRAFT_ACTOR_CRASHED'].includes(error.code)) {
           this.log.debug('queue unavailable; retrying', { code: error.code, retryMs });
           await sleep(retryMs);
           retryMs = Math.min(RETRY_MAX_MS, retryMs * 2);
@@ -143,7 +145,16 @@ export class StorageActor extends Actor {
         this.batchesSkipped += 1;
         continue;
       }
-      const batch = decodeBatch(Buffer.from(d.payload.buffer, d.payload.byteOffset, d.payload.byteLength).toString('utf8'));
+      let batch;
+      try {
+        batch = decodeBatch(Buffer.from(d.payload.buffer, d.payload.byteOffset, d.payload.byteLength).toString('utf8'));
+      } catch (error) {
+        // A message that cannot be decoded would crash storage on every replay: count it, skip it.
+        this.batchesUndecodable += 1;
+        this.log.error('undecodable queue message skipped', { epoch: d.epoch, partition: d.partition, offset: d.offset, error });
+        positions[key] = Math.max(positions[key] ?? 0, d.offset);
+        continue;
+      }
       for (const sample of batch.samples) samples.push(sample);
       positions[key] = Math.max(positions[key] ?? 0, d.offset);
       this.batchesApplied += 1;
@@ -183,6 +194,7 @@ export class StorageActor extends Actor {
       positions: this.store.positions(),
       batchesApplied: this.batchesApplied,
       batchesSkipped: this.batchesSkipped,
+      batchesUndecodable: this.batchesUndecodable,
       lagMs: this.lastAppliedReceivedAtMs === 0 ? 0 : Math.max(0, this.clock.now() - this.lastAppliedReceivedAtMs),
     };
   }

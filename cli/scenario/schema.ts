@@ -75,7 +75,7 @@ export const expectationSchema = z.union([
   z.object({ alertFired: z.object({ rule: z.string(), timeout: duration.default(30_000) }).strict() }).strict(),
   z.object({ actorRestarted: z.object({ actor: z.enum(ACTOR_IDS), min: z.number().int().min(1).default(1), timeout: duration.default(30_000) }).strict() }).strict(),
   z.object({ minAcknowledged: z.object({ load: z.string().default('load'), samples: z.number().int().min(0) }).strict() }).strict(),
-]);
+], { error: 'an expectation is one of: successRate, latency, storedEqualsAcknowledged, alertFired, actorRestarted, minAcknowledged' });
 export type Expectation = z.output<typeof expectationSchema>;
 
 export const stepSchema = z.union([
@@ -88,12 +88,12 @@ export const stepSchema = z.union([
         z.object({ kill: z.enum(ACTOR_IDS) }).strict(),
         z.object({ killProcess: z.string() }).strict(),
         z.object({ restartNats: z.object({ down: duration.default(500) }).strict() }).strict(),
-      ]),
+      ], { error: 'a fault is one of: kill (an actor), killProcess (a process name), restartNats' }),
     })
     .strict(),
   z.object({ query: z.object({ expr: z.string(), range: duration.optional(), minSeries: z.number().int().min(0).default(0), minSamples: z.number().int().min(0).default(0) }).strict() }).strict(),
   z.object({ expect: z.array(expectationSchema).min(1) }).strict(),
-]);
+], { error: 'a step is one of: load, wait, swap, fault, query, expect' });
 export type Step = z.output<typeof stepSchema>;
 
 export const scenarioSchema = z

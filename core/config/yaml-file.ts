@@ -47,6 +47,22 @@ function locate(doc: Document, lineCounter: LineCounter, path: readonly Property
   return { line: 1, column: 1 };
 }
 
+type Issue = z.core.$ZodIssue;
+
+/**
+ * A union (e.g. a scenario step: load | wait | swap …) reports "invalid input" at its root.
+ * The useful message is inside the branch the input meant: the one whose issues reach
+ * deepest into the input, ignoring branches that merely found an unexpected key at the top.
+ */
+function expandUnions(issue: Issue): Issue[] {
+  if (issue.code !== 'invalid_union' || issue.errors.length === 0) return [issue];
+  const depth = (issues: Issue[]): number =>
+    issues.some((i) => i.code === 'unrecognized_keys' && i.path.length === 0) ? -1 : Math.max(...issues.map((i) => i.path.length));
+  const best = [...issue.errors].sort((a, b) => depth(b) - depth(a))[0]!;
+  if (depth(best) < 0) return [issue];
+  return best.flatMap((inner) => expandUnions({ ...inner, path: [...issue.path, ...inner.path] } as Issue));
+}
+
 /** Parses YAML text and validates it; throws a coded error listing every problem with its line. */
 export function parseYaml<S extends z.ZodType>(text: string, file: string, schema: S, code: ErrorCode): z.output<S> {
   const lineCounter = new LineCounter();
@@ -59,7 +75,7 @@ export function parseYaml<S extends z.ZodType>(text: string, file: string, schem
   if (problems.length === 0) {
     const result = schema.safeParse(doc.toJS() ?? {});
     if (result.success) return result.data as z.output<S>;
-    for (const issue of result.error.issues) {
+    for (const issue of result.error.issues.flatMap(expandUnions)) {
       // An unknown key is reported at the key itself, not at the map that holds it.
       const path = issue.code === 'unrecognized_keys' && issue.keys.length > 0 ? [...issue.path, issue.keys[0]!] : issue.path;
       const { line, column } = locate(doc, lineCounter, path);

@@ -21,6 +21,8 @@ export interface StorageInfo {
   /** Batches applied since the actor started, and skipped as already applied. */
   batchesApplied: number;
   batchesSkipped: number;
+  /** Queue messages that could not be decoded and were skipped (logged). */
+  batchesUndecodable: number;
   lagMs: number;
 }
 

@@ -141,7 +141,12 @@ class JetStreamReader implements PartitionReader {
     if (offset <= this.committedOffset) return;
     const message = this.delivered.get(offset);
     if (message === undefined) return; // delivered before a rewind: it comes again and is committed then
-    await message.ackAck();
+    try {
+      await message.ackAck();
+    } catch (error) {
+      // The server is restarting or unreachable: the commit did not happen; the member retries.
+      throw new CraftError('CRAFT_TIMEOUT', `commit of offset ${offset} not confirmed: ${(error as Error).message}`, { cause: error, details: { retryAfterS: RETRY_AFTER_S } });
+    }
     this.committedOffset = offset;
     for (const seq of this.delivered.keys()) if (seq <= offset) this.delivered.delete(seq);
   }

@@ -1,0 +1,67 @@
+/**
+ * The shipped scenarios pass, and each fails — with a non-zero exit and a message naming
+ * the expectation — when its expectation is made impossible.
+ */
+import t, { type Test } from 'tap';
+import { spawnSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { runScenario } from '../cli/scenario/runner.js';
+import { tempDir } from './helpers/nats.js';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const CLI = join(ROOT, 'bin/craft.js');
+const scenario = (name: string): string => join(ROOT, 'scenarios', `${name}.yaml`);
+
+function variant(t: Test, name: string, from: string | RegExp, to: string): string {
+  const text = readFileSync(scenario(name), 'utf8');
+  const changed = text.replace(from, to);
+  if (changed === text) throw new Error(`variant of ${name}: pattern not found`);
+  const file = join(tempDir(t), `${name}-impossible.yaml`);
+  writeFileSync(file, changed);
+  return file;
+}
+
+t.test('quickstart passes through the CLI and exits 0', async (t) => {
+  const reports = tempDir(t);
+  const run = spawnSync(process.execPath, [CLI, 'run', scenario('quickstart'), '--reports', reports, '--no-progress'], { encoding: 'utf8', cwd: tempDir(t) });
+  t.equal(run.status, 0, run.stderr);
+  t.match(run.stdout, /Scenario quickstart — PASSED/);
+  t.match(run.stdout, /✔ alert HighCpuUsage fires/);
+  t.match(run.stdout, /✔ samples stored = samples acknowledged/);
+});
+
+t.test('quickstart with an alert that cannot fire exits non-zero and names it', async (t) => {
+  const file = variant(t, 'quickstart', 'rule: HighCpuUsage, timeout: 15s', 'rule: NoSuchRule, timeout: 2s');
+  const run = spawnSync(process.execPath, [CLI, 'run', file, '--reports', tempDir(t), '--no-progress'], { encoding: 'utf8', cwd: tempDir(t) });
+  t.equal(run.status, 1);
+  t.match(run.stdout, /Scenario quickstart — FAILED/);
+  t.match(run.stderr, /alert NoSuchRule fires within 2 s \(observed not fired/);
+});
+
+t.test('an invalid scenario file exits 2 with file and line', async (t) => {
+  const file = variant(t, 'quickstart', 'clients: 20', 'clients: many');
+  const run = spawnSync(process.execPath, [CLI, 'run', file, '--no-progress'], { encoding: 'utf8', cwd: tempDir(t) });
+  t.equal(run.status, 2);
+  t.match(run.stderr, /CRAFT_SCENARIO_INVALID: .*quickstart-impossible\.yaml:\d+:\d+: steps\[0\]\.load\.clients/);
+});
+
+t.test('hot-swap passes, and fails when its latency bound is impossible', async (t) => {
+  const ok = await runScenario(scenario('hot-swap'), { reportsDir: tempDir(t), keepData: false, progress: false, logLevel: 'error' });
+  t.ok(ok.passed, JSON.stringify(ok.verdicts));
+  t.equal(ok.steps.filter((s) => s.description.startsWith('swap')).length, 5);
+  const file = variant(t, 'hot-swap', '      - successRate: { load: steady, min: 0.999 }', '      - latency: { load: steady, percentile: 50, maxMs: 0.001 }');
+  const bad = await runScenario(file, { reportsDir: tempDir(t), keepData: false, progress: false, logLevel: 'error' });
+  t.notOk(bad.passed);
+  t.match(bad.verdicts.find((v) => !v.passed), { expectation: /p50 latency of 2xx answers ≤ 0.001 ms/ });
+});
+
+t.test('crash-recovery passes, and fails when more restarts are demanded than happen', async (t) => {
+  const ok = await runScenario(scenario('crash-recovery'), { reportsDir: tempDir(t), keepData: false, progress: false, logLevel: 'error' });
+  t.ok(ok.passed, JSON.stringify({ verdicts: ok.verdicts, steps: ok.steps.filter((s) => !s.ok) }));
+  const file = variant(t, 'crash-recovery', 'actorRestarted: { actor: storage, min: 2 }', 'actorRestarted: { actor: storage, min: 50, timeout: 1s }');
+  const bad = await runScenario(file, { reportsDir: tempDir(t), keepData: false, progress: false, logLevel: 'error' });
+  t.notOk(bad.passed);
+  t.match(bad.verdicts.find((v) => !v.passed), { expectation: /actor storage restarted at least 50/ });
+});
