@@ -15,7 +15,7 @@ import { CraftError, invariant } from '../core/errors.js';
 import { PartsReply } from '../core/nats/bus.js';
 import { SUBJECTS, handoverSubject } from '../core/subjects.js';
 import { QueueClient, isStaleGeneration, type FetchedDelivery } from '../core/queue/protocol.js';
-import { decodeBatch, type SeriesSamples, type WireSample } from '../core/model.js';
+import { decodeBatches, type SeriesSamples, type WireSample } from '../core/model.js';
 import { positionKey, type QueuePositions, type SampleStore } from '../core/slots/storage.js';
 import { chunkSeries } from '../core/series-chunks.js';
 import { encodeSeriesValues, type SelectRequest, type StorageInfo } from '../core/storage/client.js';
@@ -145,9 +145,9 @@ export class StorageActor extends Actor {
         this.batchesSkipped += 1;
         continue;
       }
-      let batch;
+      let batches;
       try {
-        batch = decodeBatch(Buffer.from(d.payload.buffer, d.payload.byteOffset, d.payload.byteLength).toString('utf8'));
+        batches = decodeBatches(Buffer.from(d.payload.buffer, d.payload.byteOffset, d.payload.byteLength).toString('utf8'));
       } catch (error) {
         // A message that cannot be decoded would crash storage on every replay: count it, skip it.
         this.batchesUndecodable += 1;
@@ -155,10 +155,12 @@ export class StorageActor extends Actor {
         positions[key] = Math.max(positions[key] ?? 0, d.offset);
         continue;
       }
-      for (const sample of batch.samples) samples.push(sample);
+      for (const batch of batches) {
+        for (const sample of batch.samples) samples.push(sample);
+        this.lastAppliedReceivedAtMs = Math.max(this.lastAppliedReceivedAtMs, batch.receivedAtMs);
+      }
       positions[key] = Math.max(positions[key] ?? 0, d.offset);
       this.batchesApplied += 1;
-      this.lastAppliedReceivedAtMs = Math.max(this.lastAppliedReceivedAtMs, batch.receivedAtMs);
     }
     if (Object.keys(positions).length > 0) await this.store.write(samples, positions);
     return [...commitsByKey.values()];

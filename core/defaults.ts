@@ -17,6 +17,8 @@ export const QUERY_PORT_DEFAULT = 9090;
 /** Seed rules for the ingestion API. */
 export const BATCH_METRICS_MAX = 1_000;
 export const METRIC_NAME_LENGTH_MAX = 255;
+/** Samples in one remote-write or line-protocol request. */
+export const SAMPLES_PER_REQUEST_MAX = 50_000;
 /** Request bodies above this size are answered 413 before they are read in full. */
 export const BODY_BYTES_MAX = 4 * 1024 * 1024;
 /** Requests per second per client id in the sliding one-second window (seed default). */

@@ -84,6 +84,7 @@ export const configSchema = z
         rateLimitPerSecond: z.number().int().min(0).default(D.RATE_LIMIT_REQUESTS_PER_SECOND),
         bodyBytesMax: z.number().int().positive().default(D.BODY_BYTES_MAX),
         batchMetricsMax: z.number().int().positive().default(D.BATCH_METRICS_MAX),
+        samplesPerRequestMax: z.number().int().positive().default(D.SAMPLES_PER_REQUEST_MAX),
         metricNameLengthMax: z.number().int().positive().default(D.METRIC_NAME_LENGTH_MAX),
         workQueueCapacity: z.number().int().positive().default(D.WORK_QUEUE_CAPACITY),
         appendInFlightMax: z.number().int().positive().default(D.APPEND_IN_FLIGHT_MAX),

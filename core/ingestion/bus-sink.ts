@@ -4,13 +4,13 @@
  */
 import { CraftError } from '../errors.js';
 import { RETRY_AFTER_S } from '../defaults.js';
-import { encodeBatch, METRIC_NAME_LABEL, type IngestBatch } from '../model.js';
+import { METRIC_NAME_LABEL, type IngestBatch } from '../model.js';
+import { encodeForQueue } from './queue-encoding.js';
 import type { Bus } from '../nats/bus.js';
 import { QueueClient } from '../queue/protocol.js';
 import type { AppendAck, IngestionSink, SeedQueryRow } from '../slots/ingestion.js';
 import { QueryClient } from '../query/client.js';
 
-const encoder = new TextEncoder();
 const DEPTH_CACHE_MS = 1_000;
 
 export class BusSink implements IngestionSink {
@@ -28,7 +28,10 @@ export class BusSink implements IngestionSink {
   }
 
   async append(batch: IngestBatch): Promise<AppendAck> {
-    return this.appendEncoded(batch.client, encoder.encode(encodeBatch(batch)));
+    const parts = encodeForQueue(batch);
+    if (parts.length === 1) return this.appendEncoded(batch.client, parts[0]!);
+    const acks = await Promise.all(parts.map((part) => this.appendEncoded(batch.client, part)));
+    return acks.at(-1)!;
   }
 
   /** Appends an already encoded batch (phases that encode on worker threads). */

@@ -10,6 +10,9 @@
  *
  * Routes:
  *   POST /metrics         seed JSON, batch (200) or single (202) form
+ *   POST /api/v1/write    Prometheus remote write 1.0 (snappy + protobuf)        → 204
+ *   POST /write           Influx line protocol v1 (?precision=ns|us|ms|s)       → 204
+ *   POST /api/v2/write    Influx line protocol v2 (?precision=…&org=…&bucket=…)  → 204
  *   GET  /health          {"status":"healthy","service":"ingestion","phase","queue_size"}
  *   GET  /stats           seed statistics plus overload counters (JSON)
  *   GET  /metrics         the same counters in Prometheus text exposition
@@ -18,9 +21,12 @@
 import { CraftError } from '../errors.js';
 import { RETRY_AFTER_S } from '../defaults.js';
 import type { IngestBatch } from '../model.js';
+import { encodeForQueue } from './queue-encoding.js';
 import type { IngestionLimits, IngestionSink, IngestionStats } from '../slots/ingestion.js';
 import type { RateLimiter } from './rate-limit.js';
 import { parseSeedBody, toBatch } from './seed-json.js';
+import { parseRemoteWrite } from './remote-write.js';
+import { parseLineProtocol, PRECISIONS, type Precision } from './line-protocol.js';
 
 export interface RawRequest {
   method: string;
@@ -42,7 +48,8 @@ export type Outcome = 'ok' | 'validation' | 'rate-limited' | 'not-found' | 'too-
 
 export type Prepared =
   | { kind: 'reply'; reply: Reply; outcome: Outcome }
-  | { kind: 'append'; batch: IngestBatch; okReply: Reply; metrics: number }
+  /** Validated samples, already encoded as queue messages (so a worker can hand over bytes). */
+  | { kind: 'append'; client: string; parts: Uint8Array[]; okReply: Reply; metrics: number }
   | { kind: 'query'; name: string; startMs: number; endMs: number }
   | { kind: 'health' }
   | { kind: 'stats' }
@@ -52,7 +59,7 @@ export type Prepared =
 export type JsonParser = (text: string) => unknown;
 
 export interface PrepareDeps {
-  limits: Pick<IngestionLimits, 'batchMetricsMax' | 'metricNameLengthMax' | 'bodyBytesMax'>;
+  limits: Pick<IngestionLimits, 'batchMetricsMax' | 'metricNameLengthMax' | 'bodyBytesMax' | 'samplesPerRequestMax'>;
   limiter: RateLimiter;
   parseJson: JsonParser;
   nowMs: number;
@@ -73,36 +80,76 @@ export const REPLIES = {
   methodNotAllowed: (allow: string): Reply => json(405, { error: `method not allowed; use ${allow}` }),
 } as const;
 
+const NO_CONTENT: Reply = { status: 204, body: '', contentType: JSON_TYPE };
+
+function append(batch: IngestBatch, okReply: Reply): Prepared {
+  return { kind: 'append', client: batch.client, parts: encodeForQueue(batch), okReply, metrics: batch.samples.length };
+}
+
 export const clientOf = (authorization: string | undefined): string => (authorization === undefined || authorization === '' ? 'default' : authorization);
+
+/** The write endpoints share their gate: method, body size, rate limit. */
+function admitWrite(request: RawRequest, deps: PrepareDeps): Prepared | undefined {
+  if (request.method !== 'POST') return { kind: 'reply', reply: REPLIES.methodNotAllowed('POST'), outcome: 'not-found' };
+  if (request.body.length > deps.limits.bodyBytesMax) return { kind: 'reply', reply: REPLIES.tooLarge(deps.limits.bodyBytesMax), outcome: 'too-large' };
+  if (!deps.limiter.admit(clientOf(request.authorization), deps.nowMs)) return { kind: 'reply', reply: REPLIES.rateLimited, outcome: 'rate-limited' };
+  return undefined;
+}
+
+function prepareSeed(request: RawRequest, deps: PrepareDeps): Prepared {
+  let parsed: unknown;
+  try {
+    parsed = deps.parseJson(decoder.decode(request.body));
+  } catch {
+    return { kind: 'reply', reply: json(400, { error: 'invalid JSON format' }), outcome: 'validation' };
+  }
+  const result = parseSeedBody(parsed, deps.limits, deps.nowMs);
+  if (!result.ok) {
+    const body = result.metricIndex === undefined ? { error: result.error } : { error: result.error, metric_index: result.metricIndex };
+    return { kind: 'reply', reply: json(400, body), outcome: 'validation' };
+  }
+  const okReply = result.form === 'single' ? json(202, { status: 'accepted' }) : json(200, { success: true, metrics_processed: result.samples.length });
+  return append(toBatch(clientOf(request.authorization), deps.nowMs, result.samples, result.types), okReply);
+}
+
+function prepareRemoteWrite(request: RawRequest, deps: PrepareDeps): Prepared {
+  const result = parseRemoteWrite(request.body, deps.limits.samplesPerRequestMax);
+  if (!result.ok) return { kind: 'reply', reply: json(400, { error: result.error }), outcome: 'validation' };
+  if (result.samples.length === 0) return { kind: 'reply', reply: NO_CONTENT, outcome: 'ok' };
+  return append(toBatch(clientOf(request.authorization), deps.nowMs, result.samples, result.types), NO_CONTENT);
+}
+
+function prepareLineProtocol(request: RawRequest, query: string, deps: PrepareDeps, v2: boolean): Prepared {
+  const params = new URLSearchParams(query);
+  const precision = (params.get('precision') ?? 'ns') as Precision;
+  const invalid = (message: string, line?: number): Prepared => ({
+    kind: 'reply',
+    reply: json(400, v2 ? { code: 'invalid', message, error: message, ...(line === undefined ? {} : { line }) } : { error: message, ...(line === undefined ? {} : { line }) }),
+    outcome: 'validation',
+  });
+  if (!PRECISIONS.includes(precision)) return invalid(`precision must be one of ${PRECISIONS.join(', ')}`);
+  const result = parseLineProtocol(decoder.decode(request.body), precision, deps.nowMs, deps.limits.samplesPerRequestMax);
+  if (!result.ok) return invalid(result.error, result.line);
+  if (result.samples.length === 0) return { kind: 'reply', reply: NO_CONTENT, outcome: 'ok' };
+  return append(toBatch(clientOf(request.authorization), deps.nowMs, result.samples, {}), NO_CONTENT);
+}
 
 export function prepare(request: RawRequest, deps: PrepareDeps): Prepared {
   const queryAt = request.url.indexOf('?');
   const path = queryAt < 0 ? request.url : request.url.slice(0, queryAt);
+  const query = queryAt < 0 ? '' : request.url.slice(queryAt + 1);
   if (path === '/metrics') {
     if (request.method === 'GET') return { kind: 'exposition' };
     if (request.method !== 'POST') return { kind: 'reply', reply: REPLIES.methodNotAllowed('POST or GET'), outcome: 'not-found' };
-    if (request.body.length > deps.limits.bodyBytesMax) return { kind: 'reply', reply: REPLIES.tooLarge(deps.limits.bodyBytesMax), outcome: 'too-large' };
-    const client = clientOf(request.authorization);
-    if (!deps.limiter.admit(client, deps.nowMs)) return { kind: 'reply', reply: REPLIES.rateLimited, outcome: 'rate-limited' };
-    let parsed: unknown;
-    try {
-      parsed = deps.parseJson(decoder.decode(request.body));
-    } catch {
-      return { kind: 'reply', reply: json(400, { error: 'invalid JSON format' }), outcome: 'validation' };
-    }
-    const result = parseSeedBody(parsed, deps.limits, deps.nowMs);
-    if (!result.ok) {
-      const body = result.metricIndex === undefined ? { error: result.error } : { error: result.error, metric_index: result.metricIndex };
-      return { kind: 'reply', reply: json(400, body), outcome: 'validation' };
-    }
-    const okReply = result.form === 'single' ? json(202, { status: 'accepted' }) : json(200, { success: true, metrics_processed: result.samples.length });
-    return { kind: 'append', batch: toBatch(client, deps.nowMs, result.samples, result.types), okReply, metrics: result.samples.length };
+    return admitWrite(request, deps) ?? prepareSeed(request, deps);
   }
+  if (path === '/api/v1/write') return admitWrite(request, deps) ?? prepareRemoteWrite(request, deps);
+  if (path === '/write' || path === '/api/v2/write') return admitWrite(request, deps) ?? prepareLineProtocol(request, query, deps, path === '/api/v2/write');
   if (request.method !== 'GET') return { kind: 'reply', reply: REPLIES.notFound, outcome: 'not-found' };
   if (path === '/health') return { kind: 'health' };
   if (path === '/stats') return { kind: 'stats' };
   if (path === '/query') {
-    const params = new URLSearchParams(queryAt < 0 ? '' : request.url.slice(queryAt + 1));
+    const params = new URLSearchParams(query);
     const name = params.get('name');
     if (name === null || name === '') return { kind: 'reply', reply: json(400, { error: 'query needs name' }), outcome: 'validation' };
     const startMs = params.has('start') ? Number(params.get('start')) : 0;
@@ -180,15 +227,23 @@ export function appendFailureReply(error: unknown): Reply {
   return REPLIES.queueUnavailable;
 }
 
+/** How a phase puts encoded parts in the queue: directly, or through its writer. */
+export type Appender = (client: string, parts: Uint8Array[], samples: number) => Promise<void>;
+
+/** Appends straight to the sink, every part, all acknowledged before it resolves. */
+export const directAppender = (sink: IngestionSink): Appender => async (client, parts) => {
+  await Promise.all(parts.map((part) => sink.appendEncoded(client, part)));
+};
+
 /** The I/O half: appends, forwards, or reads; every path answers. */
-export async function complete(prepared: Prepared, sink: IngestionSink, stats: StatsCounter): Promise<Reply> {
+export async function complete(prepared: Prepared, sink: IngestionSink, stats: StatsCounter, appendParts: Appender = directAppender(sink)): Promise<Reply> {
   switch (prepared.kind) {
     case 'reply':
       stats.count(prepared.outcome);
       return prepared.reply;
     case 'append':
       try {
-        await sink.append(prepared.batch);
+        await appendParts(prepared.client, prepared.parts, prepared.metrics);
       } catch (error) {
         stats.rejectedOverload += 1;
         return appendFailureReply(error);

@@ -30,6 +30,11 @@ export interface IngestionSink {
    * `CRAFT_TIMEOUT`, `CRAFT_NO_RESPONDERS`) otherwise, and then nothing was acknowledged.
    */
   append(batch: IngestBatch): Promise<AppendAck>;
+  /**
+   * Appends one encoded queue message for a client: a JSON batch, or a JSON array of
+   * batches (a group commit). Same guarantee as `append`.
+   */
+  appendEncoded(client: string, payload: Uint8Array): Promise<AppendAck>;
   /** Runs the seed's full-scan query over the bus (inclusive bounds in ms). */
   query(name: string, startMs: number, endMs: number): Promise<SeedQueryRow[]>;
   /** Messages waiting in the queue, for the seed's health answer. */
@@ -39,8 +44,10 @@ export interface IngestionSink {
 export interface IngestionLimits {
   /** Bodies above this are answered 413. */
   bodyBytesMax: number;
-  /** Metrics in one batch. */
+  /** Metrics in one seed JSON batch (seed: 1000). */
   batchMetricsMax: number;
+  /** Samples in one remote-write or line-protocol request. */
+  samplesPerRequestMax: number;
   metricNameLengthMax: number;
   /** Requests per second per client id; 0 disables rate limiting. */
   rateLimitPerSecond: number;
@@ -75,6 +82,8 @@ export interface IngestionStats {
   bodyTooLarge: number;
   connectionsOpen: number;
   connectionsTotal: number;
+  /** Phase-specific counters: threads started, queue depth, lock waits, group sizes… */
+  detail?: Record<string, number>;
 }
 
 export interface IngestionServer {

@@ -1,0 +1,114 @@
+/**
+ * The skeleton every Craft #1 phase shares: a node:http server fed with the actor's
+ * accepted sockets, a body limit, and the shared protocol. A phase is a choice of three
+ * parts — where `prepare()` runs (executor), how batches reach the queue (appender), and
+ * whether connections are kept alive — so each phase plugin states only what it changes.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import { CraftError } from '../errors.js';
+import { complete, REPLIES, StatsCounter, json, type Appender } from './protocol.js';
+import { BODY_TOO_LARGE, FedHttpServer, readBody, toRawRequest, writeReply } from './node-http.js';
+import { BatchingWriter } from './batching-writer.js';
+import type { PrepareExecutor } from './executors.js';
+import type { IngestionServer, IngestionServerContext, IngestionStats } from '../slots/ingestion.js';
+
+export type AppenderDesign =
+  /** One append at a time, in arrival order: the seed's blocking write under a global lock. */
+  | { kind: 'serial' }
+  /** The async writer: a background drain with group commit, `concurrency` appends in flight. */
+  | { kind: 'batching'; concurrency: number; bufferedBytesMax: number };
+
+export interface PhaseDesign {
+  id: string;
+  keepAlive: boolean;
+  appender: AppenderDesign;
+  executor: PrepareExecutor;
+  /** Options for node:http (e.g. connection limits for the event-driven phase). */
+  maxHeadersCount?: number;
+}
+
+export class PhaseServer implements IngestionServer {
+  private readonly counters: StatsCounter;
+  private readonly http: FedHttpServer;
+  private readonly appendParts: Appender;
+  private readonly writer: BatchingWriter | undefined;
+  private inFlight = 0;
+
+  constructor(
+    private readonly context: IngestionServerContext,
+    private readonly design: PhaseDesign,
+  ) {
+    this.counters = new StatsCounter(design.id);
+    this.http = new FedHttpServer((request, response) => void this.onRequest(request, response), this.counters, {
+      keepAlive: design.keepAlive,
+      keepAliveTimeoutMs: context.limits.keepAliveTimeoutMs,
+    });
+    if (design.appender.kind === 'serial') {
+      let previous: Promise<unknown> = Promise.resolve();
+      this.appendParts = (client, parts) => {
+        const mine = previous.then(async () => {
+          for (const part of parts) await context.sink.appendEncoded(client, part);
+        });
+        previous = mine.catch(() => undefined);
+        return mine;
+      };
+    } else {
+      const writer = new BatchingWriter(context.sink, { concurrency: design.appender.concurrency, bufferedBytesMax: design.appender.bufferedBytesMax });
+      this.writer = writer;
+      this.appendParts = (client, parts, samples) => writer.writeAll(client, parts, samples);
+    }
+  }
+
+  async start(): Promise<void> {
+    await this.design.executor.start();
+  }
+
+  accept(socket: Socket): void {
+    this.http.accept(socket);
+  }
+
+  private async onRequest(request: IncomingMessage, response: ServerResponse): Promise<void> {
+    this.counters.requests += 1;
+    this.inFlight += 1;
+    const close = !this.design.keepAlive || this.http.isDraining;
+    try {
+      const body = await readBody(request, this.context.limits.bodyBytesMax);
+      if (body === BODY_TOO_LARGE) {
+        this.counters.count('too-large');
+        writeReply(response, REPLIES.tooLarge(this.context.limits.bodyBytesMax), true);
+        return;
+      }
+      let prepared;
+      try {
+        prepared = await this.design.executor.run(toRawRequest(request, body), this.context.clock.now());
+      } catch (error) {
+        if (error instanceof CraftError && error.code === 'CRAFT_OVERLOADED') {
+          this.counters.rejectedOverload += 1;
+          writeReply(response, REPLIES.overloaded, close);
+          return;
+        }
+        throw error;
+      }
+      writeReply(response, await complete(prepared, this.context.sink, this.counters, this.appendParts), close || this.http.isDraining);
+    } catch (error) {
+      this.context.log.error('request failed', { phase: this.design.id, error });
+      writeReply(response, json(500, { error: 'internal error' }), true);
+    } finally {
+      this.inFlight -= 1;
+    }
+  }
+
+  async drain(deadlineMs: number): Promise<void> {
+    await this.http.drain(deadlineMs);
+    await this.writer?.idle();
+    await this.design.executor.stop();
+  }
+
+  stats(): IngestionStats {
+    return { ...this.counters.snapshot(), detail: { inFlight: this.inFlight, ...this.design.executor.stats(), ...(this.writer === undefined ? {} : prefixed('writer', this.writer.stats)) } };
+  }
+}
+
+const prefixed = (prefix: string, values: object): Record<string, number> =>
+  Object.fromEntries(Object.entries(values).map(([k, v]) => [`${prefix}.${k}`, v as number]));
