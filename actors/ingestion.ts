@@ -55,7 +55,8 @@ export class IngestionActor extends Actor {
     this.current = server;
     this.pluginId = choice.id;
     const { host, ingestionPort, backlog } = this.context.config.http;
-    const listener = createServer({ noDelay: true }, (socket: Socket) => this.current.accept(socket));
+    // Paused on connect: nothing is read here, so a plugin may hand the socket to another process.
+    const listener = createServer({ noDelay: true, pauseOnConnect: true }, (socket: Socket) => this.current.accept(socket));
     await new Promise<void>((resolve, reject) => {
       listener.once('error', reject);
       listener.listen({ host, port: ingestionPort, backlog }, () => {
@@ -81,12 +82,14 @@ export class IngestionActor extends Actor {
     const closing = this.closeListener();
     await this.current.drain(Date.now() + this.context.config.supervision.shutdownMs);
     await closing;
+    this.sink.close();
   }
 
   protected override async onCrash(): Promise<void> {
     const closing = this.closeListener();
     await this.current?.drain(Date.now() + 1_000);
     await closing;
+    this.sink.close();
   }
 
   private stats(): IngestionStats & { plugin: string; port: number } {

@@ -14,7 +14,7 @@ import { CraftError, invariant, toWireError } from '../core/errors.js';
 import { RawReply } from '../core/nats/bus.js';
 import { SUBJECTS, handoverSubject } from '../core/subjects.js';
 import { FETCH_MESSAGES_MAX, FETCH_WAIT_MS, NATS_PAYLOAD_BYTES_MAX } from '../core/defaults.js';
-import { CLIENT_HEADER, encodeFetchError, encodeFetchFrame, partitionFor, type CommitRequest, type FetchRequest, type FetchedDelivery, type JoinRequest, type QueueInfo } from '../core/queue/protocol.js';
+import { CLIENT_HEADER, encodeFetchError, encodeFetchFrame, partitionFor, type CommitRequest, type FetchRequest, type FetchedDelivery, type JoinRequest, type QueueInfo, type QueueRoute } from '../core/queue/protocol.js';
 import { currentChoice, type HandoverReply, type HandoverRequest, type PlatformContext } from '../core/platform-context.js';
 import type { QueueLog } from '../core/slots/queue.js';
 import { join } from 'node:path';
@@ -81,6 +81,7 @@ export class QueueActor extends Actor {
     this.handle(SUBJECTS.queueFetch, (body: FetchRequest) => this.fetch(body), { concurrency: FETCH_CONCURRENCY });
     this.handle(SUBJECTS.queueCommit, (body: CommitRequest) => this.commit(body), { concurrency: 64 });
     this.handle(SUBJECTS.queueInfo, () => this.info(), { concurrency: 4 });
+    this.handle(SUBJECTS.queueRoute, () => this.route(), { concurrency: 16 });
     this.handle(handoverSubject(this.id), (body: HandoverRequest) => this.handover(body));
   }
 
@@ -102,9 +103,11 @@ export class QueueActor extends Actor {
     const last = this.journal.state.epochs.at(-1);
     if (last === undefined || last.drained || last.plugin !== choice.id || JSON.stringify(last.options) !== JSON.stringify(choice.options)) {
       await this.openEpoch(choice.id, choice.options);
+      this.bus.publish(SUBJECTS.queueEvents, { type: 'epoch', epoch: this.current.record.epoch });
     } else {
       this.current = this.open.get(last.epoch)!;
     }
+    for (const open of this.open.values()) if (open !== this.current) await this.retire(open);
     this.log.info('queue ready', { plugin: this.current.record.plugin, epoch: this.current.record.epoch, draining: this.open.size - 1 });
   }
 
@@ -136,6 +139,16 @@ export class QueueActor extends Actor {
     this.open.set(epoch, opened);
     this.current = opened;
     return opened;
+  }
+
+  private route(): QueueRoute {
+    const direct = typeof this.current.log.directSubject === 'function';
+    return { epoch: this.current.record.epoch, partitions: this.partitions, direct };
+  }
+
+  /** Makes an epoch that is no longer current refuse appends (direct producers then re-route). */
+  private async retire(open: OpenEpoch): Promise<void> {
+    if (open.log.seal !== undefined) await open.log.seal();
   }
 
   private async append(data: Uint8Array, message: Msg): Promise<unknown> {
@@ -300,7 +313,10 @@ export class QueueActor extends Actor {
     invariant(request.slot === 'queue.log', `queue actor asked to swap ${request.slot}`);
     const started = this.clock.now();
     const from = this.current.record.plugin;
+    const previous = this.current;
     const next = await this.openEpoch(request.plugin, request.options);
+    this.bus.publish(SUBJECTS.queueEvents, { type: 'epoch', epoch: next.record.epoch });
+    await this.retire(previous);
     await this.checkDrained();
     return {
       slot: 'queue.log',

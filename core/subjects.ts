@@ -41,6 +41,10 @@ export const SUBJECTS = {
   queueCommit: 'craft.queue.commit',
   /** Queue actor: depth, epochs and group lag. */
   queueInfo: 'craft.queue.info',
+  /** Queue actor: where producers append now `{epoch, partitions, direct}` (direct = publish to JetStream). */
+  queueRoute: 'craft.queue.route',
+  /** Events of the queue actor: `{type: "epoch", epoch}` when appends move to a new epoch. */
+  queueEvents: 'craft.queue.events',
 
   /** Storage actor: select samples `{matchers, startMs, endMs}`. */
   storageSelect: 'craft.storage.select',

@@ -1,30 +1,57 @@
 /**
- * The ingestion sink over the bus: appends go to the queue actor, seed queries to the query
- * actor. A named limit bounds appends in flight; beyond it requests are answered 503.
+ * The ingestion sink over the bus. Appends take one of two routes, as the queue actor says:
+ *
+ *   direct — the current log is a JetStream stream: publish to the partition's subject and
+ *            the NATS server acknowledges once stored. One hop; the queue actor is not in
+ *            the data path (as a Kafka producer talks to the broker, not to a coordinator).
+ *   relay  — the log lives inside the queue actor (memory, files): request `craft.queue.append`.
+ *
+ * When the queue swaps its log it seals the old stream; a direct publish that still goes
+ * there is refused, the sink asks for the new route and publishes again — nothing is
+ * acknowledged twice and nothing lands in a stream that is being drained. A named limit
+ * bounds appends in flight; beyond it requests are answered 503.
  */
 import { CraftError } from '../errors.js';
-import { RETRY_AFTER_S } from '../defaults.js';
+import { REQUEST_TIMEOUT_MS, RETRY_AFTER_S } from '../defaults.js';
 import { METRIC_NAME_LABEL, type IngestBatch } from '../model.js';
-import { encodeForQueue } from './queue-encoding.js';
-import type { Bus } from '../nats/bus.js';
-import { QueueClient } from '../queue/protocol.js';
+import { decodeJson, mapRequestError, type Bus } from '../nats/bus.js';
+import { partitionFor, QueueClient, type QueueRoute } from '../queue/protocol.js';
+import { queueLogSubject, SUBJECTS } from '../subjects.js';
 import type { AppendAck, IngestionSink, SeedQueryRow } from '../slots/ingestion.js';
 import { QueryClient } from '../query/client.js';
+import { encodeForQueue } from './queue-encoding.js';
 
 const DEPTH_CACHE_MS = 1_000;
+/** A cached route is asked for again after this long, even without an epoch event. */
+const ROUTE_TTL_MS = 5_000;
+
+interface PubAck {
+  stream?: string;
+  seq?: number;
+  error?: { code?: number; err_code?: number; description?: string };
+}
 
 export class BusSink implements IngestionSink {
   private readonly queue: QueueClient;
   private readonly queries: QueryClient;
   private inFlight = 0;
   private depthCache: { atMs: number; depth: number } | undefined;
+  private route: { value: QueueRoute; atMs: number } | undefined;
+  private routing: Promise<QueueRoute> | undefined;
+  private readonly unsubscribe: () => void;
 
   constructor(
-    bus: Bus,
+    private readonly bus: Bus,
     private readonly appendInFlightMax: number,
   ) {
     this.queue = new QueueClient(bus);
     this.queries = new QueryClient(bus);
+    const subscription = bus.nc.subscribe(SUBJECTS.queueEvents, { callback: () => (this.route = undefined) });
+    this.unsubscribe = () => subscription.unsubscribe();
+  }
+
+  close(): void {
+    this.unsubscribe();
   }
 
   async append(batch: IngestBatch): Promise<AppendAck> {
@@ -34,17 +61,60 @@ export class BusSink implements IngestionSink {
     return acks.at(-1)!;
   }
 
-  /** Appends an already encoded batch (phases that encode on worker threads). */
+  private async currentRoute(): Promise<QueueRoute> {
+    if (this.route !== undefined && Date.now() - this.route.atMs < ROUTE_TTL_MS) return this.route.value;
+    this.routing ??= this.queue
+      .route()
+      .then((value) => {
+        this.route = { value, atMs: Date.now() };
+        return value;
+      })
+      .finally(() => (this.routing = undefined));
+    return this.routing;
+  }
+
   async appendEncoded(client: string, payload: Uint8Array): Promise<AppendAck> {
     if (this.inFlight >= this.appendInFlightMax) {
       throw new CraftError('CRAFT_OVERLOADED', `appends in flight at APPEND_IN_FLIGHT_MAX=${this.appendInFlightMax}`, { details: { retryAfterS: RETRY_AFTER_S } });
     }
     this.inFlight += 1;
     try {
-      return await this.queue.append(client, payload);
+      for (let attempt = 0; ; attempt++) {
+        const route = await this.currentRoute().catch(() => undefined);
+        if (route === undefined || !route.direct) return await this.queue.append(client, payload);
+        const partition = partitionFor(client, route.partitions);
+        const ack = await this.publishDirect(queueLogSubject(route.epoch, partition), payload);
+        if (ack !== 'reroute') return { partition, offset: ack, epoch: route.epoch };
+        // The epoch was sealed or removed under us: learn the new route and publish there.
+        this.route = undefined;
+        if (attempt >= 3) throw new CraftError('CRAFT_TIMEOUT', 'queue route kept changing during the append', { details: { retryAfterS: RETRY_AFTER_S } });
+      }
     } finally {
       this.inFlight -= 1;
     }
+  }
+
+  /** Publishes to a stream subject; returns the sequence, or 'reroute' when the stream refuses it. */
+  private async publishDirect(subject: string, payload: Uint8Array): Promise<number | 'reroute'> {
+    let reply: PubAck;
+    try {
+      const message = await this.bus.nc.request(subject, payload, { timeout: REQUEST_TIMEOUT_MS });
+      reply = decodeJson<PubAck>(message.data);
+    } catch (error) {
+      const mapped = mapRequestError(error, subject);
+      if (mapped.code === 'CRAFT_NO_RESPONDERS') return 'reroute';
+      throw new CraftError(mapped.code, mapped.message, { cause: error, details: { retryAfterS: RETRY_AFTER_S } });
+    }
+    if (reply.error !== undefined) {
+      const description = reply.error.description ?? 'unknown error';
+      if (/sealed/i.test(description)) return 'reroute';
+      if (/maximum (bytes|messages)|resource|storage/i.test(description)) {
+        throw new CraftError('CRAFT_OVERLOADED', `queue stream is full: ${description}`, { details: { retryAfterS: RETRY_AFTER_S } });
+      }
+      throw new CraftError('CRAFT_TIMEOUT', `queue refused the append: ${description}`, { details: { retryAfterS: RETRY_AFTER_S } });
+    }
+    if (typeof reply.seq !== 'number') throw new CraftError('CRAFT_TIMEOUT', 'queue answered without a sequence');
+    return reply.seq;
   }
 
   async query(name: string, startMs: number, endMs: number): Promise<SeedQueryRow[]> {

@@ -91,6 +91,8 @@ export class FedHttpServer {
       this.stats.connectionsOpen -= 1;
     });
     this.server.emit('connection', socket);
+    // The actor's listener pauses new sockets (so they can be handed to other processes): start reading.
+    socket.resume();
   }
 
   /** New requests get `Connection: close`; idle connections close now; the rest by the deadline. */

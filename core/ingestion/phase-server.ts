@@ -90,7 +90,7 @@ export class PhaseServer implements IngestionServer {
         }
         throw error;
       }
-      writeReply(response, await complete(prepared, this.context.sink, this.counters, this.appendParts), close || this.http.isDraining);
+      writeReply(response, await complete(prepared, this.context.sink, this.counters, this.appendParts, () => this.stats()), close || this.http.isDraining);
     } catch (error) {
       this.context.log.error('request failed', { phase: this.design.id, error });
       writeReply(response, json(500, { error: 'internal error' }), true);

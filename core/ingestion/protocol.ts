@@ -199,6 +199,7 @@ export function statsBody(stats: IngestionStats): Record<string, unknown> {
     connections_open: stats.connectionsOpen,
     connections_total: stats.connectionsTotal,
     phase: stats.phase,
+    ...(stats.detail === undefined ? {} : { detail: stats.detail }),
   };
 }
 
@@ -236,7 +237,13 @@ export const directAppender = (sink: IngestionSink): Appender => async (client, 
 };
 
 /** The I/O half: appends, forwards, or reads; every path answers. */
-export async function complete(prepared: Prepared, sink: IngestionSink, stats: StatsCounter, appendParts: Appender = directAppender(sink)): Promise<Reply> {
+export async function complete(
+  prepared: Prepared,
+  sink: IngestionSink,
+  stats: StatsCounter,
+  appendParts: Appender = directAppender(sink),
+  statsOf: () => IngestionStats = () => stats.snapshot(),
+): Promise<Reply> {
   switch (prepared.kind) {
     case 'reply':
       stats.count(prepared.outcome);
@@ -268,8 +275,8 @@ export async function complete(prepared: Prepared, sink: IngestionSink, stats: S
       return json(200, { status: 'healthy', service: 'ingestion', phase: stats.phase, queue_size: queueSize });
     }
     case 'stats':
-      return json(200, statsBody(stats.snapshot()));
+      return json(200, statsBody(statsOf()));
     case 'exposition':
-      return { status: 200, body: exposition(stats.snapshot()), contentType: 'text/plain; version=0.0.4' };
+      return { status: 200, body: exposition(statsOf()), contentType: 'text/plain; version=0.0.4' };
   }
 }

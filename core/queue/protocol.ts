@@ -62,6 +62,14 @@ export interface QueueInfo {
   groups: string[];
 }
 
+/** Where producers append: through the queue actor (relay), or straight to the log's subjects (direct). */
+export interface QueueRoute {
+  epoch: number;
+  partitions: number;
+  /** Publish to `craft.queue.log.<epoch>.<partition>`; the NATS server acknowledges (JetStream). */
+  direct: boolean;
+}
+
 type FetchMeta = { ok: true; generation: number; deliveries: [number, number, number, number][] } | { ok: false; error: WireError };
 
 export function encodeFetchFrame(generation: number, deliveries: FetchedDelivery[]): Uint8Array {
@@ -146,5 +154,9 @@ export class QueueClient {
 
   info(): Promise<QueueInfo> {
     return this.bus.request<QueueInfo>(SUBJECTS.queueInfo, {});
+  }
+
+  route(): Promise<QueueRoute> {
+    return this.bus.request<QueueRoute>(SUBJECTS.queueRoute, {}, { timeoutMs: 2_000 });
   }
 }

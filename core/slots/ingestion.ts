@@ -89,7 +89,7 @@ export interface IngestionStats {
 export interface IngestionServer {
   /** Prepares worker threads, processes or buffers; resolves when ready to accept. */
   start(): Promise<void>;
-  /** Takes ownership of one accepted TCP connection. */
+  /** Takes ownership of one accepted TCP connection. The socket is paused: nothing has been read yet. */
   accept(socket: Socket): void;
   /**
    * Stops taking new requests, finishes the ones in flight (their answers are sent), closes

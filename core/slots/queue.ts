@@ -45,6 +45,18 @@ export interface QueueLog {
   /** Drops messages through `offset` of a partition: every group has committed them. */
   trim(partition: number, offset: number): Promise<void>;
   info(): Promise<QueueLogInfo>;
+  /**
+   * Optional direct append path: the NATS subject a producer may publish a partition's
+   * messages to, acknowledged by the NATS server itself (JetStream), without passing
+   * through the queue actor. Logs that live inside the actor (in memory, files) have none.
+   */
+  directSubject?(partition: number): string;
+  /**
+   * Called when this log stops being the current epoch: refuse any further appends
+   * (direct producers that have not yet heard of the new epoch get an error and retry
+   * there) and learn the final last offsets.
+   */
+  seal?(): Promise<void>;
   /** Closes the log. `destroy` also deletes its data (used after an old epoch is drained). */
   close(options?: { destroy?: boolean }): Promise<void>;
 }

@@ -1,27 +1,132 @@
 /**
- * Craft #1 phase 8 — event-driven. The design Node is built for: one event loop (epoll
- * underneath) owns every connection — 10,000+ of them cost memory, not threads — and does
- * the whole request itself with the native JSON parser; no thread hop, no locks (the
- * limiter belongs to the loop). The async writer keeps 16 appends in flight and joins
- * waiting batches per client into one queue message, so the queue sees few, large appends.
+ * Craft #1 phase 8 — event-driven. The design Node is built for: an event loop (epoll
+ * underneath) owns many connections — 10,000+ cost memory, not threads — and does the
+ * whole request itself with the native JSON parser: no thread hop, no locks (the limiter
+ * belongs to the loop). The async writer joins waiting batches per client into one queue
+ * message and keeps few appends in flight, so the queue sees few, large appends.
+ *
+ * `loops` (option; default 1) adds event loops in child processes, one per core: the actor
+ * hands accepted connections round-robin to the loops over IPC. Each loop rate-limits on
+ * its own, so with more than one loop a client spread over several connections can reach
+ * `loops ×` its limit; one loop keeps the per-client limit exact.
  */
+import { fork, type ChildProcess } from 'node:child_process';
+import type { Socket } from 'node:net';
+import { fileURLToPath } from 'node:url';
 import { definePlugin } from '../../core/plugins/define.js';
 import { PhaseServer } from '../../core/ingestion/phase-server.js';
 import { InlineExecutor } from '../../core/ingestion/executors.js';
 import { loopLimiter, WRITER_BUFFERED_BYTES_MAX } from '../../core/ingestion/limiters.js';
+import type { IngestionServer, IngestionServerContext, IngestionStats } from '../../core/slots/ingestion.js';
+import type { LoopSetup } from '../../core/ingestion/workers/loop-process.js';
+
+const ID = 'ingestion.event-driven';
+/** Appends in flight from each loop's writer (option `appendsInFlight`). */
+const APPENDS_IN_FLIGHT = 2;
+const LOOP_ENTRY = fileURLToPath(new URL('../../core/ingestion/workers/loop-process.js', import.meta.url));
+
+interface Loop {
+  child: ChildProcess;
+  stats: IngestionStats | undefined;
+}
+
+class EventDriven implements IngestionServer {
+  private readonly local: PhaseServer;
+  private readonly loops: Loop[] = [];
+  private turn = 0;
+
+  constructor(
+    private readonly context: IngestionServerContext,
+    private readonly loopCount: number,
+    private readonly appendsInFlight: number,
+  ) {
+    this.local = new PhaseServer(context, {
+      id: ID,
+      keepAlive: true,
+      appender: { kind: 'batching', concurrency: appendsInFlight, bufferedBytesMax: WRITER_BUFFERED_BYTES_MAX },
+      executor: new InlineExecutor({ parser: 'native', limits: context.limits }, loopLimiter(context.limits)),
+    });
+  }
+
+  async start(): Promise<void> {
+    await this.local.start();
+    const setup: LoopSetup = { id: ID, natsServers: this.context.natsServers, limits: this.context.limits, appendsInFlight: this.appendsInFlight };
+    for (let i = 1; i < this.loopCount; i++) {
+      const child = fork(LOOP_ENTRY, [], { env: { ...process.env, CRAFT_LOOP_SETUP: JSON.stringify(setup) }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+      const loop: Loop = { child, stats: undefined };
+      await new Promise<void>((resolve, reject) => {
+        child.on('message', (message: { type?: string; stats?: IngestionStats }) => {
+          if (message.type === 'ready') resolve();
+          if (message.type === 'stats') loop.stats = message.stats;
+        });
+        child.once('exit', (code) => reject(new Error(`event loop process exited during start (code ${code})`)));
+      });
+      child.on('exit', () => {
+        const index = this.loops.indexOf(loop);
+        if (index >= 0) this.loops.splice(index, 1);
+      });
+      this.loops.push(loop);
+    }
+  }
+
+  accept(socket: Socket): void {
+    const slot = this.turn++ % (this.loops.length + 1);
+    const loop = slot === 0 ? undefined : this.loops[slot - 1];
+    if (loop === undefined || !loop.child.connected) {
+      this.local.accept(socket);
+      return;
+    }
+    loop.child.send({ type: 'socket' }, socket, { keepOpen: false }, (error) => {
+      if (error !== null && error !== undefined) this.context.log.warn('handing a connection to an event loop failed', { error });
+    });
+  }
+
+  async drain(deadlineMs: number): Promise<void> {
+    const exits = this.loops.map(
+      (loop) =>
+        new Promise<void>((resolve) => {
+          if (loop.child.exitCode !== null) return resolve();
+          loop.child.once('exit', () => resolve());
+          loop.child.send({ type: 'drain', deadlineMs });
+          setTimeout(() => {
+            loop.child.kill('SIGKILL');
+            resolve();
+          }, Math.max(0, deadlineMs - Date.now()) + 2_000).unref();
+        }),
+    );
+    await Promise.all([this.local.drain(deadlineMs), ...exits]);
+  }
+
+  stats(): IngestionStats {
+    const all = [this.local.stats(), ...this.loops.map((l) => l.stats).filter((s): s is IngestionStats => s !== undefined)];
+    const sum = (key: keyof IngestionStats): number => all.reduce((total, s) => total + (s[key] as number), 0);
+    return {
+      phase: ID,
+      requests: sum('requests'),
+      metricsReceived: sum('metricsReceived'),
+      batchesProcessed: sum('batchesProcessed'),
+      validationErrors: sum('validationErrors'),
+      rateLimited: sum('rateLimited'),
+      rejectedOverload: sum('rejectedOverload'),
+      bodyTooLarge: sum('bodyTooLarge'),
+      connectionsOpen: sum('connectionsOpen'),
+      connectionsTotal: sum('connectionsTotal'),
+      detail: { loops: all.length, ...all[0]!.detail },
+    };
+  }
+}
 
 export default definePlugin({
-  id: 'ingestion.event-driven',
+  id: ID,
   craft: 1,
   phase: 8,
   slot: 'ingestion.server',
   version: '1.0.0',
-  summary: 'One event loop for all connections, native parser, group commit with 16 appends in flight',
-  create: (context) =>
-    new PhaseServer(context, {
-      id: 'ingestion.event-driven',
-      keepAlive: true,
-      appender: { kind: 'batching', concurrency: 16, bufferedBytesMax: WRITER_BUFFERED_BYTES_MAX },
-      executor: new InlineExecutor({ parser: 'native', limits: context.limits }, loopLimiter(context.limits)),
-    }),
+  summary: 'Event loop(s) owning all connections, native parser, group commit with few large appends',
+  create: (context, options) =>
+    new EventDriven(
+      context,
+      typeof options.loops === 'number' && options.loops >= 1 ? Math.floor(options.loops) : 1,
+      typeof options.appendsInFlight === 'number' && options.appendsInFlight >= 1 ? Math.floor(options.appendsInFlight) : APPENDS_IN_FLIGHT,
+    ),
 });

@@ -172,6 +172,7 @@ class JetStreamQueueLog implements QueueLog {
   private readonly lastOffsets: number[];
   private readonly readers = new Map<string, JetStreamReader>();
   private appended = 0;
+  private sealed = false;
   private manager: JetStreamManager | undefined;
 
   constructor(
@@ -196,18 +197,12 @@ class JetStreamQueueLog implements QueueLog {
     const jsm = await this.jsm();
     const subjects = [`craft.queue.log.${this.epoch}.*`];
     try {
-      await jsm.streams.info(this.stream);
+      const info = await jsm.streams.info(this.stream);
+      this.sealed = info.config.sealed === true;
     } catch {
       await jsm.streams.add({ name: this.stream, subjects, max_bytes: this.bytesMax, discard: DiscardPolicy.New });
     }
-    for (let p = 0; p < this.lastOffsets.length; p++) {
-      try {
-        const last = await jsm.streams.getMessage(this.stream, { last_by_subj: queueLogSubject(this.epoch, p) });
-        this.lastOffsets[p] = last?.seq ?? 0;
-      } catch {
-        this.lastOffsets[p] = 0;
-      }
-    }
+    await this.readLastOffsets();
   }
 
   async append(partition: number, payload: Uint8Array): Promise<number> {
@@ -231,6 +226,31 @@ class JetStreamQueueLog implements QueueLog {
     return this.lastOffsets[partition] ?? 0;
   }
 
+  directSubject(partition: number): string {
+    return queueLogSubject(this.epoch, partition);
+  }
+
+  /** Seals the stream (the server refuses new messages) and reads the final last offsets. */
+  async seal(): Promise<void> {
+    const jsm = await this.jsm();
+    // `sealed` (server 2.6.2+) is not in the client's update type; the server takes it.
+    await jsm.streams.update(this.stream, { sealed: true } as unknown as Parameters<JetStreamManager['streams']['update']>[1]);
+    this.sealed = true;
+    await this.readLastOffsets();
+  }
+
+  private async readLastOffsets(): Promise<void> {
+    const jsm = await this.jsm();
+    for (let p = 0; p < this.lastOffsets.length; p++) {
+      try {
+        const last = await jsm.streams.getMessage(this.stream, { last_by_subj: queueLogSubject(this.epoch, p) });
+        this.lastOffsets[p] = Math.max(this.lastOffsets[p]!, last?.seq ?? 0);
+      } catch {
+        // no message on this partition
+      }
+    }
+  }
+
   async reader(group: string, partition: number): Promise<PartitionReader> {
     const key = `${group}/${partition}`;
     let reader = this.readers.get(key);
@@ -244,6 +264,7 @@ class JetStreamQueueLog implements QueueLog {
   }
 
   async trim(partition: number, offset: number): Promise<void> {
+    if (this.sealed) return; // a sealed stream refuses deletes; it is deleted whole once drained
     const jsm = await this.jsm();
     await jsm.streams.purge(this.stream, { filter: queueLogSubject(this.epoch, partition), seq: offset + 1 });
   }

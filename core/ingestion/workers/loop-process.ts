@@ -1,0 +1,61 @@
+/**
+ * One more event loop for the event-driven phase: a child process that serves the
+ * connections its parent hands it over IPC (`'socket'` messages carrying the handle), with
+ * its own NATS connection and its own async writer. It reports its counters every second,
+ * drains on `{type: 'drain'}`, and exits when the parent goes away.
+ */
+import type { Socket } from 'node:net';
+import { Bus } from '../../nats/bus.js';
+import { BusSink } from '../bus-sink.js';
+import { PhaseServer } from '../phase-server.js';
+import { InlineExecutor } from '../executors.js';
+import { loopLimiter, WRITER_BUFFERED_BYTES_MAX } from '../limiters.js';
+import { systemClock } from '../../clock.js';
+import { createLogger } from '../../log.js';
+import type { IngestionLimits } from '../../slots/ingestion.js';
+
+export interface LoopSetup {
+  id: string;
+  natsServers: string;
+  limits: IngestionLimits;
+  appendsInFlight: number;
+}
+
+const send = (message: unknown): void => {
+  if (process.connected) process.send!(message);
+};
+
+const setup = JSON.parse(process.env.CRAFT_LOOP_SETUP ?? '{}') as LoopSetup;
+const log = createLogger(`loop:${process.pid}`);
+const bus = await Bus.connect(setup.natsServers, `craft-ingestion-loop-${process.pid}`);
+const sink = new BusSink(bus, setup.limits.appendInFlightMax);
+const server = new PhaseServer(
+  { sink, limits: setup.limits, natsServers: setup.natsServers, log, clock: systemClock },
+  {
+    id: setup.id,
+    keepAlive: true,
+    appender: { kind: 'batching', concurrency: setup.appendsInFlight, bufferedBytesMax: WRITER_BUFFERED_BYTES_MAX },
+    executor: new InlineExecutor({ parser: 'native', limits: setup.limits }, loopLimiter(setup.limits)),
+  },
+);
+await server.start();
+
+let draining = false;
+const report = setInterval(() => send({ type: 'stats', stats: server.stats() }), 1_000);
+const finish = async (deadlineMs: number): Promise<void> => {
+  if (draining) return;
+  draining = true;
+  await server.drain(deadlineMs);
+  clearInterval(report);
+  send({ type: 'stats', stats: server.stats() });
+  sink.close();
+  await bus.close();
+  process.exit(0);
+};
+
+process.on('message', (message: { type?: string; deadlineMs?: number }, handle?: Socket) => {
+  if (message.type === 'socket' && handle !== undefined) server.accept(handle);
+  else if (message.type === 'drain') void finish(message.deadlineMs ?? Date.now() + 5_000);
+});
+process.on('disconnect', () => void finish(Date.now() + 1_000));
+send({ type: 'ready' });
