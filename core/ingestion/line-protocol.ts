@@ -58,7 +58,8 @@ export function parseLine(text: string): ParsedLine {
   const [measurement, afterMeasurement] = readToken(text, 0, ', ', ', ');
   if (measurement === '') throw new LineError('missing measurement');
   let i = afterMeasurement;
-  const tags: Record<string, string> = {};
+  // Null prototypes: a key like "__proto__" is data here, not an object's prototype.
+  const tags: Record<string, string> = Object.create(null) as Record<string, string>;
   while (text[i] === ',') {
     const [key, afterKey] = readToken(text, i + 1, '=, ', ',= ');
     if (text[afterKey] !== '=' || key === '') throw new LineError(`tag ${JSON.stringify(key)} has no value`);
@@ -69,7 +70,7 @@ export function parseLine(text: string): ParsedLine {
   }
   if (text[i] !== ' ') throw new LineError('missing fields');
   while (text[i] === ' ') i++;
-  const fields: ParsedLine['fields'] = {};
+  const fields = Object.create(null) as ParsedLine['fields'];
   for (;;) {
     const [key, afterKey] = readToken(text, i, '=, ', ',= ');
     if (key === '' || text[afterKey] !== '=') throw new LineError(`field ${JSON.stringify(key)} has no value`);

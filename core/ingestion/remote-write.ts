@@ -79,7 +79,9 @@ export function parseRemoteWrite(body: Uint8Array, samplesMax: number): RemoteWr
   for (const [index, series] of (request.timeseries ?? []).entries()) {
     const labels: Labels = {};
     for (const label of series.labels ?? []) {
-      if (!LABEL_NAME.test(label.name) && label.name !== METRIC_NAME_LABEL) return { ok: false, error: `timeseries ${index}: invalid label name ${JSON.stringify(label.name)}` };
+      if (label.name !== METRIC_NAME_LABEL && (!LABEL_NAME.test(label.name) || label.name.startsWith('__'))) {
+        return { ok: false, error: `timeseries ${index}: invalid label name ${JSON.stringify(label.name)} (names starting with "__" are reserved)` };
+      }
       if (label.name in labels) return { ok: false, error: `timeseries ${index}: duplicate label ${label.name}` };
       labels[label.name] = label.value;
     }

@@ -60,7 +60,7 @@ function metricToSample(
 export function parseSeedBody(body: unknown, limits: SeedLimits, nowMs: number): SeedParse {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) return { ok: false, error: 'invalid JSON format' };
   const record = body as Record<string, unknown>;
-  const types: Record<string, MetricType> = {};
+  const types = Object.create(null) as Record<string, MetricType>;
   if (!('metrics' in record)) {
     if (!('name' in record) || !('value' in record)) return { ok: false, error: 'invalid JSON format' };
     const sample = metricToSample(record, undefined, limits, nowMs, types);

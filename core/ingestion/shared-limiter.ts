@@ -15,7 +15,8 @@ import { RATE_LIMIT_BUCKET_MS } from './rate-limit.js';
 
 const RING = 11; // ceil(1000 / 100) + 1 slices
 const SLOT_INTS = 3 + 2 * RING; // hashA, hashB, used, counts[RING], slices[RING]
-const HEADER_INTS = 4; // limit, shards, slotsPerShard, baseSlice
+const HEADER_INTS = 3; // limit, shards, slotsPerShard (the base slice, too large for 32 bits, is a float64 before them)
+const BASE_BYTES = 8;
 const PROBES_MAX = 16;
 
 function hashA(text: string): number {
@@ -48,21 +49,22 @@ export class SharedRateLimiter implements RateLimiter {
   /** Allocates the shared state: `shards` = 1 is one global lock. */
   static create(limit: number, shards: number, slotsPerShard = 4_096): SharedRateLimiter {
     const ints = HEADER_INTS + 2 * shards + shards * slotsPerShard * SLOT_INTS;
-    const buffer = new SharedArrayBuffer(ints * 4);
-    const view = new Int32Array(buffer);
+    const buffer = new SharedArrayBuffer(BASE_BYTES + ints * 4);
+    // Slices are stored relative to this base so they fit in 32 bits (for ~6 years).
+    new Float64Array(buffer, 0, 1)[0] = Math.floor(Date.now() / RATE_LIMIT_BUCKET_MS) - 1_000;
+    const view = new Int32Array(buffer, BASE_BYTES);
     view[0] = limit;
     view[1] = shards;
     view[2] = slotsPerShard;
-    view[3] = Math.floor(Date.now() / RATE_LIMIT_BUCKET_MS) - 1_000;
     return new SharedRateLimiter(buffer);
   }
 
   constructor(readonly buffer: SharedArrayBuffer) {
-    this.ints = new Int32Array(buffer);
+    this.ints = new Int32Array(buffer, BASE_BYTES);
     this.limit = this.ints[0]!;
     this.shards = this.ints[1]!;
     this.slotsPerShard = this.ints[2]!;
-    this.baseSlice = this.ints[3]!;
+    this.baseSlice = new Float64Array(buffer, 0, 1)[0]!;
     this.waitsAt = this.locksAt + this.shards;
     this.tableAt = this.waitsAt + this.shards;
   }

@@ -1,0 +1,55 @@
+/**
+ * Test worker for the ring property test: produces `count` messages (producer id, sequence)
+ * or consumes until `total` messages have been taken by all consumers together.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { SharedRing } from '../../core/ingestion/ring.js';
+import { SharedRateLimiter } from '../../core/ingestion/shared-limiter.js';
+
+interface Job {
+  role: 'producer' | 'consumer' | 'limiter';
+  ring?: SharedArrayBuffer;
+  taken?: SharedArrayBuffer;
+  id?: number;
+  count?: number;
+  total?: number;
+  limiter?: SharedArrayBuffer;
+  durationMs?: number;
+  clients?: number;
+}
+
+const job = workerData as Job;
+if (job.role === 'producer') {
+  const ring = new SharedRing(job.ring!);
+  for (let seq = 0; seq < job.count!; ) {
+    const message = new Uint8Array(8);
+    new DataView(message.buffer).setUint32(0, job.id!);
+    new DataView(message.buffer).setUint32(4, seq);
+    if (ring.tryPush(message)) seq++;
+  }
+  parentPort!.postMessage([]);
+} else if (job.role === 'consumer') {
+  const ring = new SharedRing(job.ring!);
+  const taken = new Int32Array(job.taken!);
+  const got: [number, number][] = [];
+  while (Atomics.load(taken, 0) < job.total!) {
+    const message = ring.tryPop();
+    if (message === undefined) continue;
+    Atomics.add(taken, 0, 1);
+    const view = new DataView(message.buffer);
+    got.push([view.getUint32(0), view.getUint32(4)]);
+  }
+  parentPort!.postMessage(got);
+} else {
+  // Hammer the shared limiter on the real clock; report the times of admitted requests per client.
+  const limiter = new SharedRateLimiter(job.limiter!);
+  const admitted: [number, number][] = [];
+  const end = Date.now() + job.durationMs!;
+  for (let i = 0; ; i++) {
+    const now = Date.now();
+    if (now >= end) break;
+    const client = i % job.clients!;
+    if (limiter.admit(`client-${client}`, now)) admitted.push([client, now]);
+  }
+  parentPort!.postMessage(admitted);
+}
