@@ -5,7 +5,7 @@
 import t from 'tap';
 import fc from 'fast-check';
 import snappy from 'snappy';
-import { encodeRemoteWrite, parseRemoteWrite, WriteRequestType } from '../core/ingestion/remote-write.js';
+import { encodeRemoteWrite, parseRemoteWrite, writeRequestType } from '../core/ingestion/remote-write.js';
 
 const labels = fc.dictionary(fc.stringMatching(/^[a-zA-Z_][a-zA-Z0-9_]{0,10}$/).filter((k) => !k.startsWith('__')), fc.string({ maxLength: 10 }), { maxKeys: 4 });
 const series = fc.record({
@@ -35,6 +35,7 @@ t.test('malformed bodies and invalid series are refused with a reason', async (t
   t.match(parseRemoteWrite(encodeRemoteWrite([{ labels: { job: 'x' }, samples: [[1, 1]] }]), 10), { ok: false, error: /missing metric name/ });
   t.match(parseRemoteWrite(encodeRemoteWrite([{ labels: { __name__: 'm', 'bad-label': 'x' }, samples: [[1, 1]] }]), 10), { ok: false, error: /invalid label name/ });
   t.match(parseRemoteWrite(encodeRemoteWrite([{ labels: { __name__: 'm' }, samples: [[1, 1], [2, 2], [3, 3]] }]), 2), { ok: false, error: /more than 2 samples/ });
+  const WriteRequestType = writeRequestType();
   const metadata = WriteRequestType.encode(WriteRequestType.fromObject({ metadata: [{ type: 1, metric_family_name: 'http_requests_total' }] })).finish();
   t.same(parseRemoteWrite(snappy.compressSync(Buffer.from(metadata)), 10), { ok: true, samples: [], types: { http_requests_total: 'counter' } });
 });

@@ -18,6 +18,12 @@ import { unlimited, type RateLimiter } from './rate-limit.js';
 import type { SharedRateLimiter } from './shared-limiter.js';
 
 const WORKER_URL = new URL('./workers/prepare-worker.js', import.meta.url);
+/**
+ * Workers get no inherited node flags: the code they run is plain compiled JS, and flags a
+ * host process was started with (a test runner's loaders, a profiler) would make every
+ * thread start far slower — which would distort phase 1's cost.
+ */
+const WORKER_EXEC_ARGV: string[] = [];
 
 export interface PrepareExecutor {
   start(): Promise<void>;
@@ -58,7 +64,7 @@ export class ThreadPerRequestExecutor implements PrepareExecutor {
     this.threadsStarted += 1;
     this.threadsRunning += 1;
     return new Promise((resolve, reject) => {
-      const worker = new Worker(WORKER_URL, { workerData: setup });
+      const worker = new Worker(WORKER_URL, { workerData: setup, execArgv: WORKER_EXEC_ARGV });
       let answered = false;
       worker.once('message', (prepared: Prepared) => {
         answered = true;
@@ -104,7 +110,7 @@ abstract class PooledExecutor implements PrepareExecutor {
   async start(): Promise<void> {
     await Promise.all(
       Array.from({ length: this.size }, async () => {
-        const worker = new Worker(WORKER_URL, { workerData: this.setup() });
+        const worker = new Worker(WORKER_URL, { workerData: this.setup(), execArgv: WORKER_EXEC_ARGV });
         worker.on('message', (message: { id: number; prepared?: Prepared; overflow?: Uint8Array }) => {
           if (message.overflow !== undefined) this.answer(decodePrepared(message.overflow));
           else this.answer({ id: message.id, prepared: message.prepared! });

@@ -5,8 +5,9 @@
  * remote.proto that remote write 1.0 senders fill (exemplars and native histograms are
  * accepted on the wire and not stored).
  */
-import protobuf from 'protobufjs';
-import snappy from 'snappy';
+import { createRequire } from 'node:module';
+import type * as Protobuf from 'protobufjs';
+import type * as Snappy from 'snappy';
 import { METRIC_NAME_LABEL, type Labels, type MetricType, type WireSample } from '../model.js';
 
 const PROTO = `
@@ -46,8 +47,23 @@ message TimeSeries {
 }
 `;
 
-const root = protobuf.parse(PROTO, { keepCase: true }).root;
-export const WriteRequestType = root.lookupType('prometheus.WriteRequest');
+/**
+ * protobufjs and the snappy binding take ~55 ms to load; most processes and threads that
+ * import this module (every ingestion worker thread) never see a remote write, so both are
+ * loaded, synchronously, on first use.
+ */
+const require = createRequire(import.meta.url);
+let codec: { type: Protobuf.Type; snappy: typeof Snappy } | undefined;
+function loadCodec(): { type: Protobuf.Type; snappy: typeof Snappy } {
+  if (codec === undefined) {
+    const protobuf = require('protobufjs') as typeof Protobuf;
+    codec = { type: protobuf.parse(PROTO, { keepCase: true }).root.lookupType('prometheus.WriteRequest'), snappy: require('snappy') as typeof Snappy };
+  }
+  return codec;
+}
+
+/** The protobuf type of `prometheus.WriteRequest`. */
+export const writeRequestType = (): Protobuf.Type => loadCodec().type;
 
 interface DecodedRequest {
   timeseries?: { labels?: { name: string; value: string }[]; samples?: { value: number; timestamp: number | { toNumber(): number } }[] }[];
@@ -63,6 +79,7 @@ const toNumber = (value: number | { toNumber(): number } | undefined): number =>
 
 /** Decompresses and decodes a remote-write body; validates labels as Prometheus does. */
 export function parseRemoteWrite(body: Uint8Array, samplesMax: number): RemoteWriteParse {
+  const { type: WriteRequestType, snappy } = loadCodec();
   let raw: Buffer;
   try {
     raw = snappy.uncompressSync(Buffer.from(body.buffer, body.byteOffset, body.byteLength), { asBuffer: true }) as Buffer;
@@ -103,6 +120,7 @@ export function parseRemoteWrite(body: Uint8Array, samplesMax: number): RemoteWr
 
 /** Encodes a WriteRequest (tests, and the benchmark's remote-write workload). */
 export function encodeRemoteWrite(series: { labels: Labels; samples: [timestampMs: number, value: number][] }[]): Uint8Array {
+  const { type: WriteRequestType, snappy } = loadCodec();
   const message = WriteRequestType.fromObject({
     timeseries: series.map((s) => ({
       labels: Object.entries(s.labels).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([name, value]) => ({ name, value })),
