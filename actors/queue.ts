@@ -63,6 +63,12 @@ interface OpenEpoch {
   record: EpochRecord;
   log: QueueLog;
   appendsInFlight: number;
+  /**
+   * Set once the epoch is no longer current and has been sealed: only then are its last
+   * offsets final (direct producers append without passing through this actor), so only
+   * then may it be judged drained.
+   */
+  retired: boolean;
 }
 
 export class QueueActor extends Actor {
@@ -128,7 +134,7 @@ export class QueueActor extends Actor {
       log: this.log.child(`e${record.epoch}`),
     }, record.options);
     await log.open();
-    return { record, log, appendsInFlight: 0 };
+    return { record, log, appendsInFlight: 0, retired: false };
   }
 
   private async openEpoch(plugin: string, options: Record<string, unknown>): Promise<OpenEpoch> {
@@ -149,6 +155,7 @@ export class QueueActor extends Actor {
   /** Makes an epoch that is no longer current refuse appends (direct producers then re-route). */
   private async retire(open: OpenEpoch): Promise<void> {
     if (open.log.seal !== undefined) await open.log.seal();
+    open.retired = true;
   }
 
   private async append(data: Uint8Array, message: Msg): Promise<unknown> {
@@ -268,10 +275,12 @@ export class QueueActor extends Actor {
   /** Closes and deletes older epochs that every group has committed through their end. */
   private async checkDrained(): Promise<void> {
     for (const open of [...this.open.values()]) {
-      if (open === this.current || open.appendsInFlight > 0) continue;
+      if (open === this.current || !open.retired || open.appendsInFlight > 0) continue;
       let done = true;
       for (let p = 0; p < this.partitions && done; p++) {
         const last = open.log.lastOffset(p);
+        // With no consumer group yet, nobody has read this epoch: it drains only if empty.
+        if (this.groups.size === 0 && last > 0) done = false;
         for (const group of this.groups.keys()) {
           if ((await open.log.reader(group, p)).committed() < last) {
             done = false;

@@ -16,6 +16,8 @@ import { renderTable } from './table.js';
 import { resolveConfig, type ConfigFlags } from './config.js';
 import type { HandoverReply } from '../core/platform-context.js';
 import { runScenario } from './scenario/runner.js';
+import { runLoad, type LoadFlags } from './load/command.js';
+import { benchIngestion, BENCH_TARGETS, WORKLOADS } from './bench/ingestion.js';
 import { renderReport } from './scenario/report.js';
 
 const log = createLogger('craft');
@@ -196,6 +198,38 @@ addPlatformFlags(
     await bus.close();
   }
 });
+
+program
+  .command('load')
+  .description('generate HTTP load against an ingestion endpoint and print the result as JSON (success = 2xx only)')
+  .requiredOption('--url <url>', 'base URL, e.g. http://127.0.0.1:8080')
+  .option('--connections <n>', 'concurrent connections (closed loop: one request in flight each)', '100')
+  .option('--duration <s>', 'seconds', '10')
+  .option('--batch <n>', 'metrics per request', '10')
+  .option('--close', 'Connection: close (a new connection per request)')
+  .option('--rate <n>', 'paced mode: total requests per second (default: closed loop)')
+  .option('--path <path>', 'path to post to', '/metrics')
+  .action(async (flags: LoadFlags) => {
+    process.stdout.write(JSON.stringify(await runLoad(flags)) + '\n');
+  });
+
+program
+  .command('bench')
+  .description('benchmarks; `craft bench ingestion` runs every ingestion phase under the same workloads')
+  .argument('<what>', 'ingestion')
+  .option('--duration <s>', 'seconds per run', '10')
+  .option('--phases <ids>', `comma-separated targets (default all): ${BENCH_TARGETS.join(',')}`)
+  .option('--workloads <ids>', `comma-separated workloads (default all): ${WORKLOADS.map((w) => w.id).join(',')}`)
+  .option('--out <dir>', 'where results go', 'docs/results')
+  .action(async (what: string, flags: { duration: string; phases?: string; workloads?: string; out: string }) => {
+    if (what !== 'ingestion') throw new CraftError('CRAFT_BAD_REQUEST', `unknown benchmark ${what}; available: ingestion`);
+    const targets = flags.phases?.split(',') ?? [...BENCH_TARGETS];
+    const unknown = targets.filter((t) => !(BENCH_TARGETS as readonly string[]).includes(t));
+    if (unknown.length > 0) throw new CraftError('CRAFT_BAD_REQUEST', `unknown phases: ${unknown.join(', ')}`);
+    const workloads = flags.workloads?.split(',') ?? WORKLOADS.map((w) => w.id);
+    const command = ['craft bench ingestion', `--duration ${flags.duration}`, ...(flags.phases === undefined ? [] : [`--phases ${flags.phases}`]), ...(flags.workloads === undefined ? [] : [`--workloads ${flags.workloads}`])].join(' ');
+    await benchIngestion({ durationS: Number(flags.duration), targets, workloads, outDir: flags.out, command });
+  });
 
 program
   .command('errors')

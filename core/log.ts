@@ -23,6 +23,10 @@ export function setLogLevel(level: LogLevel): void {
   globalLevel = level;
 }
 
+export function currentLogLevel(): LogLevel {
+  return globalLevel;
+}
+
 function render(value: unknown): string {
   if (value instanceof Error) return JSON.stringify(value.message);
   if (typeof value === 'string') return /\s/.test(value) ? JSON.stringify(value) : value;

@@ -65,3 +65,11 @@ t.test('crash-recovery passes, and fails when more restarts are demanded than ha
   t.notOk(bad.passed);
   t.match(bad.verdicts.find((v) => !v.passed), { expectation: /actor storage restarted at least 50/ });
 });
+
+t.test('ingestion-phases swaps phases 1 → 8 under load, 7 → 8 last, and loses nothing', async (t) => {
+  const report = await runScenario(scenario('ingestion-phases'), { reportsDir: tempDir(t), keepData: false, progress: false, logLevel: 'error' });
+  t.ok(report.passed, JSON.stringify({ verdicts: report.verdicts, failed: report.steps.filter((s) => !s.ok) }));
+  const swaps = report.steps.filter((s) => s.description.startsWith('swap'));
+  t.equal(swaps.length, 7);
+  t.match(swaps.at(-1)?.detail, /ingestion\.keep-alive → ingestion\.event-driven/);
+});

@@ -55,3 +55,22 @@ t.test('swap store, queue and server under load: stored = acknowledged', async (
   t.equal(queue.epochs.length, 1, 'old queue epochs drained and closed');
   t.equal(queue.epoch, 3);
 });
+
+t.test('regression: an old queue epoch filled by direct appends is kept until it is consumed', async (t) => {
+  // No storage yet: nothing consumes. Batches go straight to JetStream (epoch 1), the actor never sees them.
+  const platform = await startPlatform(t, { actors: ['control', 'queue', 'ingestion'], plugins: { 'ingestion.server': 'ingestion.event-driven' } });
+  for (let i = 0; i < 20; i++) {
+    const response = await fetch(`http://127.0.0.1:${platform.ingestionPort}/metrics`, { method: 'POST', body: JSON.stringify({ metrics: [{ name: 'kept', value: i, timestamp: 1_000 + i }] }) });
+    t.equal(response.status, 200);
+  }
+  await platform.bus.request(SUBJECTS.controlSwap, { slot: 'queue.log', plugin: 'craft0.memory-queue' });
+  const queue = new QueueClient(platform.bus);
+  const info = await queue.info();
+  t.match(info.epochs, [{ epoch: 1, draining: true }, { epoch: 2, draining: false }], 'epoch 1 is kept, draining');
+  t.ok(info.epochs[0]!.depth >= 20 || info.depth >= 20, JSON.stringify(info));
+  // Storage joins from another platform process on the same NATS: it reads epoch 1 out, then the epoch goes away.
+  const storageHost = await startPlatform(t, { actors: ['storage'], nats: { url: platform.natsUrl, port: 0 }, processName: 'store' });
+  const storage = new StorageClient(storageHost.bus);
+  t.ok(await eventually(async () => (await storage.info()).stats.samples === 20, 20_000), 'all 20 samples stored');
+  t.ok(await eventually(async () => (await queue.info()).epochs.length === 1, 20_000), 'epoch 1 drained and closed after it was consumed');
+});

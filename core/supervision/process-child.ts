@@ -9,6 +9,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ExitReason, RestartType } from './policy.js';
+import { currentLogLevel } from '../log.js';
 import type { ChildHandle, ChildSpec, NodeState, NodeStatus } from './child.js';
 
 /** The CLI entry, next to this file in dist/. */
@@ -78,7 +79,8 @@ export function processSpec(options: ProcessChildOptions): ChildSpec {
       const configFile = join(runDir, `${options.name}.config.json`);
       const config = { ...options.config, processName: options.name, actors: options.actors, processes: [], nats: { url: options.natsUrl, port: 0 }, dataDir: options.dataDir };
       writeFileSync(configFile, JSON.stringify(config, null, 2));
-      const child = fork(CLI_ENTRY, ['up', '--config', configFile, '--child'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+      // The child logs at the parent's level (a quiet scenario stays quiet).
+      const child = fork(CLI_ENTRY, ['up', '--config', configFile, '--child'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env: { ...process.env, CRAFT_LOG: currentLogLevel() } });
       const handle = new ProcessHandle(id, child);
       await new Promise<void>((resolve, reject) => {
         const timer = setTimeout(() => {

@@ -35,6 +35,8 @@ class JetStreamReader implements PartitionReader {
   private spaceWaiter: (() => void) | undefined;
   private closed = false;
   private pumping: Promise<void> = Promise.resolve();
+  /** Bumped on every restart, so a pull loop of an earlier session never feeds the buffer. */
+  private session = 0;
 
   constructor(
     private readonly log: JetStreamQueueLog,
@@ -72,9 +74,11 @@ class JetStreamReader implements PartitionReader {
     const consumer = await this.log.bus.jetstream().consumers.get(stream, name);
     const messages = await consumer.consume({ max_messages: CONSUME_BATCH_MESSAGES });
     this.messages = messages;
+    const session = ++this.session;
     this.pumping = (async () => {
       try {
         for await (const message of messages) {
+          if (session !== this.session) break;
           this.buffer.push(message);
           this.wake();
           if (this.buffer.length >= READER_BUFFER_MESSAGES_MAX) await new Promise<void>((resolve) => (this.spaceWaiter = resolve));
@@ -90,9 +94,12 @@ class JetStreamReader implements PartitionReader {
     const messages = this.messages;
     this.messages = undefined;
     if (messages !== undefined) {
+      this.session += 1;
       messages.stop();
       this.spaceWaiter?.();
-      await this.pumping;
+      // A consume() whose connection went through a server restart may not end promptly;
+      // the session check above keeps a late loop from feeding the new buffer.
+      await Promise.race([this.pumping, new Promise((resolve) => setTimeout(resolve, 2_000).unref())]);
     }
   }
 
