@@ -14,6 +14,11 @@ import { NATS_PAYLOAD_BYTES_MAX, RETRY_AFTER_S } from '../defaults.js';
 import type { IngestionSink } from '../slots/ingestion.js';
 
 export interface BatchingWriterOptions {
+  /**
+   * What may share one queue message: batches whose clients land in the same partition.
+   * Default: the client itself.
+   */
+  groupKey?: (client: string) => string;
   /** Bytes waiting in the buffer at most; beyond it writes are refused (503). */
   bufferedBytesMax: number;
   /** Appends in flight at once. */
@@ -23,6 +28,7 @@ export interface BatchingWriterOptions {
 }
 
 interface Pending {
+  client: string;
   payload: Uint8Array;
   samples: number;
   resolve: () => void;
@@ -79,16 +85,17 @@ export class BatchingWriter {
 
   /** Resolves once the payload is in the queue; rejects (nothing acknowledged) otherwise. */
   write(client: string, payload: Uint8Array, samples: number): Promise<void> {
+    const key = this.options.groupKey?.(client) ?? client;
     if (this.bufferedBytes > 0 && this.bufferedBytes + payload.length > this.options.bufferedBytesMax) {
       return Promise.reject(new CraftError('CRAFT_OVERLOADED', `writer buffer holds bufferedBytesMax=${this.options.bufferedBytesMax} bytes`, { details: { retryAfterS: RETRY_AFTER_S } }));
     }
     return new Promise((resolve, reject) => {
-      let list = this.waiting.get(client);
+      let list = this.waiting.get(key);
       if (list === undefined) {
         list = [];
-        this.waiting.set(client, list);
+        this.waiting.set(key, list);
       }
-      list.push({ payload, samples, resolve, reject });
+      list.push({ client, payload, samples, resolve, reject });
       this.bufferedBytes += payload.length;
       this.pump();
     });
@@ -102,7 +109,7 @@ export class BatchingWriter {
 
   private pump(): void {
     while (this.inFlight < this.options.concurrency && this.waiting.size > 0) {
-      const [client, list] = this.waiting.entries().next().value as [string, Pending[]];
+      const [key, list] = this.waiting.entries().next().value as [string, Pending[]];
       const group: Pending[] = [];
       let bytes = 2;
       while (list.length > 0 && (group.length === 0 || bytes + list[0]!.payload.length + 1 <= this.groupBytesMax)) {
@@ -110,11 +117,12 @@ export class BatchingWriter {
         group.push(next);
         bytes += next.payload.length + 1;
       }
-      // Whoever still waits goes to the back, so other clients go first next time.
-      this.waiting.delete(client);
-      if (list.length > 0) this.waiting.set(client, list);
+      // Whoever still waits goes to the back, so other groups go first next time.
+      this.waiting.delete(key);
+      if (list.length > 0) this.waiting.set(key, list);
       for (const p of group) this.bufferedBytes -= p.payload.length;
-      void this.flush(client, group);
+      // The queue places the message by its first client; all of them share its partition.
+      void this.flush(group[0]!.client, group);
     }
     if (this.inFlight === 0 && this.waiting.size === 0) {
       for (const wake of this.idleWaiters.splice(0)) wake();

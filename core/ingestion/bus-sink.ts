@@ -43,6 +43,7 @@ export class BusSink implements IngestionSink {
   constructor(
     private readonly bus: Bus,
     private readonly appendInFlightMax: number,
+    private readonly partitionsDefault: number,
   ) {
     this.queue = new QueueClient(bus);
     this.queries = new QueryClient(bus);
@@ -127,6 +128,10 @@ export class BusSink implements IngestionSink {
       }
     }
     return rows.sort((a, b) => a.timestamp - b.timestamp);
+  }
+
+  partitionOf(client: string): number {
+    return partitionFor(client, this.route?.value.partitions ?? this.partitionsDefault);
   }
 
   async queueDepth(): Promise<number> {

@@ -54,7 +54,11 @@ export class PhaseServer implements IngestionServer {
         return mine;
       };
     } else {
-      const writer = new BatchingWriter(context.sink, { concurrency: design.appender.concurrency, bufferedBytesMax: design.appender.bufferedBytesMax });
+      const writer = new BatchingWriter(context.sink, {
+        concurrency: design.appender.concurrency,
+        bufferedBytesMax: design.appender.bufferedBytesMax,
+        groupKey: (client) => `p${context.sink.partitionOf(client)}`,
+      });
       this.writer = writer;
       this.appendParts = (client, parts, samples) => writer.writeAll(client, parts, samples);
     }

@@ -39,6 +39,8 @@ export interface IngestionSink {
   query(name: string, startMs: number, endMs: number): Promise<SeedQueryRow[]>;
   /** Messages waiting in the queue, for the seed's health answer. */
   queueDepth(): Promise<number>;
+  /** The queue partition a client's batches go to (as far as the sink knows now). */
+  partitionOf(client: string): number;
 }
 
 export interface IngestionLimits {

@@ -14,6 +14,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import type { Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { definePlugin } from '../../core/plugins/define.js';
+import { QUEUE_PARTITIONS } from '../../core/defaults.js';
 import { PhaseServer } from '../../core/ingestion/phase-server.js';
 import { InlineExecutor } from '../../core/ingestion/executors.js';
 import { loopLimiter, WRITER_BUFFERED_BYTES_MAX } from '../../core/ingestion/limiters.js';
@@ -50,7 +51,8 @@ class EventDriven implements IngestionServer {
 
   async start(): Promise<void> {
     await this.local.start();
-    const setup: LoopSetup = { id: ID, natsServers: this.context.natsServers, limits: this.context.limits, appendsInFlight: this.appendsInFlight };
+    // The loop's sink learns the queue's real partition count with its first append.
+    const setup: LoopSetup = { id: ID, natsServers: this.context.natsServers, limits: this.context.limits, appendsInFlight: this.appendsInFlight, partitions: QUEUE_PARTITIONS };
     for (let i = 1; i < this.loopCount; i++) {
       const child = fork(LOOP_ENTRY, [], { env: { ...process.env, CRAFT_LOOP_SETUP: JSON.stringify(setup) }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
       const loop: Loop = { child, stats: undefined };

@@ -19,6 +19,7 @@ export interface LoopSetup {
   natsServers: string;
   limits: IngestionLimits;
   appendsInFlight: number;
+  partitions: number;
 }
 
 const send = (message: unknown): void => {
@@ -28,7 +29,7 @@ const send = (message: unknown): void => {
 const setup = JSON.parse(process.env.CRAFT_LOOP_SETUP ?? '{}') as LoopSetup;
 const log = createLogger(`loop:${process.pid}`);
 const bus = await Bus.connect(setup.natsServers, `craft-ingestion-loop-${process.pid}`);
-const sink = new BusSink(bus, setup.limits.appendInFlightMax);
+const sink = new BusSink(bus, setup.limits.appendInFlightMax, setup.partitions);
 const server = new PhaseServer(
   { sink, limits: setup.limits, natsServers: setup.natsServers, log, clock: systemClock },
   {
