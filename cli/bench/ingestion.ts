@@ -36,7 +36,20 @@ export const BENCH_TARGETS = [
   'ingestion.ring-buffer',
   'ingestion.keep-alive',
   'ingestion.event-driven',
+  // Phase 8 with a second event loop in a child process (plugin option loops=2).
+  'ingestion.event-driven:loops=2',
 ] as const;
+
+/** `plugin[:option=value,…]` → plugin id and numeric options. */
+export function parseTarget(target: string): { plugin: string; options: Record<string, number> } {
+  const [plugin, optionText] = target.split(':') as [string, string | undefined];
+  const options: Record<string, number> = {};
+  for (const pair of optionText?.split(',') ?? []) {
+    const [key, value] = pair.split('=');
+    if (key !== undefined && value !== undefined) options[key] = Number(value);
+  }
+  return { plugin, options };
+}
 
 export interface Workload {
   id: string;
@@ -129,16 +142,16 @@ async function startTarget(target: string, workDir: string): Promise<{ port: num
   }
   const port = await freePort();
   mkdirSync(workDir, { recursive: true });
-  const config = join(workDir, `${target}.yaml`);
+  const config = join(workDir, `${target.replace(/[^a-z0-9.-]/gi, '_')}.yaml`);
   writeFileSync(
     config,
     [
-      `dataDir: ${JSON.stringify(join(workDir, target))}`,
+      `dataDir: ${JSON.stringify(join(workDir, target.replace(/[^a-z0-9.-]/gi, '_')))}`,
       'actors: [control, queue, ingestion]',
       'http: { host: 127.0.0.1, backlog: 4096 }',
       // The limiter runs (locks and all) but never refuses: the benchmark measures throughput.
       'ingestion: { rateLimitPerSecond: 1000000, keepAliveTimeoutMs: 30000 }',
-      `plugins: { ingestion.server: ${target} }`,
+      `plugins: { ingestion.server: { id: ${parseTarget(target).plugin}, options: ${JSON.stringify(parseTarget(target).options)} } }`,
       '',
     ].join('\n'),
   );

@@ -43,13 +43,11 @@ export function toRawRequest(request: IncomingMessage, body: Uint8Array): RawReq
 
 export function writeReply(response: ServerResponse, reply: Reply, close: boolean): void {
   if (response.headersSent || response.destroyed) return;
-  const headers: Record<string, string | number> = {
-    'Content-Type': reply.contentType,
-    'Content-Length': Buffer.byteLength(reply.body),
-  };
-  if (reply.retryAfterS !== undefined) headers['Retry-After'] = reply.retryAfterS;
-  if (close) headers.Connection = 'close';
-  response.writeHead(reply.status, headers);
+  // The flat array form of writeHead skips per-header object handling: it is on every request.
+  const headers: (string | number)[] = ['Content-Type', reply.contentType, 'Content-Length', Buffer.byteLength(reply.body)];
+  if (reply.retryAfterS !== undefined) headers.push('Retry-After', reply.retryAfterS);
+  if (close) headers.push('Connection', 'close');
+  response.writeHead(reply.status, headers as unknown as string[]);
   response.end(reply.body);
 }
 

@@ -81,9 +81,11 @@ export const REPLIES = {
 } as const;
 
 const NO_CONTENT: Reply = { status: 204, body: '', contentType: JSON_TYPE };
+const ACCEPTED: Reply = { status: 202, body: '{"status":"accepted"}', contentType: JSON_TYPE };
 
-function append(batch: IngestBatch, okReply: Reply): Prepared {
-  return { kind: 'append', client: batch.client, parts: encodeForQueue(batch), okReply, metrics: batch.samples.length };
+/** `finite`: every value was validated finite (seed JSON), so encoding skips that check. */
+function append(batch: IngestBatch, okReply: Reply, finite = false): Prepared {
+  return { kind: 'append', client: batch.client, parts: encodeForQueue(batch, undefined, finite), okReply, metrics: batch.samples.length };
 }
 
 export const clientOf = (authorization: string | undefined): string => (authorization === undefined || authorization === '' ? 'default' : authorization);
@@ -108,8 +110,8 @@ function prepareSeed(request: RawRequest, deps: PrepareDeps): Prepared {
     const body = result.metricIndex === undefined ? { error: result.error } : { error: result.error, metric_index: result.metricIndex };
     return { kind: 'reply', reply: json(400, body), outcome: 'validation' };
   }
-  const okReply = result.form === 'single' ? json(202, { status: 'accepted' }) : json(200, { success: true, metrics_processed: result.samples.length });
-  return append(toBatch(clientOf(request.authorization), deps.nowMs, result.samples, result.types), okReply);
+  const okReply = result.form === 'single' ? ACCEPTED : json(200, { success: true, metrics_processed: result.samples.length });
+  return append(toBatch(clientOf(request.authorization), deps.nowMs, result.samples, result.types), okReply, true);
 }
 
 function prepareRemoteWrite(request: RawRequest, deps: PrepareDeps): Prepared {
