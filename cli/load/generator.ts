@@ -115,12 +115,17 @@ export class LoadRun {
   private async send(client: number, dueMs: number): Promise<void> {
     let status = NO_ANSWER;
     try {
+      // The timeout runs from when the request was due, queueing in the pool included: a
+      // paced run against a server that cannot keep up ends on time instead of draining a
+      // backlog for minutes, and the requests that waited too long count as unanswered.
+      const signal = AbortSignal.timeout(Math.max(1, this.options.timeoutMs - (Date.now() - dueMs)));
       const response = await this.pool.request({
         path: this.options.path ?? '/metrics',
         method: 'POST',
         headers: { 'content-type': 'application/json', authorization: `client-${client}` },
         body: this.body(client),
         reset: !this.options.keepAlive,
+        signal,
       });
       status = response.statusCode;
       await response.body.dump();
