@@ -148,3 +148,24 @@ t.test('the bounded pool answers 503 with Retry-After when its task queue is ful
   const acknowledged = answers.filter((a) => a.status === 200).length * 1_000;
   t.ok(await eventually(async () => (await storage.count({ matchers: [{ name: '__name__', op: '=', value: 'pool' }], startMs: 0, endMs: Number.MAX_SAFE_INTEGER })).samples >= Math.min(acknowledged, 1_000)));
 });
+
+t.test('regression: clients that hang up before their turn do not stall Craft #0\'s one-at-a-time server', async (t) => {
+  const platform = await startPlatform(t, { plugins: { 'ingestion.server': 'craft0.http' } });
+  const { connect } = await import('node:net');
+  const body = '{"name":"hangup","value":1}';
+  await Promise.all(
+    Array.from({ length: 30 }, () =>
+      new Promise<void>((resolve) => {
+        const socket = connect({ host: '127.0.0.1', port: platform.ingestionPort }, () => {
+          socket.write(`POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
+          socket.destroy();
+          resolve();
+        });
+        socket.on('error', () => resolve());
+      }),
+    ),
+  );
+  const started = Date.now();
+  const answer = await send(platform.ingestionPort, '/metrics', body, 'after');
+  t.equal(answer.status, 202, `answered after the hang-ups in ${Date.now() - started} ms`);
+});

@@ -55,6 +55,8 @@ export interface LoadResult {
   /** Samples in requests that got no answer or a 5xx: they may or may not have been queued. */
   samplesAmbiguous: number;
   samplesPerSecond: number;
+  /** Requests without an HTTP answer, by error code or name. */
+  errors?: Record<string, number>;
   latencyOk: LatencySummary;
   latencyAll: LatencySummary;
   timeline: SecondBucket[];
@@ -66,6 +68,8 @@ export class LoadRun {
   private readonly pool: Pool;
   private readonly lastTimestamp: number[];
   private samplesAcknowledged = 0;
+  /** Why requests got no answer, by error code or name (timeouts, resets, refusals). */
+  private readonly errorCounts: Record<string, number> = {};
   private samplesAmbiguous = 0;
   private startedMs = 0;
   private finishedMs = 0;
@@ -118,7 +122,7 @@ export class LoadRun {
       // The timeout runs from when the request was due, queueing in the pool included: a
       // paced run against a server that cannot keep up ends on time instead of draining a
       // backlog for minutes, and the requests that waited too long count as unanswered.
-      const signal = AbortSignal.timeout(Math.max(1, this.options.timeoutMs - (Date.now() - dueMs)));
+      const signal = AbortSignal.timeout(Math.max(1, Math.ceil(this.options.timeoutMs - (Date.now() - dueMs))));
       const response = await this.pool.request({
         path: this.options.path ?? '/metrics',
         method: 'POST',
@@ -129,8 +133,10 @@ export class LoadRun {
       });
       status = response.statusCode;
       await response.body.dump();
-    } catch {
+    } catch (error) {
       status = NO_ANSWER;
+      const kind = (error as { code?: string; name?: string }).code ?? (error as Error).name ?? 'Error';
+      this.errorCounts[kind] = (this.errorCounts[kind] ?? 0) + 1;
     }
     const now = performance.now() + performance.timeOrigin;
     this.recorder.record(dueMs, now - dueMs, status);
@@ -189,6 +195,7 @@ export class LoadRun {
       samplesAcknowledged: this.samplesAcknowledged,
       samplesAmbiguous: this.samplesAmbiguous,
       samplesPerSecond: (this.samplesAcknowledged * 1_000) / durationMs,
+      errors: { ...this.errorCounts },
       latencyOk: summarise(this.recorder.okLatencies()),
       latencyAll: summarise(this.recorder.allLatencies()),
       timeline: this.recorder.timeline(),

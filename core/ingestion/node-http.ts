@@ -9,14 +9,19 @@ import type { StatsCounter } from './protocol.js';
 import { sleep } from '../clock.js';
 
 export const BODY_TOO_LARGE = Symbol('body too large');
+/** The client went away before the body was complete: nothing to answer. */
+export const BODY_ABORTED = Symbol('body aborted');
 
 /** Reads the body; stops at `bytesMax` (the connection is then closed after the 413). */
-export function readBody(request: IncomingMessage, bytesMax: number): Promise<Uint8Array | typeof BODY_TOO_LARGE> {
+export function readBody(request: IncomingMessage, bytesMax: number): Promise<Uint8Array | typeof BODY_TOO_LARGE | typeof BODY_ABORTED> {
   const declared = Number(request.headers['content-length'] ?? NaN);
   if (Number.isFinite(declared) && declared > bytesMax) {
     request.resume();
     return Promise.resolve(BODY_TOO_LARGE);
   }
+  // The request may have died before this read began (Craft #0 reads one request at a time):
+  // its 'close' has then already been emitted and would never be seen below.
+  if (request.destroyed) return Promise.resolve(BODY_ABORTED);
   return new Promise((resolve) => {
     const chunks: Buffer[] = [];
     let size = 0;
@@ -31,8 +36,17 @@ export function readBody(request: IncomingMessage, bytesMax: number): Promise<Ui
       }
       chunks.push(chunk);
     });
-    request.on('end', () => resolve(over ? BODY_TOO_LARGE : chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)));
-    request.on('error', () => resolve(over ? BODY_TOO_LARGE : Buffer.concat(chunks)));
+    let done = false;
+    const finish = (value: Uint8Array | typeof BODY_TOO_LARGE | typeof BODY_ABORTED): void => {
+      if (done) return;
+      done = true;
+      resolve(value);
+    };
+    request.on('end', () => finish(over ? BODY_TOO_LARGE : chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)));
+    // A client that goes away mid-body must not leave the read pending for ever (Craft #0
+    // serves one request at a time: one stuck read would stall every later request).
+    request.on('error', () => finish(BODY_ABORTED));
+    request.on('close', () => finish(over ? BODY_TOO_LARGE : BODY_ABORTED));
   });
 }
 

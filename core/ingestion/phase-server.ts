@@ -8,7 +8,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { CraftError } from '../errors.js';
 import { complete, REPLIES, StatsCounter, json, type Appender } from './protocol.js';
-import { BODY_TOO_LARGE, FedHttpServer, readBody, toRawRequest, writeReply } from './node-http.js';
+import { BODY_ABORTED, BODY_TOO_LARGE, FedHttpServer, readBody, toRawRequest, writeReply } from './node-http.js';
 import { BatchingWriter } from './batching-writer.js';
 import type { PrepareExecutor } from './executors.js';
 import type { IngestionServer, IngestionServerContext, IngestionStats } from '../slots/ingestion.js';
@@ -78,6 +78,7 @@ export class PhaseServer implements IngestionServer {
     const close = !this.design.keepAlive || this.http.isDraining;
     try {
       const body = await readBody(request, this.context.limits.bodyBytesMax);
+      if (body === BODY_ABORTED) return;
       if (body === BODY_TOO_LARGE) {
         this.counters.count('too-large');
         writeReply(response, REPLIES.tooLarge(this.context.limits.bodyBytesMax), true);

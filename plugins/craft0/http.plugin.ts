@@ -7,7 +7,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { definePlugin } from '../../core/plugins/define.js';
 import { complete, prepare, REPLIES, StatsCounter } from '../../core/ingestion/protocol.js';
-import { BODY_TOO_LARGE, FedHttpServer, readBody, toRawRequest, writeReply } from '../../core/ingestion/node-http.js';
+import { BODY_ABORTED, BODY_TOO_LARGE, FedHttpServer, readBody, toRawRequest, writeReply } from '../../core/ingestion/node-http.js';
 import { SlidingWindowLimiter } from '../../core/ingestion/rate-limit.js';
 import type { IngestionServer, IngestionServerContext, IngestionStats } from '../../core/slots/ingestion.js';
 
@@ -35,6 +35,7 @@ class SingleThreadedHttp implements IngestionServer {
     this.turn = (async () => {
       await previous;
       const body = await readBody(request, this.context.limits.bodyBytesMax);
+      if (body === BODY_ABORTED) return;
       if (body === BODY_TOO_LARGE) {
         this.counters.count('too-large');
         writeReply(response, REPLIES.tooLarge(this.context.limits.bodyBytesMax), true);
