@@ -68,6 +68,8 @@ export const WORKLOADS: Workload[] = [
   { id: 'ka-10', label: 'keep-alive, 100 conn, 10 metrics', connections: 100, batch: 10, close: false },
   { id: 'close-10', label: 'Connection: close, 100 conn, 10 metrics', connections: 100, batch: 10, close: true },
   { id: 'ka-1000', label: 'keep-alive, 100 conn, 1000 metrics', connections: 100, batch: 1_000, close: false },
+  // Few clients, big batches: where the parser (O(n²) vs O(n)) shows through thread start-up costs.
+  { id: 'c10-1000', label: 'keep-alive, 10 conn, 1000 metrics', connections: 10, batch: 1_000, close: false },
   { id: 'paced-10', label: 'paced 2,000 req/s, 100 conn, 10 metrics', connections: 100, batch: 10, close: false, rate: 2_000 },
   { id: 'hold-10k', label: '10,000 idle keep-alive conn held + 100 conn, 10 metrics', connections: 100, batch: 10, close: false, hold: 10_000, only: ['bare', 'ingestion.event-driven'] },
 ];
