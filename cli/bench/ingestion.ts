@@ -17,6 +17,7 @@ import { findNatsServerBinary } from '../../core/nats/server.js';
 import { freePort } from '../../actors/platform.js';
 import type { LoadResult } from '../load/generator.js';
 import { renderTable } from '../table.js';
+import { PluginRegistry } from '../../core/plugins/registry.js';
 import { groupedBarSpec, renderSvg } from '../chart.js';
 import { seedBody } from '../load/command.js';
 
@@ -25,20 +26,15 @@ const CLI = join(ROOT, 'bin', 'craft.js');
 const BARE = fileURLToPath(new URL('./bare-server.js', import.meta.url));
 const HOLD = fileURLToPath(new URL('./hold-connections.js', import.meta.url));
 
-export const BENCH_TARGETS = [
-  'bare',
-  'craft0.http',
-  'ingestion.thread-per-request',
-  'ingestion.async-writer',
-  'ingestion.single-pass-parser',
-  'ingestion.sharded-limiter',
-  'ingestion.worker-pool',
-  'ingestion.ring-buffer',
-  'ingestion.keep-alive',
-  'ingestion.event-driven',
-  // Phase 8 with a second event loop in a child process (plugin option loops=2).
-  'ingestion.event-driven:loops=2',
-] as const;
+/**
+ * What the benchmark runs: the bare ceiling, every registered `ingestion.server` plugin in
+ * craft/phase order, and phase 8 once more with a second event loop.
+ */
+export async function benchTargets(): Promise<string[]> {
+  const { registry } = await PluginRegistry.load();
+  const phases = registry.list().filter((p) => p.slot === 'ingestion.server').map((p) => p.id);
+  return ['bare', ...phases, 'ingestion.event-driven:loops=2'];
+}
 
 /** `plugin[:option=value,…]` → plugin id and numeric options. */
 export function parseTarget(target: string): { plugin: string; options: Record<string, number> } {

@@ -133,13 +133,20 @@ abstract class PooledExecutor implements PrepareExecutor {
     waiting.resolve(prepared);
   }
 
-  protected admit(): number {
+  /**
+   * Admits a task into the bounded queue and hands it to `dispatch` with its id; the
+   * promise settles with the worker's answer. A full queue rejects with CRAFT_OVERLOADED.
+   */
+  protected submit(dispatch: (id: number) => void): Promise<Prepared> {
     if (this.waiting.size >= this.queueCapacity) {
-      throw new CraftError('CRAFT_OVERLOADED', `work queue holds WORK_QUEUE_CAPACITY=${this.queueCapacity} tasks`, { details: { retryAfterS: RETRY_AFTER_S } });
+      return Promise.reject(new CraftError('CRAFT_OVERLOADED', `work queue holds WORK_QUEUE_CAPACITY=${this.queueCapacity} tasks`, { details: { retryAfterS: RETRY_AFTER_S } }));
     }
     const id = this.nextId;
     this.nextId = (this.nextId + 1) % 0x7fffffff || 1;
-    return id;
+    return new Promise((resolve, reject) => {
+      this.waiting.set(id, { resolve, reject });
+      dispatch(id);
+    });
   }
 
   async stop(): Promise<void> {
@@ -161,16 +168,9 @@ export class PoolExecutor extends PooledExecutor {
     return { mode: 'pool', parser: this.options.parser, limits: this.options.limits, limiterBuffer: this.limiter?.buffer ?? null };
   }
   run(request: RawRequest, nowMs: number): Promise<Prepared> {
-    let id: number;
-    try {
-      id = this.admit();
-    } catch (error) {
-      return Promise.reject(error);
-    }
-    const body = new Uint8Array(request.body);
-    const worker = this.workers[this.turn++ % this.workers.length]!;
-    return new Promise((resolve, reject) => {
-      this.waiting.set(id, { resolve, reject });
+    return this.submit((id) => {
+      const body = new Uint8Array(request.body);
+      const worker = this.workers[this.turn++ % this.workers.length]!;
       worker.postMessage({ id, request: { ...request, body }, nowMs }, [body.buffer]);
     });
   }
@@ -218,14 +218,7 @@ export class RingExecutor extends PooledExecutor {
   }
 
   run(request: RawRequest, nowMs: number): Promise<Prepared> {
-    let id: number;
-    try {
-      id = this.admit();
-    } catch (error) {
-      return Promise.reject(error);
-    }
-    return new Promise((resolve, reject) => {
-      this.waiting.set(id, { resolve, reject });
+    return this.submit((id) => {
       const message = encodeRequest(id, request, nowMs);
       if (!this.requests.tryPush(message)) {
         // Larger than a slot, or the ring is full: prepared here on the main thread instead

@@ -4,8 +4,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse, type ServerOptions } from 'node:http';
 import type { Socket } from 'node:net';
-import type { RawRequest, Reply } from './protocol.js';
-import type { StatsCounter } from './protocol.js';
+import { REPLIES, type RawRequest, type Reply, type StatsCounter } from './protocol.js';
 import { sleep } from '../clock.js';
 
 export const BODY_TOO_LARGE = Symbol('body too large');
@@ -48,6 +47,21 @@ export function readBody(request: IncomingMessage, bytesMax: number): Promise<Ui
     request.on('error', () => finish(BODY_ABORTED));
     request.on('close', () => finish(over ? BODY_TOO_LARGE : BODY_ABORTED));
   });
+}
+
+/**
+ * Reads the body for a handler: the body, or `undefined` when the request has been
+ * answered already (413, counted) or its client went away.
+ */
+export async function bodyOrAnswer(request: IncomingMessage, response: ServerResponse, bytesMax: number, stats: StatsCounter): Promise<Uint8Array | undefined> {
+  const body = await readBody(request, bytesMax);
+  if (body === BODY_ABORTED) return undefined;
+  if (body === BODY_TOO_LARGE) {
+    stats.count('too-large');
+    writeReply(response, REPLIES.tooLarge(bytesMax), true);
+    return undefined;
+  }
+  return body;
 }
 
 export function toRawRequest(request: IncomingMessage, body: Uint8Array): RawRequest {

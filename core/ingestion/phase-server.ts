@@ -8,7 +8,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { CraftError } from '../errors.js';
 import { complete, REPLIES, StatsCounter, json, type Appender } from './protocol.js';
-import { BODY_ABORTED, BODY_TOO_LARGE, FedHttpServer, readBody, toRawRequest, writeReply } from './node-http.js';
+import { bodyOrAnswer, FedHttpServer, toRawRequest, writeReply } from './node-http.js';
 import { BatchingWriter } from './batching-writer.js';
 import type { PrepareExecutor } from './executors.js';
 import type { IngestionServer, IngestionServerContext, IngestionStats } from '../slots/ingestion.js';
@@ -77,13 +77,8 @@ export class PhaseServer implements IngestionServer {
     this.inFlight += 1;
     const close = !this.design.keepAlive || this.http.isDraining;
     try {
-      const body = await readBody(request, this.context.limits.bodyBytesMax);
-      if (body === BODY_ABORTED) return;
-      if (body === BODY_TOO_LARGE) {
-        this.counters.count('too-large');
-        writeReply(response, REPLIES.tooLarge(this.context.limits.bodyBytesMax), true);
-        return;
-      }
+      const body = await bodyOrAnswer(request, response, this.context.limits.bodyBytesMax, this.counters);
+      if (body === undefined) return;
       let prepared;
       try {
         prepared = await this.design.executor.run(toRawRequest(request, body), this.context.clock.now());

@@ -6,8 +6,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { definePlugin } from '../../core/plugins/define.js';
-import { complete, prepare, REPLIES, StatsCounter } from '../../core/ingestion/protocol.js';
-import { BODY_ABORTED, BODY_TOO_LARGE, FedHttpServer, readBody, toRawRequest, writeReply } from '../../core/ingestion/node-http.js';
+import { complete, prepare, StatsCounter } from '../../core/ingestion/protocol.js';
+import { bodyOrAnswer, FedHttpServer, toRawRequest, writeReply } from '../../core/ingestion/node-http.js';
 import { SlidingWindowLimiter } from '../../core/ingestion/rate-limit.js';
 import type { IngestionServer, IngestionServerContext, IngestionStats } from '../../core/slots/ingestion.js';
 
@@ -34,13 +34,8 @@ class SingleThreadedHttp implements IngestionServer {
     const previous = this.turn;
     this.turn = (async () => {
       await previous;
-      const body = await readBody(request, this.context.limits.bodyBytesMax);
-      if (body === BODY_ABORTED) return;
-      if (body === BODY_TOO_LARGE) {
-        this.counters.count('too-large');
-        writeReply(response, REPLIES.tooLarge(this.context.limits.bodyBytesMax), true);
-        return;
-      }
+      const body = await bodyOrAnswer(request, response, this.context.limits.bodyBytesMax, this.counters);
+      if (body === undefined) return;
       const prepared = prepare(toRawRequest(request, body), {
         limits: this.context.limits,
         limiter: this.limiter,

@@ -21,11 +21,13 @@ interface Job {
 const job = workerData as Job;
 if (job.role === 'producer') {
   const ring = new SharedRing(job.ring!);
+  const pause = new Int32Array(new SharedArrayBuffer(4));
   for (let seq = 0; seq < job.count!; ) {
     const message = new Uint8Array(8);
     new DataView(message.buffer).setUint32(0, job.id!);
     new DataView(message.buffer).setUint32(4, seq);
     if (ring.tryPush(message)) seq++;
+    else Atomics.wait(pause, 0, 0, 0.05); // full: yield instead of burning the core
   }
   parentPort!.postMessage([]);
 } else if (job.role === 'consumer') {
@@ -33,8 +35,12 @@ if (job.role === 'producer') {
   const taken = new Int32Array(job.taken!);
   const got: [number, number][] = [];
   while (Atomics.load(taken, 0) < job.total!) {
+    const seen = ring.signalValue();
     const message = ring.tryPop();
-    if (message === undefined) continue;
+    if (message === undefined) {
+      ring.waitForPush(seen, 1); // empty: sleep until a push (or 1 ms, to recheck the total)
+      continue;
+    }
     Atomics.add(taken, 0, 1);
     const view = new DataView(message.buffer);
     got.push([view.getUint32(0), view.getUint32(4)]);
