@@ -24,6 +24,8 @@ const good = `export default { id: 'x.good', craft: 1, phase: 2, slot: 'query.ev
 
 function pluginDir(t: Test, files: Record<string, string>): string {
   const dir = tempDir(t);
+  // The plugin modules are ES modules, as ours are (package.json "type": "module").
+  writeFileSync(join(dir, 'package.json'), '{"type":"module"}\n');
   for (const [name, text] of Object.entries(files)) {
     mkdirSync(join(dir, name, '..'), { recursive: true });
     writeFileSync(join(dir, name), text);
