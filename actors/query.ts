@@ -9,7 +9,8 @@ import { Actor } from '../core/actor/actor.js';
 import { CraftError, invariant } from '../core/errors.js';
 import { SUBJECTS, handoverSubject } from '../core/subjects.js';
 import { StorageClient } from '../core/storage/client.js';
-import { encodeQueryResult } from '../core/query/client.js';
+import { queryResultParts } from '../core/query/client.js';
+import { PartsReply } from '../core/nats/bus.js';
 import { METRIC_NAME_LABEL } from '../core/model.js';
 import { currentChoice, type HandoverReply, type HandoverRequest, type PlatformContext } from '../core/platform-context.js';
 import type { QueryEvaluator, QueryRequest, QueryResult, SampleSource } from '../core/slots/query.js';
@@ -24,7 +25,7 @@ export class QueryActor extends Actor {
     super('query', context);
     const storage = new StorageClient(context.bus);
     this.source = { select: (matchers, startMs, endMs) => storage.select({ matchers, startMs, endMs }) };
-    this.handle(SUBJECTS.queryRun, async (body: QueryRequest) => encodeQueryResult(await this.run(body)), { concurrency: 32 });
+    this.handle(SUBJECTS.queryRun, async (body: QueryRequest) => new PartsReply(queryResultParts(await this.run(body))), { concurrency: 32, parts: true });
     this.handle(handoverSubject(this.id), (body: HandoverRequest) => this.handover(body));
   }
 

@@ -54,9 +54,13 @@ export class InlineExecutor implements PrepareExecutor {
   }
 }
 
+/** How long stopping waits for running request threads before terminating them. */
+const THREADS_STOP_WAIT_MS = 5_000;
+
 export class ThreadPerRequestExecutor implements PrepareExecutor {
   private threadsStarted = 0;
   private threadsRunning = 0;
+  private readonly running = new Set<Worker>();
   constructor(private readonly options: ExecutorOptions, private readonly limiter: SharedRateLimiter | null) {}
   async start(): Promise<void> {}
   run(request: RawRequest, nowMs: number): Promise<Prepared> {
@@ -65,6 +69,7 @@ export class ThreadPerRequestExecutor implements PrepareExecutor {
     this.threadsRunning += 1;
     return new Promise((resolve, reject) => {
       const worker = new Worker(WORKER_URL, { workerData: setup, execArgv: WORKER_EXEC_ARGV });
+      this.running.add(worker);
       let answered = false;
       worker.once('message', (prepared: Prepared) => {
         answered = true;
@@ -73,12 +78,15 @@ export class ThreadPerRequestExecutor implements PrepareExecutor {
       worker.once('error', reject);
       worker.once('exit', () => {
         this.threadsRunning -= 1;
+        this.running.delete(worker);
         if (!answered) reject(new Error('worker exited without an answer'));
       });
     });
   }
   async stop(): Promise<void> {
-    while (this.threadsRunning > 0) await new Promise((r) => setTimeout(r, 10));
+    const deadline = Date.now() + THREADS_STOP_WAIT_MS;
+    while (this.threadsRunning > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    await Promise.all([...this.running].map((worker) => worker.terminate()));
   }
   stats(): Record<string, number> {
     return { threadsStarted: this.threadsStarted, threadsRunning: this.threadsRunning, lockWaits: this.limiter?.lockWaits().reduce((a, b) => a + b, 0) ?? 0 };

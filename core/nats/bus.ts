@@ -6,7 +6,7 @@
 import { connect, headers, errors as natsErrors, type NatsConnection, type Msg, type Subscription } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import { CraftError, fromWireError, toWireError, type WireError } from '../errors.js';
-import { REQUEST_TIMEOUT_MS } from '../defaults.js';
+import { NATS_PAYLOAD_BYTES_MAX, REQUEST_TIMEOUT_MS } from '../defaults.js';
 
 export type Reply<T> = { ok: true; result: T } | { ok: false; error: WireError };
 
@@ -208,8 +208,16 @@ export class Bus {
 /** Replies to a request message if it expects a reply; a reply that cannot be sent is dropped. */
 export function respond<T>(message: Msg, reply: Reply<T>): void {
   if (message.reply === undefined || message.reply === '') return;
+  let data = encodeJson(reply);
+  if (data.length > NATS_PAYLOAD_BYTES_MAX) {
+    // Too large for one NATS message: say so, rather than let the requester time out.
+    data = encodeJson({
+      ok: false,
+      error: { code: 'CRAFT_BAD_REQUEST', message: `reply of ${data.length} bytes exceeds the ${NATS_PAYLOAD_BYTES_MAX}-byte message limit; narrow the request` },
+    } satisfies Reply<never>);
+  }
   try {
-    message.respond(encodeJson(reply));
+    message.respond(data);
   } catch {
     // The connection closed while we worked; the requester times out and retries.
   }

@@ -7,6 +7,7 @@ import { SUBJECTS } from '../subjects.js';
 import { decodeValue, encodeValue } from '../model.js';
 import type { QueryRequest, QueryResult } from '../slots/query.js';
 import { encodeSeriesValues } from '../storage/client.js';
+import { chunkSeries, mergeSeriesParts } from '../series-chunks.js';
 
 export function encodeQueryResult(result: QueryResult): unknown {
   switch (result.resultType) {
@@ -32,10 +33,41 @@ export function decodeQueryResult(wire: QueryResult): QueryResult {
   }
 }
 
+/**
+ * Splits a result into parts that each fit one NATS message (`craft.query.run` answers in
+ * parts, like `craft.storage.select`): series for a matrix, entries for a vector.
+ */
+export function queryResultParts(result: QueryResult): unknown[] {
+  switch (result.resultType) {
+    case 'matrix':
+      return chunkSeries(result.result).map((part) => encodeQueryResult({ resultType: 'matrix', result: part }));
+    case 'vector': {
+      const parts: unknown[] = [];
+      for (let i = 0; i < result.result.length || i === 0; i += VECTOR_ENTRIES_PER_PART) {
+        parts.push(encodeQueryResult({ resultType: 'vector', result: result.result.slice(i, i + VECTOR_ENTRIES_PER_PART) }));
+      }
+      return parts;
+    }
+    case 'scalar':
+      return [encodeQueryResult(result)];
+  }
+}
+
+const VECTOR_ENTRIES_PER_PART = 2_000;
+
+export function mergeQueryParts(parts: QueryResult[]): QueryResult {
+  const first = parts[0];
+  if (first === undefined) return { resultType: 'vector', result: [] };
+  if (first.resultType === 'matrix') return { resultType: 'matrix', result: mergeSeriesParts(parts.map((p) => (p as typeof first).result)) };
+  if (first.resultType === 'vector') return { resultType: 'vector', result: parts.flatMap((p) => (p as typeof first).result) };
+  return first;
+}
+
 export class QueryClient {
   constructor(private readonly bus: Bus) {}
 
   async query(request: QueryRequest, timeoutMs = 30_000): Promise<QueryResult> {
-    return decodeQueryResult(await this.bus.request<QueryResult>(SUBJECTS.queryRun, request, { timeoutMs }));
+    const parts = await this.bus.requestParts<QueryResult>(SUBJECTS.queryRun, request, { timeoutMs });
+    return decodeQueryResult(mergeQueryParts(parts));
   }
 }
