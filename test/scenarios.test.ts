@@ -68,9 +68,10 @@ t.test('crash-recovery passes, and fails when more restarts are demanded than ha
 
 t.test('ingestion-phases swaps phases 1 → 8 under load, 7 → 8 last, and loses nothing', async (t) => {
   // Through the CLI, in its own process: phases 1–4 start a worker thread per request, and
-  // inside the test runner every thread would also load the runner's module hooks.
+  // every such thread would also load the test runner's module hooks. The runner re-adds its
+  // hooks to NODE_OPTIONS of every child it sees spawned, so `env -u` removes them one step later.
   const reports = tempDir(t);
-  const run = spawnSync(process.execPath, [CLI, 'run', scenario('ingestion-phases'), '--reports', reports, '--no-progress'], { encoding: 'utf8', cwd: tempDir(t), env: { ...process.env, NODE_OPTIONS: '' } });
+  const run = spawnSync('env', ['-u', 'NODE_OPTIONS', process.execPath, CLI, 'run', scenario('ingestion-phases'), '--reports', reports, '--no-progress'], { encoding: 'utf8', cwd: tempDir(t) });
   t.equal(run.status, 0, run.stdout + run.stderr);
   const [dir] = readdirSync(reports);
   const report = JSON.parse(readFileSync(join(reports, dir!, 'report.json'), 'utf8')) as { passed: boolean; steps: { description: string; detail: string }[] };
