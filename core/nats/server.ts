@@ -51,7 +51,11 @@ function findSetpriv(): string | undefined {
 }
 
 let setprivSupportsPdeathsig: boolean | undefined;
-function pdeathsigPrefix(): string[] {
+/**
+ * The command prefix that makes a child die with its parent (`setpriv --pdeathsig TERM --`),
+ * or nothing where setpriv lacks it. For any helper process that must not outlive us.
+ */
+export function pdeathsigPrefix(): string[] {
   const setpriv = findSetpriv();
   if (setpriv === undefined) return [];
   if (setprivSupportsPdeathsig === undefined) {
