@@ -15,7 +15,8 @@ import { CraftError, invariant } from '../core/errors.js';
 import { PartsReply } from '../core/nats/bus.js';
 import { SUBJECTS, handoverSubject } from '../core/subjects.js';
 import { QueueClient, isStaleGeneration, type FetchedDelivery } from '../core/queue/protocol.js';
-import { decodeBatches, type SeriesSamples, type WireSample } from '../core/model.js';
+import type { SeriesSamples, WireSample } from '../core/model.js';
+import { decodeQueueMessage } from '../core/queue/message.js';
 import { positionKey, type QueuePositions, type SampleStore } from '../core/slots/storage.js';
 import { chunkSeries } from '../core/series-chunks.js';
 import { encodeSeriesValues, type SelectRequest, type StorageInfo } from '../core/storage/client.js';
@@ -147,7 +148,7 @@ export class StorageActor extends Actor {
       }
       let batches;
       try {
-        batches = decodeBatches(Buffer.from(d.payload.buffer, d.payload.byteOffset, d.payload.byteLength).toString('utf8'));
+        batches = decodeQueueMessage(Buffer.from(d.payload.buffer, d.payload.byteOffset, d.payload.byteLength).toString('utf8'));
       } catch (error) {
         // A message that cannot be decoded would crash storage on every replay: count it, skip it.
         this.batchesUndecodable += 1;

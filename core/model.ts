@@ -119,18 +119,3 @@ export function decodeBatch(text: string): IngestBatch {
   }
   return batch;
 }
-
-/**
- * Decodes one queue message: a batch, or a JSON array of batches (what group commit
- * writes, by joining encoded batches as `[b1,b2,…]` without decoding them).
- */
-export function decodeBatches(text: string): IngestBatch[] {
-  const value = JSON.parse(text) as IngestBatch | IngestBatch[];
-  const batches = Array.isArray(value) ? value : [value];
-  for (const batch of batches) {
-    for (const sample of batch.samples) {
-      if (typeof sample[2] !== 'number') sample[2] = decodeValue(sample[2]);
-    }
-  }
-  return batches;
-}

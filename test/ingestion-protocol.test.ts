@@ -4,13 +4,14 @@
  */
 import t from 'tap';
 import fc from 'fast-check';
+import { isDeepStrictEqual } from 'node:util';
 import { prepare, type Prepared } from '../core/ingestion/protocol.js';
 import { SlidingWindowLimiter, unlimited } from '../core/ingestion/rate-limit.js';
-import { decodeBatches } from '../core/model.js';
+import { decodeQueueMessage } from '../core/queue/message.js';
 
 const batchOf = (p: Prepared) => {
   if (p.kind !== 'append') throw new Error(`expected an append, got ${p.kind}`);
-  const batches = p.parts.flatMap((part) => decodeBatches(new TextDecoder().decode(part)));
+  const batches = p.parts.flatMap((part) => decodeQueueMessage(new TextDecoder().decode(part)));
   return { ...batches[0]!, samples: batches.flatMap((b) => b.samples) };
 };
 
@@ -111,4 +112,51 @@ t.test('property: the limiter never admits more than its limit in any window', a
     { numRuns: 500 },
   );
   t.pass();
+});
+
+t.test('property: a body forwarded as received (seed form) decodes to the same batch as the re-encoded samples', async (t) => {
+  const withForward = (body: Uint8Array, forwardSeedBody: boolean, authorization?: string): Prepared =>
+    prepare({ method: 'POST', url: '/metrics', authorization, body }, { limits, limiter: unlimited, parseJson: JSON.parse, nowMs: 7_000, forwardSeedBody });
+  const plain = (value: unknown): unknown => JSON.parse(JSON.stringify(value));
+  const label = fc.stringMatching(/^[a-zA-Z_][a-zA-Z0-9_]{0,8}$/).filter((k) => !k.startsWith('__'));
+  const metric = fc.record(
+    {
+      name: fc.string({ minLength: 1, maxLength: 20 }),
+      value: fc.double({ noNaN: true, noDefaultInfinity: true }),
+      type: fc.constantFrom('gauge', 'counter', 'histogram', 'summary', 'other'),
+      tags: fc.dictionary(label, fc.string({ maxLength: 10 }), { maxKeys: 4 }),
+      timestamp: fc.integer({ min: 0, max: 2 ** 45 }),
+    },
+    { requiredKeys: ['name', 'value'] },
+  );
+  const body = fc.oneof(
+    fc.array(metric, { minLength: 1, maxLength: 30 }).map((metrics) => JSON.stringify({ metrics })),
+    metric.map((m) => JSON.stringify({ name: m.name, value: m.value })),
+  );
+  fc.assert(
+    fc.property(body, fc.option(fc.string({ maxLength: 12 }), { nil: undefined }), fc.constantFrom('', ' ', '\n\t '), (text, client, space) => {
+      const bytes = encoder.encode(space + text + space);
+      const forwarded = withForward(bytes, true, client);
+      const encoded = withForward(bytes, false, client);
+      if (forwarded.kind !== 'append' || encoded.kind !== 'append') return false;
+      // The forwarded part is the seed form: the body, byte for byte, inside the message.
+      if (!Buffer.from(forwarded.parts[0]!).includes(Buffer.from(bytes))) return false;
+      // (as plain data: the decoded `types` of the seed form is a null-prototype record)
+      return isDeepStrictEqual(plain(batchOf(forwarded)), plain(batchOf(encoded))) && forwarded.metrics === encoded.metrics && forwarded.okReply === encoded.okReply;
+    }),
+    { numRuns: 300 },
+  );
+  t.pass('300 generated bodies: same batches either way');
+
+  // Bodies that cannot travel as received fall back to the samples form and still decode the same.
+  const bom = new Uint8Array([0xef, 0xbb, 0xbf, ...encoder.encode('{"name":"a","value":1}')]);
+  const invalidUtf8 = new Uint8Array([...encoder.encode('{"name":"a'), 0xff, ...encoder.encode('","value":1}')]);
+  for (const [what, bytes] of [['a byte-order mark', bom], ['bytes that are not UTF-8', invalidUtf8]] as const) {
+    const p = withForward(bytes, true);
+    t.equal(p.kind, 'append', what);
+    if (p.kind === 'append') {
+      t.notOk(Buffer.from(p.parts[0]!).includes(Buffer.from(bytes)), `${what}: re-encoded`);
+      t.same(batchOf(p), batchOf(withForward(bytes, false)), `${what}: same batch`);
+    }
+  }
 });

@@ -19,7 +19,7 @@ import { partitionFor, QueueClient, type QueueRoute } from '../queue/protocol.js
 import { queueLogSubject, SUBJECTS } from '../subjects.js';
 import type { AppendAck, IngestionSink, SeedQueryRow } from '../slots/ingestion.js';
 import { QueryClient } from '../query/client.js';
-import { encodeForQueue } from './queue-encoding.js';
+import { encodeForQueue } from '../queue/message.js';
 
 const DEPTH_CACHE_MS = 1_000;
 /** A cached route is asked for again after this long, even without an epoch event. */

@@ -37,16 +37,21 @@ export interface PrepareExecutor {
 export interface ExecutorOptions {
   parser: ParserName;
   limits: PrepareDeps['limits'];
+  /** See PrepareDeps.forwardSeedBody; honoured by the inline executor with the native parser. */
+  forwardSeedBody?: boolean;
 }
 
 /** A copy of the body in its own ArrayBuffer, so it can be transferred or shared. */
 const ownBody = (request: RawRequest): RawRequest => ({ ...request, body: new Uint8Array(request.body) });
 
 export class InlineExecutor implements PrepareExecutor {
-  constructor(private readonly options: ExecutorOptions, private readonly limiter: RateLimiter) {}
+  private readonly forwardSeedBody: boolean;
+  constructor(private readonly options: ExecutorOptions, private readonly limiter: RateLimiter) {
+    this.forwardSeedBody = options.forwardSeedBody === true && options.parser === 'native';
+  }
   async start(): Promise<void> {}
   async run(request: RawRequest, nowMs: number): Promise<Prepared> {
-    return prepare(request, { limits: this.options.limits, limiter: this.limiter, parseJson: PARSERS[this.options.parser], nowMs });
+    return prepare(request, { limits: this.options.limits, limiter: this.limiter, parseJson: PARSERS[this.options.parser], nowMs, forwardSeedBody: this.forwardSeedBody });
   }
   async stop(): Promise<void> {}
   stats(): Record<string, number> {

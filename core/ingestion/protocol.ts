@@ -21,7 +21,7 @@
 import { CraftError } from '../errors.js';
 import { RETRY_AFTER_S } from '../defaults.js';
 import type { IngestBatch } from '../model.js';
-import { encodeForQueue } from './queue-encoding.js';
+import { encodeForQueue, encodeSeedForQueue } from '../queue/message.js';
 import type { IngestionLimits, IngestionSink, IngestionStats } from '../slots/ingestion.js';
 import type { RateLimiter } from './rate-limit.js';
 import { parseSeedBody, toBatch } from './seed-json.js';
@@ -63,6 +63,12 @@ export interface PrepareDeps {
   limiter: RateLimiter;
   parseJson: JsonParser;
   nowMs: number;
+  /**
+   * Put a valid seed-JSON body into the queue as received instead of re-encoding its
+   * samples (the queue message's seed form). Only with a parser that accepts exactly what
+   * `JSON.parse` accepts, since decoding parses the body again with `JSON.parse`.
+   */
+  forwardSeedBody?: boolean;
 }
 
 const JSON_TYPE = 'application/json';
@@ -82,6 +88,11 @@ export const REPLIES = {
 
 const NO_CONTENT: Reply = { status: 204, body: '', contentType: JSON_TYPE };
 const ACCEPTED: Reply = { status: 202, body: '{"status":"accepted"}', contentType: JSON_TYPE };
+
+/** The seed's batch answer; the common sizes are built once. */
+const BATCH_ACCEPTED: Reply[] = [];
+const batchAccepted = (count: number): Reply =>
+  count <= 1_000 ? (BATCH_ACCEPTED[count] ??= json(200, { success: true, metrics_processed: count })) : json(200, { success: true, metrics_processed: count });
 
 /** `finite`: every value was validated finite (seed JSON), so encoding skips that check. */
 function append(batch: IngestBatch, okReply: Reply, finite = false): Prepared {
@@ -110,8 +121,11 @@ function prepareSeed(request: RawRequest, deps: PrepareDeps): Prepared {
     const body = result.metricIndex === undefined ? { error: result.error } : { error: result.error, metric_index: result.metricIndex };
     return { kind: 'reply', reply: json(400, body), outcome: 'validation' };
   }
-  const okReply = result.form === 'single' ? ACCEPTED : json(200, { success: true, metrics_processed: result.samples.length });
-  return append(toBatch(clientOf(request.authorization), deps.nowMs, result.samples, result.types), okReply, true);
+  const okReply = result.form === 'single' ? ACCEPTED : batchAccepted(result.samples.length);
+  const client = clientOf(request.authorization);
+  const forwarded = deps.forwardSeedBody === true ? encodeSeedForQueue(client, deps.nowMs, request.body) : undefined;
+  if (forwarded !== undefined) return { kind: 'append', client, parts: [forwarded], okReply, metrics: result.samples.length };
+  return append(toBatch(client, deps.nowMs, result.samples, result.types), okReply, true);
 }
 
 function prepareRemoteWrite(request: RawRequest, deps: PrepareDeps): Prepared {

@@ -2,8 +2,10 @@
  * Craft #1 phase 8 — event-driven. The design Node is built for: an event loop (epoll
  * underneath) owns many connections — 10,000+ cost memory, not threads — and does the
  * whole request itself with the native JSON parser: no thread hop, no locks (the limiter
- * belongs to the loop). The async writer joins waiting batches per client into one queue
- * message and keeps few appends in flight, so the queue sees few, large appends.
+ * belongs to the loop). A valid seed-JSON body goes into the queue as received (the queue
+ * message's seed form), not re-encoded. The async writer joins waiting batches per
+ * partition into one queue message and keeps few appends in flight, so the queue sees few,
+ * large appends.
  *
  * `loops` (option; default 1) adds event loops in child processes, one per core: the actor
  * hands accepted connections round-robin to the loops over IPC. Each loop rate-limits on
@@ -45,7 +47,7 @@ class EventDriven implements IngestionServer {
       id: ID,
       keepAlive: true,
       appender: { kind: 'batching', concurrency: appendsInFlight, bufferedBytesMax: WRITER_BUFFERED_BYTES_MAX },
-      executor: new InlineExecutor({ parser: 'native', limits: context.limits }, loopLimiter(context.limits)),
+      executor: new InlineExecutor({ parser: 'native', limits: context.limits, forwardSeedBody: true }, loopLimiter(context.limits)),
     });
   }
 
