@@ -69,6 +69,7 @@ t.test('accepted forms: batch (200) and the Craft #0 single metric (202)', async
 t.test('routes', async (t) => {
   const get = (url: string) => prepare({ method: 'GET', url, authorization: undefined, body: new Uint8Array() }, { limits, limiter: unlimited, parseJson: JSON.parse, nowMs: 0 });
   t.equal(get('/health').kind, 'health');
+  t.equal(prepare({ method: 'HEAD', url: '/health', authorization: undefined, body: new Uint8Array() }, { limits, limiter: unlimited, parseJson: JSON.parse, nowMs: 0 }).kind, 'health', 'HEAD reads what GET reads');
   t.equal(get('/stats').kind, 'stats');
   t.equal(get('/metrics').kind, 'exposition');
   t.match(get('/query?name=cpu&start=5&end=10'), { kind: 'query', name: 'cpu', startMs: 5, endMs: 10 });

@@ -7,8 +7,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { CraftError } from '../errors.js';
-import { complete, REPLIES, StatsCounter, json, type Appender } from './protocol.js';
+import { complete, REPLIES, StatsCounter, json, type Appender, type RawRequest, type Reply } from './protocol.js';
 import { bodyOrAnswer, FedHttpServer, toRawRequest, writeReply } from './node-http.js';
+import { RawHttpServer } from './raw-http.js';
 import { BatchingWriter } from './batching-writer.js';
 import type { PrepareExecutor } from './executors.js';
 import type { IngestionServer, IngestionServerContext, IngestionStats } from '../slots/ingestion.js';
@@ -24,13 +25,16 @@ export interface PhaseDesign {
   keepAlive: boolean;
   appender: AppenderDesign;
   executor: PrepareExecutor;
-  /** Options for node:http (e.g. connection limits for the event-driven phase). */
-  maxHeadersCount?: number;
+  /**
+   * The HTTP layer: node:http (default), or the phase's own HTTP/1.1 server on the raw
+   * sockets (raw-http.ts), which skips node:http's per-request stream objects.
+   */
+  http?: 'node' | 'raw';
 }
 
 export class PhaseServer implements IngestionServer {
   private readonly counters: StatsCounter;
-  private readonly http: FedHttpServer;
+  private readonly http: FedHttpServer | RawHttpServer;
   private readonly appendParts: Appender;
   private readonly writer: BatchingWriter | undefined;
   private inFlight = 0;
@@ -40,10 +44,17 @@ export class PhaseServer implements IngestionServer {
     private readonly design: PhaseDesign,
   ) {
     this.counters = new StatsCounter(design.id);
-    this.http = new FedHttpServer((request, response) => void this.onRequest(request, response), this.counters, {
-      keepAlive: design.keepAlive,
-      keepAliveTimeoutMs: context.limits.keepAliveTimeoutMs,
-    });
+    this.http =
+      design.http === 'raw'
+        ? new RawHttpServer((request) => this.handle(request), this.counters, {
+            bodyBytesMax: context.limits.bodyBytesMax,
+            keepAlive: design.keepAlive,
+            keepAliveTimeoutMs: context.limits.keepAliveTimeoutMs,
+          })
+        : new FedHttpServer((request, response) => void this.onRequest(request, response), this.counters, {
+            keepAlive: design.keepAlive,
+            keepAliveTimeoutMs: context.limits.keepAliveTimeoutMs,
+          });
     if (design.appender.kind === 'serial') {
       let previous: Promise<unknown> = Promise.resolve();
       this.appendParts = (client, parts) => {
@@ -72,28 +83,37 @@ export class PhaseServer implements IngestionServer {
     this.http.accept(socket);
   }
 
+  /** node:http: read the body under its limit, handle, answer. */
   private async onRequest(request: IncomingMessage, response: ServerResponse): Promise<void> {
+    const close = !this.design.keepAlive || this.http.isDraining;
+    const body = await bodyOrAnswer(request, response, this.context.limits.bodyBytesMax, this.counters);
+    if (body === undefined) {
+      this.counters.requests += 1;
+      return;
+    }
+    const reply = await this.handle(toRawRequest(request, body));
+    writeReply(response, reply, close || this.http.isDraining || reply.status === 500);
+  }
+
+  /** One request, whatever the HTTP layer: prepare (where the executor runs it), then complete. */
+  private async handle(request: RawRequest): Promise<Reply> {
     this.counters.requests += 1;
     this.inFlight += 1;
-    const close = !this.design.keepAlive || this.http.isDraining;
     try {
-      const body = await bodyOrAnswer(request, response, this.context.limits.bodyBytesMax, this.counters);
-      if (body === undefined) return;
       let prepared;
       try {
-        prepared = await this.design.executor.run(toRawRequest(request, body), this.context.clock.now());
+        prepared = await this.design.executor.run(request, this.context.clock.now());
       } catch (error) {
         if (error instanceof CraftError && error.code === 'CRAFT_OVERLOADED') {
           this.counters.rejectedOverload += 1;
-          writeReply(response, REPLIES.overloaded, close);
-          return;
+          return REPLIES.overloaded;
         }
         throw error;
       }
-      writeReply(response, await complete(prepared, this.context.sink, this.counters, this.appendParts, () => this.stats()), close || this.http.isDraining);
+      return await complete(prepared, this.context.sink, this.counters, this.appendParts, () => this.stats());
     } catch (error) {
       this.context.log.error('request failed', { phase: this.design.id, error });
-      writeReply(response, json(500, { error: 'internal error' }), true);
+      return json(500, { error: 'internal error' });
     } finally {
       this.inFlight -= 1;
     }

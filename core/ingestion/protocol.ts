@@ -155,13 +155,14 @@ export function prepare(request: RawRequest, deps: PrepareDeps): Prepared {
   const path = queryAt < 0 ? request.url : request.url.slice(0, queryAt);
   const query = queryAt < 0 ? '' : request.url.slice(queryAt + 1);
   if (path === '/metrics') {
-    if (request.method === 'GET') return { kind: 'exposition' };
+    if (request.method === 'GET' || request.method === 'HEAD') return { kind: 'exposition' };
     if (request.method !== 'POST') return { kind: 'reply', reply: REPLIES.methodNotAllowed('POST or GET'), outcome: 'not-found' };
     return admitWrite(request, deps) ?? prepareSeed(request, deps);
   }
   if (path === '/api/v1/write') return admitWrite(request, deps) ?? prepareRemoteWrite(request, deps);
   if (path === '/write' || path === '/api/v2/write') return admitWrite(request, deps) ?? prepareLineProtocol(request, query, deps, path === '/api/v2/write');
-  if (request.method !== 'GET') return { kind: 'reply', reply: REPLIES.notFound, outcome: 'not-found' };
+  // HEAD reads what GET reads; the HTTP layer sends no body.
+  if (request.method !== 'GET' && request.method !== 'HEAD') return { kind: 'reply', reply: REPLIES.notFound, outcome: 'not-found' };
   if (path === '/health') return { kind: 'health' };
   if (path === '/stats') return { kind: 'stats' };
   if (path === '/query') {

@@ -46,6 +46,7 @@ class EventDriven implements IngestionServer {
     this.local = new PhaseServer(context, {
       id: ID,
       keepAlive: true,
+      http: 'raw',
       appender: { kind: 'batching', concurrency: appendsInFlight, bufferedBytesMax: WRITER_BUFFERED_BYTES_MAX },
       executor: new InlineExecutor({ parser: 'native', limits: context.limits, forwardSeedBody: true }, loopLimiter(context.limits)),
     });

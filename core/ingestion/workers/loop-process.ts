@@ -35,6 +35,7 @@ const server = new PhaseServer(
   {
     id: setup.id,
     keepAlive: true,
+    http: 'raw',
     appender: { kind: 'batching', concurrency: setup.appendsInFlight, bufferedBytesMax: WRITER_BUFFERED_BYTES_MAX },
     executor: new InlineExecutor({ parser: 'native', limits: setup.limits, forwardSeedBody: true }, loopLimiter(setup.limits)),
   },
