@@ -5,7 +5,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse, type ServerOptions } from 'node:http';
 import type { Socket } from 'node:net';
 import { REPLIES, type RawRequest, type Reply, type StatsCounter } from './protocol.js';
-import { sleep } from '../clock.js';
+import { ConnectionSet } from './connections.js';
 
 export const BODY_TOO_LARGE = Symbol('body too large');
 /** The client went away before the body was complete: nothing to answer. */
@@ -85,14 +85,14 @@ export function writeReply(response: ServerResponse, reply: Reply, close: boolea
  */
 export class FedHttpServer {
   readonly server: Server;
-  private draining = false;
-  private readonly sockets = new Set<Socket>();
+  private readonly connections: ConnectionSet<Socket>;
 
   constructor(
     handler: (request: IncomingMessage, response: ServerResponse) => void,
-    private readonly stats: StatsCounter,
+    stats: StatsCounter,
     options: ServerOptions & { keepAliveTimeoutMs?: number } = {},
   ) {
+    this.connections = new ConnectionSet(stats);
     this.server = createServer(options, handler);
     this.server.keepAliveTimeout = options.keepAliveTimeoutMs ?? 5_000;
     // Slowloris guard: headers must arrive within this time.
@@ -101,21 +101,11 @@ export class FedHttpServer {
   }
 
   get isDraining(): boolean {
-    return this.draining;
+    return this.connections.isDraining;
   }
 
   accept(socket: Socket): void {
-    if (this.draining) {
-      socket.destroy();
-      return;
-    }
-    this.sockets.add(socket);
-    this.stats.connectionsOpen += 1;
-    this.stats.connectionsTotal += 1;
-    socket.once('close', () => {
-      this.sockets.delete(socket);
-      this.stats.connectionsOpen -= 1;
-    });
+    if (this.connections.admit(socket, () => socket) === undefined) return;
     this.server.emit('connection', socket);
     // The actor's listener pauses new sockets (so they can be handed to other processes): start reading.
     socket.resume();
@@ -123,13 +113,7 @@ export class FedHttpServer {
 
   /** New requests get `Connection: close`; idle connections close now; the rest by the deadline. */
   async drain(deadlineMs: number): Promise<void> {
-    this.draining = true;
-    this.server.closeIdleConnections();
-    while (this.sockets.size > 0 && Date.now() < deadlineMs) {
-      await sleep(10);
-      this.server.closeIdleConnections();
-    }
-    for (const socket of this.sockets) socket.destroy();
+    await this.connections.drain(deadlineMs, () => this.server.closeIdleConnections(), (socket) => socket.destroy());
     this.server.close();
   }
 }

@@ -14,7 +14,7 @@
 import type { Socket } from 'node:net';
 import { Http1Parser, type HttpRequest } from './http1-parser.js';
 import { json, type RawRequest, type Reply, type StatsCounter } from './protocol.js';
-import { sleep } from '../clock.js';
+import { ConnectionSet } from './connections.js';
 
 export interface RawHttpOptions {
   bodyBytesMax: number;
@@ -52,8 +52,7 @@ const REASONS: Record<number, string> = {
 const CONTINUE = 'HTTP/1.1 100 Continue\r\n\r\n';
 
 export class RawHttpServer {
-  private readonly connections = new Set<Connection>();
-  private draining = false;
+  private readonly connections: ConnectionSet<Connection>;
   private sweeper: NodeJS.Timeout | undefined;
   /** The Date field, refreshed by the sweep (RFC 9110 §6.6.1: second resolution). */
   date = new Date().toUTCString();
@@ -66,28 +65,18 @@ export class RawHttpServer {
     readonly stats: StatsCounter,
     readonly options: RawHttpOptions,
   ) {
+    this.connections = new ConnectionSet(stats);
     this.headerBytesMax = options.headerBytesMax ?? HEADER_BYTES_MAX;
     this.headersTimeoutMs = options.headersTimeoutMs ?? HEADERS_TIMEOUT_MS;
     this.requestTimeoutMs = options.requestTimeoutMs ?? REQUEST_TIMEOUT_MS;
   }
 
   get isDraining(): boolean {
-    return this.draining;
+    return this.connections.isDraining;
   }
 
   accept(socket: Socket): void {
-    if (this.draining) {
-      socket.destroy();
-      return;
-    }
-    const connection = new Connection(this, socket);
-    this.connections.add(connection);
-    this.stats.connectionsOpen += 1;
-    this.stats.connectionsTotal += 1;
-    socket.once('close', () => {
-      this.connections.delete(connection);
-      this.stats.connectionsOpen -= 1;
-    });
+    if (this.connections.admit(socket, () => new Connection(this, socket)) === undefined) return;
     this.sweeper ??= setInterval(() => this.sweep(), SWEEP_MS).unref();
     // The actor's listener pauses new sockets (so they can be handed to other processes).
     socket.resume();
@@ -96,18 +85,15 @@ export class RawHttpServer {
   private sweep(): void {
     const now = Date.now();
     this.date = new Date(now).toUTCString();
-    for (const connection of this.connections) connection.checkTimeouts(now);
+    for (const connection of this.connections.open) connection.checkTimeouts(now);
   }
 
   /** New answers carry `Connection: close`; idle connections close now; the rest by the deadline. */
   async drain(deadlineMs: number): Promise<void> {
-    this.draining = true;
-    for (const connection of this.connections) connection.closeIfIdle();
-    while (this.connections.size > 0 && Date.now() < deadlineMs) {
-      await sleep(10);
-      for (const connection of this.connections) connection.closeIfIdle();
-    }
-    for (const connection of this.connections) connection.destroy();
+    const closeIdle = (): void => {
+      for (const connection of this.connections.open) connection.closeIfIdle();
+    };
+    await this.connections.drain(deadlineMs, closeIdle, (connection) => connection.destroy());
     if (this.sweeper !== undefined) clearInterval(this.sweeper);
     this.sweeper = undefined;
   }
@@ -126,7 +112,6 @@ class Connection {
     private readonly socket: Socket,
   ) {
     this.parser = new Http1Parser({ headerBytesMax: server.headerBytesMax, bodyBytesMax: server.options.bodyBytesMax });
-    socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     // A reset or a write to a closed peer: nothing to answer, the socket closes.
     socket.on('error', () => socket.destroy());
