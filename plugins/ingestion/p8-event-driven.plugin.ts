@@ -11,6 +11,10 @@
  * hands accepted connections round-robin to the loops over IPC. Each loop rate-limits on
  * its own, so with more than one loop a client spread over several connections can reach
  * `loops ×` its limit; one loop keeps the per-client limit exact.
+ *
+ * `http` (option; default `raw`): the phase's own HTTP/1.1 layer on the raw sockets, or
+ * `node` for node:http as phases 1–7 use — kept so the difference can be measured
+ * (`scripts/ab-cpu.sh '{"http":"raw"}' '{"http":"node"}'`).
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import type { Socket } from 'node:net';
@@ -42,11 +46,12 @@ class EventDriven implements IngestionServer {
     private readonly context: IngestionServerContext,
     private readonly loopCount: number,
     private readonly appendsInFlight: number,
+    private readonly http: 'raw' | 'node',
   ) {
     this.local = new PhaseServer(context, {
       id: ID,
       keepAlive: true,
-      http: 'raw',
+      http,
       appender: { kind: 'batching', concurrency: appendsInFlight, bufferedBytesMax: WRITER_BUFFERED_BYTES_MAX },
       executor: new InlineExecutor({ parser: 'native', limits: context.limits, forwardSeedBody: true }, loopLimiter(context.limits)),
     });
@@ -55,7 +60,7 @@ class EventDriven implements IngestionServer {
   async start(): Promise<void> {
     await this.local.start();
     // The loop's sink learns the queue's real partition count with its first append.
-    const setup: LoopSetup = { id: ID, natsServers: this.context.natsServers, limits: this.context.limits, appendsInFlight: this.appendsInFlight, partitions: QUEUE_PARTITIONS };
+    const setup: LoopSetup = { id: ID, natsServers: this.context.natsServers, limits: this.context.limits, appendsInFlight: this.appendsInFlight, partitions: QUEUE_PARTITIONS, http: this.http };
     for (let i = 1; i < this.loopCount; i++) {
       const child = fork(LOOP_ENTRY, [], { env: { ...process.env, CRAFT_LOOP_SETUP: JSON.stringify(setup) }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
       const loop: Loop = { child, stats: undefined };
@@ -133,5 +138,6 @@ export default definePlugin({
       context,
       typeof options.loops === 'number' && options.loops >= 1 ? Math.floor(options.loops) : 1,
       typeof options.appendsInFlight === 'number' && options.appendsInFlight >= 1 ? Math.floor(options.appendsInFlight) : APPENDS_IN_FLIGHT,
+      options.http === 'node' ? 'node' : 'raw',
     ),
 });

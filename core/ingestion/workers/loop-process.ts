@@ -20,6 +20,7 @@ export interface LoopSetup {
   limits: IngestionLimits;
   appendsInFlight: number;
   partitions: number;
+  http: 'raw' | 'node';
 }
 
 const send = (message: unknown): void => {
@@ -35,7 +36,7 @@ const server = new PhaseServer(
   {
     id: setup.id,
     keepAlive: true,
-    http: 'raw',
+    http: setup.http,
     appender: { kind: 'batching', concurrency: setup.appendsInFlight, bufferedBytesMax: WRITER_BUFFERED_BYTES_MAX },
     executor: new InlineExecutor({ parser: 'native', limits: setup.limits, forwardSeedBody: true }, loopLimiter(setup.limits)),
   },
