@@ -98,6 +98,22 @@ t.test('queue.jetstream: a new instance resumes each group after its committed o
   await second.close({ destroy: true });
 });
 
+t.test('regression: queue.jetstream trim racing a seal (a swap under load) does not fail', async (t) => {
+  const { url } = await startNats(t);
+  const bus = await connectBus(t, url);
+  const log = await openLog(t, 'queue.jetstream', bus, 9);
+  for (let i = 1; i <= 5; i++) await log.append(0, enc(i));
+  // The stream is sealed while this instance still believes it open — what a trim that is
+  // already past its check sees when the seal lands first (it crashed the queue actor).
+  const sealer = await openLog(t, 'queue.jetstream', bus, 9);
+  await sealer.seal!();
+  await t.resolves(log.trim(0, 3), 'trim on a stream sealed under it is a no-op');
+  t.same((await log.info()).depth, [5, 0, 0], 'the sealed stream kept everything');
+  await t.resolves(log.trim(0, 4), 'and so is every later trim');
+  await sealer.close();
+  await log.close({ destroy: true });
+});
+
 t.test('craft0.memory-queue: a full partition refuses appends with CRAFT_OVERLOADED', async (t) => {
   const log = registry.instantiate('queue.log', 'craft0.memory-queue', { partitions: 1, epoch: 1, dataDir: tempDir(t), bus: undefined as never, log: createLogger('q') }, { messagesMax: 2 });
   await log.open();

@@ -273,7 +273,16 @@ class JetStreamQueueLog implements QueueLog {
   async trim(partition: number, offset: number): Promise<void> {
     if (this.sealed) return; // a sealed stream refuses deletes; it is deleted whole once drained
     const jsm = await this.jsm();
-    await jsm.streams.purge(this.stream, { filter: queueLogSubject(this.epoch, partition), seq: offset + 1 });
+    try {
+      await jsm.streams.purge(this.stream, { filter: queueLogSubject(this.epoch, partition), seq: offset + 1 });
+    } catch (error) {
+      // Sealed between the check above and the purge (a swap under load): nothing to trim.
+      if (/sealed/i.test((error as Error).message)) {
+        this.sealed = true;
+        return;
+      }
+      throw error;
+    }
   }
 
   async info(): Promise<QueueLogInfo> {
