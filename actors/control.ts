@@ -72,7 +72,7 @@ export class ControlActor extends Actor {
       const wanted = pluginFor(this.context.config, slot);
       if (!sameChoice(this.journal.state.configured[slot], wanted)) {
         // Fail early, naming the slot, if the configuration names a plugin that does not exist.
-        this.context.registry.resolve(slot, wanted.id);
+        this.context.registry.checkOptions(slot, wanted.id, wanted.options);
         await this.journal.append({ type: 'configured', slot, plugin: wanted.id, options: wanted.options, atMs: this.clock.now() });
       }
     }
@@ -87,9 +87,9 @@ export class ControlActor extends Actor {
       throw new CraftError('CRAFT_PLUGIN_SLOT_UNKNOWN', `no slot "${String(request.slot)}"; slots are ${SLOT_NAMES.join(', ')}`);
     }
     const slot = request.slot;
-    this.context.registry.resolve(slot, request.plugin);
-    const current = this.journal.state.choices[slot];
     const options = request.options ?? {};
+    this.context.registry.checkOptions(slot, request.plugin, options);
+    const current = this.journal.state.choices[slot];
     if (current !== undefined && current.id === request.plugin && JSON.stringify(current.options) === JSON.stringify(options)) {
       throw new CraftError('CRAFT_SWAP_FAILED', `${request.plugin} already fills ${slot}`);
     }

@@ -28,6 +28,10 @@ export const ERROR_CODES = {
     message: 'no plugin with this id is registered',
     fix: 'Pick an id from `craft plugins`.',
   },
+  CRAFT_PLUGIN_OPTIONS: {
+    message: 'plugin options are invalid',
+    fix: 'Correct the option named in the message (plugin entry `{ id, options }` in the configuration, or `craft swap --options`).',
+  },
   CRAFT_PLUGIN_WRONG_SLOT: {
     message: 'plugin belongs to another slot',
     fix: 'Swap it into the slot it declares.',

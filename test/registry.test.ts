@@ -68,3 +68,16 @@ t.test('resolve and instantiate check slot and instance shape', async (t) => {
   t.throws(() => registry.instantiate('query.evaluator', 'q.broken', { log: undefined as never }), { code: 'CRAFT_PLUGIN_SHAPE', message: /without evaluate/ });
   t.ok(registry.instantiate('query.evaluator', 'q.one', { log: undefined as never }));
 });
+
+t.test('plugin options are checked against the plugin\'s schema before anything starts', async (t) => {
+  const { registry } = await PluginRegistry.load();
+  t.throws(() => registry.checkOptions('ingestion.server', 'ingestion.event-driven', { loops: 0 }), { code: 'CRAFT_PLUGIN_OPTIONS', message: /ingestion\.event-driven: loops: / });
+  t.throws(() => registry.checkOptions('ingestion.server', 'ingestion.event-driven', { http: 'fast' }), { code: 'CRAFT_PLUGIN_OPTIONS', message: /http: / });
+  t.throws(() => registry.checkOptions('ingestion.server', 'ingestion.event-driven', { loop: 2 }), { code: 'CRAFT_PLUGIN_OPTIONS', message: /loop/ }, 'a misspelt option is named, not ignored');
+  t.same(registry.checkOptions('ingestion.server', 'ingestion.event-driven', { loops: 2 }), { loops: 2, appendsInFlight: 2, http: 'raw' }, 'defaults filled in');
+  t.throws(() => registry.checkOptions('queue.log', 'queue.jetstream', { bytesMax: -1 }), { code: 'CRAFT_PLUGIN_OPTIONS', message: /bytesMax/ });
+  t.throws(() => registry.checkOptions('alerting.evaluator', 'craft0.polling-alerts', { rules: [] }), { code: 'CRAFT_PLUGIN_OPTIONS', message: /rules/ });
+  t.same(registry.checkOptions('query.evaluator', 'craft0.full-scan', { anything: 1 }), { anything: 1 }, 'a plugin without a schema takes what it is given');
+  t.throws(() => registry.instantiate('ingestion.server', 'ingestion.event-driven', undefined as never, { loops: 'two' }), { code: 'CRAFT_PLUGIN_OPTIONS' }, 'instantiate checks too');
+});
+

@@ -1,6 +1,7 @@
 /**
  * What a plugin module exports: metadata and a factory for its slot's interface.
  */
+import type { z } from 'zod';
 import type { SlotName, SlotTypes } from '../slots/index.js';
 
 export interface PluginMetadata<S extends SlotName = SlotName> {
@@ -17,10 +18,16 @@ export interface PluginMetadata<S extends SlotName = SlotName> {
   summary: string;
   /** Whether the plugin keeps acknowledged data across a process crash. */
   durable?: boolean;
+  /**
+   * The options the plugin takes, as a schema; options that do not match are refused with
+   * CRAFT_PLUGIN_OPTIONS naming the key, before anything starts. Without a schema the
+   * plugin takes no options it cares about.
+   */
+  options?: z.ZodType<Record<string, unknown>>;
 }
 
 export interface PluginDefinition<S extends SlotName = SlotName> extends PluginMetadata<S> {
-  /** Makes a fresh instance; options come from the configuration's plugin entry. */
+  /** Makes a fresh instance; options come from the configuration's plugin entry (checked against `options`). */
   create(context: SlotTypes[S]['context'], options: Record<string, unknown>): SlotTypes[S]['instance'];
 }
 

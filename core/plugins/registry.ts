@@ -51,6 +51,7 @@ export function validatePluginShape(value: unknown, source: string): CraftError 
     return fail(`${name}: summary must be one line of 1–${SUMMARY_LENGTH_MAX} characters`);
   }
   if (typeof p.create !== 'function') return fail(`${name}: create must be a function`);
+  if (p.options !== undefined && typeof (p.options as { safeParse?: unknown }).safeParse !== 'function') return fail(`${name}: options must be a schema (zod)`);
   if (!isSlotName(p.slot)) {
     return new CraftError('CRAFT_PLUGIN_SLOT_UNKNOWN', `${source}: plugin ${p.id} names slot "${p.slot}"; slots are ${Object.keys(SLOTS).join(', ')}`, {
       details: { source, slot: p.slot },
@@ -113,10 +114,20 @@ export class PluginRegistry {
     return definition as PluginDefinition<S>;
   }
 
-  /** Creates an instance and checks it has the slot's methods. */
+  /** The options checked against the plugin's schema (with its defaults), or CRAFT_PLUGIN_OPTIONS naming the key. */
+  checkOptions<S extends SlotName>(slot: S, id: string, options: Record<string, unknown> = {}): Record<string, unknown> {
+    const definition = this.resolve(slot, id);
+    if (definition.options === undefined) return options;
+    const parsed = definition.options.safeParse(options);
+    if (parsed.success) return parsed.data;
+    const problems = parsed.error.issues.map((issue) => `${issue.path.length > 0 ? issue.path.join('.') : '(options)'}: ${issue.message}`);
+    throw new CraftError('CRAFT_PLUGIN_OPTIONS', `plugin ${id}: ${problems.join('; ')}`, { details: { id, slot, problems } });
+  }
+
+  /** Creates an instance (options checked first) and checks it has the slot's methods. */
   instantiate<S extends SlotName>(slot: S, id: string, context: SlotTypes[S]['context'], options: Record<string, unknown> = {}): SlotTypes[S]['instance'] {
     const definition = this.resolve(slot, id);
-    const instance = definition.create(context, options) as unknown as Record<string, unknown>;
+    const instance = definition.create(context, this.checkOptions(slot, id, options)) as unknown as Record<string, unknown>;
     const missing = SLOTS[slot].methods.filter((m) => typeof instance[m] !== 'function');
     if (missing.length > 0) {
       throw new CraftError('CRAFT_PLUGIN_SHAPE', `plugin ${id} made an instance without ${missing.join(', ')} for slot ${slot}`, { details: { id, slot, missing } });

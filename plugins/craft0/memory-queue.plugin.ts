@@ -4,6 +4,7 @@
  * actor) loses what storage had not consumed yet. That is the lesson this phase teaches;
  * the durable JetStream queue is the platform default.
  */
+import { z } from 'zod';
 import { CraftError } from '../../core/errors.js';
 import { MEMORY_QUEUE_MESSAGES_MAX, RETRY_AFTER_S } from '../../core/defaults.js';
 import { definePlugin } from '../../core/plugins/define.js';
@@ -161,5 +162,6 @@ export default definePlugin({
   version: '1.0.0',
   summary: 'In-memory buffer per partition; fast, and loses unconsumed batches when its process dies',
   durable: false,
+  options: z.object({ messagesMax: z.number().int().positive().default(MEMORY_QUEUE_MESSAGES_MAX) }).strict(),
   create: (context, options) => new MemoryQueueLog(context, typeof options.messagesMax === 'number' ? options.messagesMax : MEMORY_QUEUE_MESSAGES_MAX),
 });

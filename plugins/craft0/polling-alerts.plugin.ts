@@ -8,7 +8,6 @@
 import { z } from 'zod';
 import { definePlugin } from '../../core/plugins/define.js';
 import { alertRuleSchema, type SeedAlertRule } from '../../core/config/schema.js';
-import { CraftError } from '../../core/errors.js';
 import { METRIC_NAME_LABEL } from '../../core/model.js';
 import type { AlertEvaluator, AlertRule, QueryClient, RuleEvaluation } from '../../core/slots/alerting.js';
 
@@ -67,9 +66,8 @@ export default definePlugin({
   slot: 'alerting.evaluator',
   version: '1.0.0',
   summary: "Seed's rules (window average vs threshold) polled at a fixed interval; no lifecycle or dedup",
+  options: optionsSchema,
   create: (_context, options) => {
-    const parsed = optionsSchema.safeParse(options);
-    if (!parsed.success) throw new CraftError('CRAFT_CONFIG_INVALID', `craft0.polling-alerts options: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
-    return new PollingAlerts(parsed.data.rules ?? SEED_RULES);
+    return new PollingAlerts(optionsSchema.parse(options).rules ?? SEED_RULES);
   },
 });

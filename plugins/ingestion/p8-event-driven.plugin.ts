@@ -17,6 +17,7 @@
  * (`scripts/ab-cpu.sh '{"http":"raw"}' '{"http":"node"}'`).
  */
 import { fork, type ChildProcess } from 'node:child_process';
+import { z } from 'zod';
 import type { Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { definePlugin } from '../../core/plugins/define.js';
@@ -31,6 +32,14 @@ const ID = 'ingestion.event-driven';
 /** Appends in flight from each loop's writer (option `appendsInFlight`). */
 const APPENDS_IN_FLIGHT = 2;
 const LOOP_ENTRY = fileURLToPath(new URL('../../core/ingestion/workers/loop-process.js', import.meta.url));
+
+const OPTIONS = z
+  .object({
+    loops: z.number().int().min(1).max(64).default(1),
+    appendsInFlight: z.number().int().min(1).max(64).default(APPENDS_IN_FLIGHT),
+    http: z.enum(['raw', 'node']).default('raw'),
+  })
+  .strict();
 
 interface Loop {
   child: ChildProcess;
@@ -133,11 +142,9 @@ export default definePlugin({
   slot: 'ingestion.server',
   version: '1.0.0',
   summary: 'Event loop(s) owning all connections, native parser, group commit with few large appends',
-  create: (context, options) =>
-    new EventDriven(
-      context,
-      typeof options.loops === 'number' && options.loops >= 1 ? Math.floor(options.loops) : 1,
-      typeof options.appendsInFlight === 'number' && options.appendsInFlight >= 1 ? Math.floor(options.appendsInFlight) : APPENDS_IN_FLIGHT,
-      options.http === 'node' ? 'node' : 'raw',
-    ),
+  options: OPTIONS,
+  create: (context, options) => {
+    const { loops, appendsInFlight, http } = OPTIONS.parse(options);
+    return new EventDriven(context, loops, appendsInFlight, http);
+  },
 });

@@ -10,6 +10,7 @@
  */
 import { AckPolicy, DeliverPolicy, DiscardPolicy, type ConsumerMessages, type JsMsg, type JetStreamManager } from '@nats-io/jetstream';
 import { nanos } from '@nats-io/transport-node';
+import { z } from 'zod';
 import { CraftError } from '../../core/errors.js';
 import { RETRY_AFTER_S } from '../../core/defaults.js';
 import { definePlugin } from '../../core/plugins/define.js';
@@ -313,5 +314,6 @@ export default definePlugin({
   version: '1.0.0',
   summary: 'Platform default: JetStream stream per epoch, durable pull consumers with cumulative acks',
   durable: true,
+  options: z.object({ bytesMax: z.number().int().positive().default(STREAM_BYTES_MAX_DEFAULT) }).strict(),
   create: (context, options) => new JetStreamQueueLog(context, typeof options.bytesMax === 'number' ? options.bytesMax : STREAM_BYTES_MAX_DEFAULT),
 });
