@@ -17,7 +17,7 @@ import { resolveConfig, type ConfigFlags } from './config.js';
 import type { HandoverReply } from '../core/platform-context.js';
 import { runScenario } from './scenario/runner.js';
 import { runLoad, type LoadFlags } from './load/command.js';
-import { benchIngestion, benchTargets, WORKLOADS } from './bench/ingestion.js';
+import { benchIngestion, benchTargets, parseTarget, WORKLOADS } from './bench/ingestion.js';
 import { renderReport } from './scenario/report.js';
 
 const log = createLogger('craft');
@@ -218,15 +218,17 @@ program
   .description('benchmarks; `craft bench ingestion` runs every ingestion phase under the same workloads')
   .argument('<what>', 'ingestion')
   .option('--duration <s>', 'seconds per run', '10')
-  .option('--phases <ids>', 'comma-separated targets (default: bare, every ingestion.server plugin, ingestion.event-driven:loops=2)')
+  .option('--phases <ids>', 'comma-separated targets: bare, or plugin[:option=value,…] (default: bare, every ingestion.server plugin, ingestion.event-driven:loops=2)')
   .option('--workloads <ids>', `comma-separated workloads (default all): ${WORKLOADS.map((w) => w.id).join(',')}`)
   .option('--out <dir>', 'where results go', 'docs/results')
   .action(async (what: string, flags: { duration: string; phases?: string; workloads?: string; out: string }) => {
     if (what !== 'ingestion') throw new CraftError('CRAFT_BAD_REQUEST', `unknown benchmark ${what}; available: ingestion`);
-    const known = await benchTargets();
-    const targets = flags.phases?.split(',') ?? known;
-    const unknown = targets.filter((t) => !known.includes(t));
-    if (unknown.length > 0) throw new CraftError('CRAFT_BAD_REQUEST', `unknown phases: ${unknown.join(', ')}`);
+    const targets = flags.phases?.split(',') ?? (await benchTargets());
+    // `bare`, or an ingestion server plugin with options it accepts (`ingestion.event-driven:loops=2,http=node`).
+    const { registry } = await PluginRegistry.load();
+    const unknown = targets.filter((t) => t !== 'bare' && registry.get(parseTarget(t).plugin)?.slot !== 'ingestion.server');
+    if (unknown.length > 0) throw new CraftError('CRAFT_BAD_REQUEST', `unknown phases: ${unknown.join(', ')}; choose bare or an ingestion.server plugin from \`craft plugins\``);
+    for (const t of targets) if (t !== 'bare') registry.checkOptions('ingestion.server', parseTarget(t).plugin, parseTarget(t).options);
     const workloads = flags.workloads?.split(',') ?? WORKLOADS.map((w) => w.id);
     const command = ['craft bench ingestion', `--duration ${flags.duration}`, ...(flags.phases === undefined ? [] : [`--phases ${flags.phases}`]), ...(flags.workloads === undefined ? [] : [`--workloads ${flags.workloads}`])].join(' ');
     await benchIngestion({ durationS: Number(flags.duration), targets, workloads, outDir: flags.out, command });

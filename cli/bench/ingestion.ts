@@ -37,12 +37,13 @@ export async function benchTargets(): Promise<string[]> {
 }
 
 /** `plugin[:option=value,…]` → plugin id and numeric options. */
-export function parseTarget(target: string): { plugin: string; options: Record<string, number> } {
+export function parseTarget(target: string): { plugin: string; options: Record<string, number | string> } {
   const [plugin, optionText] = target.split(':') as [string, string | undefined];
-  const options: Record<string, number> = {};
+  const options: Record<string, number | string> = {};
   for (const pair of optionText?.split(',') ?? []) {
     const [key, value] = pair.split('=');
-    if (key !== undefined && value !== undefined) options[key] = Number(value);
+    // `loops=2` is a number, `http=node` a word.
+    if (key !== undefined && value !== undefined) options[key] = value.trim() !== '' && Number.isFinite(Number(value)) ? Number(value) : value;
   }
   return { plugin, options };
 }
