@@ -8,13 +8,14 @@
  * `.ci/run` installs the package so that CI runs it.
  */
 import t from 'tap';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startPlatform, getJson } from './helpers/platform.js';
 import { eventually, tempDir } from './helpers/nats.js';
 import { freePort } from '../actors/platform.js';
 import { pdeathsigPrefix } from '../core/nats/server.js';
+import { stopChild } from '../core/child-process.js';
 import { QueryClient } from '../core/query/client.js';
 import { StorageClient } from '../core/storage/client.js';
 
@@ -34,15 +35,6 @@ async function remoteStorageCounters(port: number): Promise<Record<string, numbe
     if (match !== null) out[match[1]!] = (out[match[1]!] ?? 0) + Number(match[2]);
   }
   return out;
-}
-
-async function stopByPid(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  process.kill(child.pid!, 'SIGTERM');
-  const timer = setTimeout(() => child.exitCode === null && process.kill(child.pid!, 'SIGKILL'), 10_000);
-  await exited;
-  clearTimeout(timer);
 }
 
 const prometheus = findPrometheus();
@@ -71,7 +63,7 @@ t.test('Prometheus scrapes the ingestion service and remote-writes to it; every 
   const child = spawn(command!, [...prefix, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
   let log = '';
   child.stderr!.on('data', (d: Buffer) => (log = (log + d.toString()).slice(-8_000)));
-  t.teardown(() => stopByPid(child));
+  t.teardown(() => stopChild(child, 10_000));
 
   // Prometheus sends in batches; wait until it has sent a good number of scrapes' worth.
   const sent = await eventually(async () => ((await remoteStorageCounters(webPort).catch(() => ({}) as Record<string, number>)).samples_total ?? 0) >= 200, 60_000, 500);

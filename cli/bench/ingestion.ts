@@ -14,6 +14,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import cliProgress from 'cli-progress';
 import { findNatsServerBinary } from '../../core/nats/server.js';
+import { stopChild } from '../../core/child-process.js';
 import { freePort } from '../../actors/platform.js';
 import type { LoadResult } from '../load/generator.js';
 import { renderTable } from '../table.js';
@@ -123,21 +124,13 @@ function waitFor(child: ChildProcess, pattern: RegExp, timeoutMs = 60_000): Prom
   });
 }
 
-async function stop(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise<void>((r) => child.once('exit', () => r()));
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
-  await exited;
-  clearTimeout(timer);
-}
 
 /** Starts what a target needs; returns its port, pid and a stop function. */
 async function startTarget(target: string, workDir: string): Promise<{ port: number; pid: number; stop: () => Promise<void> }> {
   if (target === 'bare') {
     const child = spawn(process.execPath, [BARE], { stdio: ['ignore', 'pipe', 'inherit'] });
     const port = Number(await waitFor(child, /^(\d+)\n/m));
-    return { port, pid: child.pid!, stop: () => stop(child) };
+    return { port, pid: child.pid!, stop: () => stopChild(child) };
   }
   const port = await freePort();
   mkdirSync(workDir, { recursive: true });
@@ -160,7 +153,7 @@ async function startTarget(target: string, workDir: string): Promise<{ port: num
   await waitFor(child, /platform up/).catch((error: Error) => {
     throw new Error(`${error.message}\n${stderr}`);
   });
-  return { port, pid: child.pid!, stop: () => stop(child) };
+  return { port, pid: child.pid!, stop: () => stopChild(child) };
 }
 
 /** wrk (Debian's package), when installed: the closed-loop workloads use it, the paced one our generator. */
@@ -313,7 +306,7 @@ export async function benchIngestion(options: BenchOptions): Promise<Row[]> {
           clearInterval(sampler);
           rows.push({ target, workload: workload.id, result, rssMaxMb, ...(held === undefined ? {} : { connectionsHeld: held }), ...(connectionsMax > 0 ? { serverConnectionsMax: connectionsMax } : {}) });
         } finally {
-          if (holder !== undefined) await stop(holder);
+          if (holder !== undefined) await stopChild(holder);
           await server.stop();
           rmSync(join(workDir, workload.id), { recursive: true, force: true });
         }
