@@ -23,15 +23,23 @@ export interface PluginMetadata<S extends SlotName = SlotName> {
    * CRAFT_PLUGIN_OPTIONS naming the key, before anything starts. Without a schema the
    * plugin takes no options it cares about.
    */
-  options?: z.ZodType<Record<string, unknown>>;
+  options?: z.ZodType<Record<string, unknown>, Record<string, unknown>>;
 }
 
 export interface PluginDefinition<S extends SlotName = SlotName> extends PluginMetadata<S> {
-  /** Makes a fresh instance; options come from the configuration's plugin entry (checked against `options`). */
+  /** Makes a fresh instance; options come from the configuration's plugin entry, already checked against `options`. */
   create(context: SlotTypes[S]['context'], options: Record<string, unknown>): SlotTypes[S]['instance'];
 }
 
-/** Identity function that types a plugin definition by its slot. */
-export function definePlugin<S extends SlotName>(definition: PluginDefinition<S>): PluginDefinition<S> {
-  return definition;
+/**
+ * Types a plugin definition by its slot and, when it declares an options schema, hands
+ * `create` the options as that schema's output (the registry parses them before `create`).
+ */
+export function definePlugin<S extends SlotName, O extends Record<string, unknown> = Record<string, unknown>>(
+  definition: Omit<PluginDefinition<S>, 'options' | 'create'> & {
+    options?: z.ZodType<O, Record<string, unknown>>;
+    create(context: SlotTypes[S]['context'], options: O): SlotTypes[S]['instance'];
+  },
+): PluginDefinition<S> {
+  return definition as unknown as PluginDefinition<S>;
 }

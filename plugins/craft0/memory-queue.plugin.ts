@@ -163,5 +163,5 @@ export default definePlugin({
   summary: 'In-memory buffer per partition; fast, and loses unconsumed batches when its process dies',
   durable: false,
   options: z.object({ messagesMax: z.number().int().positive().default(MEMORY_QUEUE_MESSAGES_MAX) }).strict(),
-  create: (context, options) => new MemoryQueueLog(context, typeof options.messagesMax === 'number' ? options.messagesMax : MEMORY_QUEUE_MESSAGES_MAX),
+  create: (context, options) => new MemoryQueueLog(context, options.messagesMax),
 });

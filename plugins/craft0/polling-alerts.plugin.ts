@@ -67,7 +67,5 @@ export default definePlugin({
   version: '1.0.0',
   summary: "Seed's rules (window average vs threshold) polled at a fixed interval; no lifecycle or dedup",
   options: optionsSchema,
-  create: (_context, options) => {
-    return new PollingAlerts(optionsSchema.parse(options).rules ?? SEED_RULES);
-  },
+  create: (_context, options) => new PollingAlerts(options.rules ?? SEED_RULES),
 });

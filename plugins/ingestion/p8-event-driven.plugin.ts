@@ -143,8 +143,5 @@ export default definePlugin({
   version: '1.0.0',
   summary: 'Event loop(s) owning all connections, native parser, group commit with few large appends',
   options: OPTIONS,
-  create: (context, options) => {
-    const { loops, appendsInFlight, http } = OPTIONS.parse(options);
-    return new EventDriven(context, loops, appendsInFlight, http);
-  },
+  create: (context, { loops, appendsInFlight, http }) => new EventDriven(context, loops, appendsInFlight, http),
 });

@@ -315,5 +315,5 @@ export default definePlugin({
   summary: 'Platform default: JetStream stream per epoch, durable pull consumers with cumulative acks',
   durable: true,
   options: z.object({ bytesMax: z.number().int().positive().default(STREAM_BYTES_MAX_DEFAULT) }).strict(),
-  create: (context, options) => new JetStreamQueueLog(context, typeof options.bytesMax === 'number' ? options.bytesMax : STREAM_BYTES_MAX_DEFAULT),
+  create: (context, options) => new JetStreamQueueLog(context, options.bytesMax),
 });
