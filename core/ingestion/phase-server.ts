@@ -11,8 +11,9 @@ import { complete, REPLIES, StatsCounter, json, type Appender, type RawRequest, 
 import { bodyOrAnswer, FedHttpServer, toRawRequest, writeReply } from './node-http.js';
 import { RawHttpServer } from './raw-http.js';
 import { BatchingWriter } from './batching-writer.js';
-import type { PrepareExecutor } from './executors.js';
-import type { IngestionServer, IngestionServerContext, IngestionStats } from '../slots/ingestion.js';
+import { InlineExecutor, type PrepareExecutor } from './executors.js';
+import { loopLimiter, WRITER_BUFFERED_BYTES_MAX } from './limiters.js';
+import type { IngestionLimits, IngestionServer, IngestionServerContext, IngestionStats } from '../slots/ingestion.js';
 
 export type AppenderDesign =
   /** One append at a time, in arrival order: the seed's blocking write under a global lock. */
@@ -30,6 +31,21 @@ export interface PhaseDesign {
    * sockets (raw-http.ts), which skips node:http's per-request stream objects.
    */
   http?: 'node' | 'raw';
+}
+
+/**
+ * Phase 8's design, shared by its first event loop (in the actor's process) and the loops it
+ * forks: keep-alive, the chosen HTTP layer, prepare on the loop with the native parser and
+ * seed bodies forwarded as received, a per-loop limiter, group commit.
+ */
+export function eventLoopDesign(id: string, limits: IngestionLimits, appendsInFlight: number, http: 'raw' | 'node'): PhaseDesign {
+  return {
+    id,
+    keepAlive: true,
+    http,
+    appender: { kind: 'batching', concurrency: appendsInFlight, bufferedBytesMax: WRITER_BUFFERED_BYTES_MAX },
+    executor: new InlineExecutor({ parser: 'native', limits, forwardSeedBody: true }, loopLimiter(limits)),
+  };
 }
 
 export class PhaseServer implements IngestionServer {

@@ -22,9 +22,7 @@ import type { Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { definePlugin } from '../../core/plugins/define.js';
 import { QUEUE_PARTITIONS } from '../../core/defaults.js';
-import { PhaseServer } from '../../core/ingestion/phase-server.js';
-import { InlineExecutor } from '../../core/ingestion/executors.js';
-import { loopLimiter, WRITER_BUFFERED_BYTES_MAX } from '../../core/ingestion/limiters.js';
+import { eventLoopDesign, PhaseServer } from '../../core/ingestion/phase-server.js';
 import type { IngestionServer, IngestionServerContext, IngestionStats } from '../../core/slots/ingestion.js';
 import type { LoopSetup } from '../../core/ingestion/workers/loop-process.js';
 
@@ -57,13 +55,7 @@ class EventDriven implements IngestionServer {
     private readonly appendsInFlight: number,
     private readonly http: 'raw' | 'node',
   ) {
-    this.local = new PhaseServer(context, {
-      id: ID,
-      keepAlive: true,
-      http,
-      appender: { kind: 'batching', concurrency: appendsInFlight, bufferedBytesMax: WRITER_BUFFERED_BYTES_MAX },
-      executor: new InlineExecutor({ parser: 'native', limits: context.limits, forwardSeedBody: true }, loopLimiter(context.limits)),
-    });
+    this.local = new PhaseServer(context, eventLoopDesign(ID, context.limits, appendsInFlight, http));
   }
 
   async start(): Promise<void> {

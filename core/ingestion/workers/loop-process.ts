@@ -7,9 +7,7 @@
 import type { Socket } from 'node:net';
 import { Bus } from '../../nats/bus.js';
 import { BusSink } from '../bus-sink.js';
-import { PhaseServer } from '../phase-server.js';
-import { InlineExecutor } from '../executors.js';
-import { loopLimiter, WRITER_BUFFERED_BYTES_MAX } from '../limiters.js';
+import { eventLoopDesign, PhaseServer } from '../phase-server.js';
 import { systemClock } from '../../clock.js';
 import { createLogger } from '../../log.js';
 import type { IngestionLimits } from '../../slots/ingestion.js';
@@ -33,13 +31,7 @@ const bus = await Bus.connect(setup.natsServers, `craft-ingestion-loop-${process
 const sink = new BusSink(bus, setup.limits.appendInFlightMax, setup.partitions);
 const server = new PhaseServer(
   { sink, limits: setup.limits, natsServers: setup.natsServers, log, clock: systemClock },
-  {
-    id: setup.id,
-    keepAlive: true,
-    http: setup.http,
-    appender: { kind: 'batching', concurrency: setup.appendsInFlight, bufferedBytesMax: WRITER_BUFFERED_BYTES_MAX },
-    executor: new InlineExecutor({ parser: 'native', limits: setup.limits, forwardSeedBody: true }, loopLimiter(setup.limits)),
-  },
+  eventLoopDesign(setup.id, setup.limits, setup.appendsInFlight, setup.http),
 );
 await server.start();
 
