@@ -19,9 +19,10 @@ import type { SharedRateLimiter } from './shared-limiter.js';
 
 const WORKER_URL = new URL('./workers/prepare-worker.js', import.meta.url);
 /**
- * Workers get no inherited node flags: the code they run is plain compiled JS, and flags a
- * host process was started with (a test runner's loaders, a profiler) would make every
- * thread start far slower — which would distort phase 1's cost.
+ * Workers get no inherited command-line flags: the code they run is plain compiled JS, and
+ * flags a host process was started with (a test runner's loaders, a profiler) would make
+ * every thread start far slower — which would distort phase 1's cost. (Hooks that arrive
+ * through NODE_OPTIONS still load in every thread; keep them out of the process.)
  */
 const WORKER_EXEC_ARGV: string[] = [];
 

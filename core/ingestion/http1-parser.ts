@@ -185,6 +185,11 @@ export class Http1Parser {
   }
 }
 
+/** A field's value without its optional surrounding whitespace (RFC 9112 §5). */
+const fieldValue = (line: string, colon: number): string => line.slice(colon + 1).replace(/^[ \t]+|[ \t]+$/g, '');
+/** Repeated fields of a list-valued header combine with commas (RFC 9110 §5.3). */
+const join = (list: string, value: string): string => (list === '' ? value : `${list},${value}`);
+
 type HeadResult = { head: HttpRequestHead; contentLength: number; chunked: boolean } | { status: 400 | 501 | 505; message: string };
 
 /** Parses the header section (without its final CRLFCRLF). */
@@ -216,27 +221,29 @@ export function parseHead(text: string): HeadResult {
     const name = line.slice(0, colon);
     // No whitespace before the colon, no obsolete line folding (RFC 9112 §5.1, §5.2).
     if (!TOKEN.test(name)) return { status: 400, message: 'malformed header field name' };
-    const value = line.slice(colon + 1).replace(/^[ \t]+|[ \t]+$/g, '');
+    // Only the fields read below need their value.
+    const value = (): string => fieldValue(line, colon);
     switch (name.length) {
       case 6:
-        if (name.toLowerCase() === 'expect') expectContinue = value.toLowerCase() === '100-continue';
+        if (name.toLowerCase() === 'expect') expectContinue = value().toLowerCase() === '100-continue';
         break;
       case 10:
-        if (name.toLowerCase() === 'connection') connection = connection === '' ? value.toLowerCase() : `${connection},${value.toLowerCase()}`;
+        if (name.toLowerCase() === 'connection') connection = join(connection, value().toLowerCase());
         break;
       case 13:
-        if (name.toLowerCase() === 'authorization') authorization = value;
+        if (name.toLowerCase() === 'authorization') authorization = value();
         break;
       case 14:
         if (name.toLowerCase() === 'content-length') {
-          if (!/^\d{1,15}$/.test(value)) return { status: 400, message: 'malformed Content-Length' };
-          const length = Number(value);
+          const text = value();
+          if (!/^\d{1,15}$/.test(text)) return { status: 400, message: 'malformed Content-Length' };
+          const length = Number(text);
           if (contentLength >= 0 && contentLength !== length) return { status: 400, message: 'conflicting Content-Length fields' };
           contentLength = length;
         }
         break;
       case 17:
-        if (name.toLowerCase() === 'transfer-encoding') transferEncoding = transferEncoding === undefined ? value.toLowerCase() : `${transferEncoding},${value.toLowerCase()}`;
+        if (name.toLowerCase() === 'transfer-encoding') transferEncoding = join(transferEncoding ?? '', value().toLowerCase());
         break;
     }
   }
