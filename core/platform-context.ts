@@ -3,8 +3,6 @@
  * registry, and where to write. Actors still talk to each other only over the bus; this is
  * process-level equipment, not shared actor state.
  */
-import type { Bus } from './nats/bus.js';
-import type { Clock } from './clock.js';
 import type { PlatformConfig } from './config/schema.js';
 import { pluginFor } from './config/schema.js';
 import type { PluginRegistry } from './plugins/registry.js';

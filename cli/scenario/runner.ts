@@ -5,7 +5,7 @@
  * fails.
  */
 import { mkdirSync, rmSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import cliProgress from 'cli-progress';
 import { loadYamlFile } from '../../core/config/yaml-file.js';
 import { makeConfig, type PlatformConfigInput } from '../../core/config/schema.js';

@@ -6,7 +6,6 @@
  *   RingExecutor           a fixed pool fed through shared lock-free rings (phases 6–7)
  */
 import { Worker } from 'node:worker_threads';
-import { fileURLToPath } from 'node:url';
 import { CraftError } from '../errors.js';
 import { RETRY_AFTER_S } from '../defaults.js';
 import { prepare, type Prepared, type PrepareDeps, type RawRequest } from './protocol.js';

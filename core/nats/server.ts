@@ -7,7 +7,7 @@
  * file, and a later start stops a leftover server that still holds the same store.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync, accessSync, constants } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, accessSync, constants } from 'node:fs';
 import { join, delimiter } from 'node:path';
 import { CraftError } from '../errors.js';
 import { NATS_START_TIMEOUT_MS } from '../defaults.js';
