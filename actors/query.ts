@@ -23,8 +23,7 @@ export class QueryActor extends Actor {
 
   constructor(private readonly context: PlatformContext) {
     super('query', context);
-    const storage = new StorageClient(context.bus);
-    this.source = { select: (matchers, startMs, endMs) => storage.select({ matchers, startMs, endMs }) };
+    this.source = new StorageClient(context.bus);
     this.handle(SUBJECTS.queryRun, async (body: QueryRequest) => new PartsReply(queryResultParts(await this.run(body))), { concurrency: 32, parts: true });
     this.handle(handoverSubject(this.id), (body: HandoverRequest) => this.handover(body));
   }

@@ -1,12 +1,13 @@
 /**
- * The storage actor: consumes the queue as group "storage", writes batches to the
- * `storage.engine` plugin, and commits offsets only after the store has them durably.
- * The store keeps the queue positions it applied (atomically with the samples), so a
- * batch delivered again after a crash is recognised and skipped: exactly-once in effect.
+ * The storage actor: consumes the queue as group "storage", appends batches to the
+ * `storage.engine` plugin (which keeps its data in the `storage.kv` engine when it uses one),
+ * and commits offsets only after the store has them durably. The store keeps the queue
+ * positions it applied (atomically with the samples), so a batch delivered again after a
+ * crash is recognised and skipped: exactly-once in effect.
  *
- * Swap: consumption pauses (the queue keeps acknowledging and holding batches), the new
- * store is filled from the old one (its whole content and positions), reads and writes
- * switch over, the old store is closed and deleted, consumption resumes.
+ * Swap (of either slot): consumption pauses (the queue keeps acknowledging and holding
+ * batches), a new store is filled from the old one (its whole content and positions), reads
+ * and writes switch over, the old store is closed and deleted, consumption resumes.
  */
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
@@ -15,62 +16,112 @@ import { CraftError, invariant } from '../core/errors.js';
 import { PartsReply } from '../core/nats/bus.js';
 import { SUBJECTS, handoverSubject } from '../core/subjects.js';
 import { QueueClient, isStaleGeneration, type FetchedDelivery } from '../core/queue/protocol.js';
-import type { SeriesSamples, WireSample } from '../core/model.js';
+import type { LabelMatcher } from '../core/model.js';
 import { decodeQueueMessage } from '../core/queue/message.js';
-import { positionKey, type QueuePositions, type SampleStore } from '../core/slots/storage.js';
+import { positionKey, type QueuePositions, type SampleStore, type StorageContext, type StoreStats } from '../core/slots/storage.js';
+import type { KvEngine } from '../core/slots/kv.js';
 import { chunkSeries } from '../core/series-chunks.js';
-import { encodeSeriesValues, type SelectRequest, type StorageInfo } from '../core/storage/client.js';
-import { currentChoice, type HandoverReply, type HandoverRequest, type PlatformContext } from '../core/platform-context.js';
+import { encodeSeriesValues, type LabelValuesRequest, type RangeRequest, type SelectRequest, type StorageInfo, type StorageLag } from '../core/storage/client.js';
+import { currentChoice, type HandoverReply, type HandoverRequest, type PlatformContext, type PluginChoiceResolved } from '../core/platform-context.js';
 import { sleep } from '../core/clock.js';
 
 export const STORAGE_GROUP = 'storage';
 const RETRY_MIN_MS = 50;
 const RETRY_MAX_MS = 2_000;
+/** Applied batches whose receive → applied lag the percentiles in `craft.storage.info` cover. */
+export const LAG_WINDOW_BATCHES = 1_024;
+
+/** The engine and KV plugins a store runs on. */
+interface StoreChoice {
+  engine: PluginChoiceResolved;
+  kv: PluginChoiceResolved;
+}
+
+/** Receive → applied lag of the last `LAG_WINDOW_BATCHES` batches. */
+class LagWindow {
+  private readonly values = new Float64Array(LAG_WINDOW_BATCHES);
+  private next = 0;
+  private filled = 0;
+  latestMs = 0;
+  caughtUp = true;
+
+  record(lagMs: number): void {
+    this.values[this.next] = lagMs;
+    this.next = (this.next + 1) % LAG_WINDOW_BATCHES;
+    this.filled = Math.min(LAG_WINDOW_BATCHES, this.filled + 1);
+    this.latestMs = lagMs;
+  }
+
+  summary(): StorageLag {
+    const sorted = Array.from(this.values.subarray(0, this.filled)).sort((a, b) => a - b);
+    const at = (q: number): number => (sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!);
+    return { currentMs: this.caughtUp ? 0 : this.latestMs, p50Ms: at(0.5), p99Ms: at(0.99), maxMs: sorted.at(-1) ?? 0, batches: this.filled };
+  }
+}
 
 export class StorageActor extends Actor {
   private store!: SampleStore;
-  private pluginId = '';
+  private choice!: StoreChoice;
   private readonly queue: QueueClient;
   private running = false;
   private loop: Promise<void> = Promise.resolve();
-  /** Held while a batch is applied or a swap is under way. */
+  /** Held while a batch is applied, a delete runs or a swap is under way. */
   private lock: Promise<void> = Promise.resolve();
   private readsInFlight = 0;
   private batchesApplied = 0;
   private batchesSkipped = 0;
   private batchesUndecodable = 0;
-  private lastAppliedReceivedAtMs = 0;
+  private samplesApplied = 0;
+  private samplesRestamped = 0;
+  private readonly lag = new LagWindow();
   private readonly member = `storage-${randomUUID().slice(0, 8)}`;
 
   constructor(private readonly context: PlatformContext) {
     super('storage', context);
     this.queue = new QueueClient(context.bus);
     this.handle(SUBJECTS.storageSelect, (body: SelectRequest) => this.select(body), { concurrency: 8, parts: true });
-    this.handle(SUBJECTS.storageCount, (body: SelectRequest) => this.count(body), { concurrency: 4 });
+    this.handle(SUBJECTS.storageSeries, (body: RangeRequest) => this.read(body, (q, m) => q.series(m)), { concurrency: 4 });
+    this.handle(SUBJECTS.storageLabels, (body: RangeRequest) => this.read(body, (q, m) => q.labelNames(m)), { concurrency: 4 });
+    this.handle(SUBJECTS.storageLabelValues, (body: LabelValuesRequest) => this.labelValues(body), { concurrency: 4 });
+    this.handle(SUBJECTS.storageCount, (body: RangeRequest) => this.count(body), { concurrency: 4 });
+    this.handle(SUBJECTS.storageDelete, (body: RangeRequest) => this.deleteSeries(body));
+    this.handle(SUBJECTS.storageFlush, () => this.withLock(async () => (await this.store.flush(), this.store.stats())));
     this.handle(SUBJECTS.storageInfo, () => this.info(), { concurrency: 4 });
     this.handle(handoverSubject(this.id), (body: HandoverRequest) => this.handover(body));
   }
 
   protected override plugins(): Record<string, string> | undefined {
-    return this.pluginId === '' ? undefined : { 'storage.engine': this.pluginId };
+    return this.store === undefined ? undefined : { 'storage.engine': this.choice.engine.id, 'storage.kv': this.choice.kv.id };
   }
 
-  private storeDir(plugin: string): string {
-    return join(this.context.dataDir, 'storage', plugin);
+  private storeDir(choice: StoreChoice): string {
+    return join(this.context.dataDir, 'storage', `${choice.engine.id}@${choice.kv.id}`);
   }
 
-  private makeStore(plugin: string, options: Record<string, unknown>): SampleStore {
-    return this.context.registry.instantiate('storage.engine', plugin, { dataDir: this.storeDir(plugin), log: this.log.child(plugin) }, options);
+  private makeStore(choice: StoreChoice): SampleStore {
+    const dataDir = this.storeDir(choice);
+    const log = this.log.child(choice.engine.id);
+    const storageContext: StorageContext = {
+      dataDir,
+      log,
+      clock: this.clock,
+      openKv: async (name: string): Promise<KvEngine> => {
+        const kv = this.context.registry.instantiate('storage.kv', choice.kv.id, { dataDir: join(dataDir, name), log: log.child(choice.kv.id) }, choice.kv.options);
+        await kv.open();
+        return kv;
+      },
+    };
+    return this.context.registry.instantiate('storage.engine', choice.engine.id, storageContext, choice.engine.options);
   }
 
   protected override async onStart(): Promise<void> {
-    const choice = await currentChoice(this.context, 'storage.engine');
-    this.store = this.makeStore(choice.id, choice.options);
-    await this.store.open();
-    this.pluginId = choice.id;
+    this.choice = { engine: await currentChoice(this.context, 'storage.engine'), kv: await currentChoice(this.context, 'storage.kv') };
+    const store = this.makeStore(this.choice);
+    await store.open();
+    this.store = store;
     this.running = true;
     this.loop = this.consume();
-    this.log.info('storage ready', { plugin: this.pluginId, ...this.store.stats() });
+    this.log.info('storage ready', { plugin: this.choice.engine.id, kv: this.choice.kv.id, ...this.store.stats() });
   }
 
   protected override async onStop(): Promise<void> {
@@ -106,6 +157,7 @@ export class StorageActor extends Actor {
         generation ??= (await this.queue.join({ group: STORAGE_GROUP, member: this.member })).generation;
         const { deliveries } = await this.queue.fetch({ group: STORAGE_GROUP, member: this.member, generation, waitMs: 500 });
         if (!this.running) break;
+        this.lag.caughtUp = deliveries.length === 0;
         if (deliveries.length > 0) {
           const commits = await this.withLock(() => this.apply(deliveries));
           await this.queue.commit({ group: STORAGE_GROUP, member: this.member, generation, commits });
@@ -132,12 +184,14 @@ export class StorageActor extends Actor {
     }
   }
 
-  /** Writes the deliveries not yet applied; returns the commits to send (everything seen). */
+  /** Appends the deliveries not yet applied in one transaction; returns the commits to send (everything seen). */
   private async apply(deliveries: FetchedDelivery[]): Promise<{ epoch: number; partition: number; offset: number }[]> {
     const applied = this.store.positions();
-    const samples: WireSample[] = [];
+    const appender = this.store.appender();
     const positions: QueuePositions = {};
     const commitsByKey = new Map<string, { epoch: number; partition: number; offset: number }>();
+    const receivedAtMs: number[] = [];
+    let samples = 0;
     for (const d of deliveries) {
       const key = positionKey(d.epoch, d.partition);
       const commit = commitsByKey.get(key);
@@ -157,85 +211,119 @@ export class StorageActor extends Actor {
         continue;
       }
       for (const batch of batches) {
-        for (const sample of batch.samples) samples.push(sample);
-        this.lastAppliedReceivedAtMs = Math.max(this.lastAppliedReceivedAtMs, batch.receivedAtMs);
+        for (const sample of batch.samples) appender.append(sample[0], sample[1], sample[2], sample[3] === 1);
+        samples += batch.samples.length;
+        receivedAtMs.push(batch.receivedAtMs);
       }
       positions[key] = Math.max(positions[key] ?? 0, d.offset);
       this.batchesApplied += 1;
     }
-    if (Object.keys(positions).length > 0) await this.store.write(samples, positions);
+    if (Object.keys(positions).length === 0) {
+      appender.rollback();
+      return [...commitsByKey.values()];
+    }
+    const result = await appender.commit(positions);
+    const nowMs = this.clock.now();
+    for (const t of receivedAtMs) this.lag.record(Math.max(0, nowMs - t));
+    this.samplesApplied += samples;
+    this.samplesRestamped += result.restamped;
     return [...commitsByKey.values()];
   }
 
-  private async read(request: SelectRequest): Promise<SeriesSamples[]> {
-    if (!Array.isArray(request.matchers) || typeof request.startMs !== 'number' || typeof request.endMs !== 'number') {
-      throw new CraftError('CRAFT_BAD_REQUEST', 'select needs {matchers: [], startMs: number, endMs: number}');
+  private checkRange(request: RangeRequest): void {
+    if (request === null || typeof request !== 'object' || !Array.isArray(request.matchers) || typeof request.startMs !== 'number' || typeof request.endMs !== 'number') {
+      throw new CraftError('CRAFT_BAD_REQUEST', 'storage requests need {matchers: [], startMs: number, endMs: number}');
     }
+  }
+
+  /** Runs a read on the current store; a swap waits for reads in flight before closing the old one. */
+  private async read<T>(request: RangeRequest, work: (querier: ReturnType<SampleStore['querier']>, matchers: LabelMatcher[]) => Promise<T>): Promise<T> {
+    this.checkRange(request);
     const store = this.store;
     this.readsInFlight += 1;
     try {
-      return await store.select(request.matchers, request.startMs, request.endMs);
+      return await work(store.querier(request.startMs, request.endMs), request.matchers);
     } finally {
       this.readsInFlight -= 1;
     }
   }
 
   private async select(request: SelectRequest): Promise<PartsReply<unknown>> {
-    const series = await this.read(request);
+    const series = await this.read(request, (q, m) => q.select(m, request.hints));
     return new PartsReply(chunkSeries(series).map((part) => encodeSeriesValues(part)));
   }
 
-  private async count(request: SelectRequest): Promise<{ series: number; samples: number }> {
-    const series = await this.read(request);
+  private labelValues(request: LabelValuesRequest): Promise<string[]> {
+    if (typeof request?.name !== 'string') throw new CraftError('CRAFT_BAD_REQUEST', 'label values need {name: string}');
+    return this.read(request, (q, m) => q.labelValues(request.name, m));
+  }
+
+  private async count(request: RangeRequest): Promise<{ series: number; samples: number }> {
+    const series = await this.read(request, (q, m) => q.select(m));
     return { series: series.length, samples: series.reduce((sum, s) => sum + s.timestampsMs.length, 0) };
   }
 
+  private deleteSeries(request: RangeRequest): Promise<{ deleted: number }> {
+    this.checkRange(request);
+    if (request.matchers.length === 0) throw new CraftError('CRAFT_BAD_REQUEST', 'delete needs at least one matcher');
+    return this.withLock(async () => ({ deleted: await this.store.deleteSeries(request.matchers, request.startMs, request.endMs) }));
+  }
+
   private info(): StorageInfo {
+    const lag = this.lag.summary();
     return {
-      plugin: this.pluginId,
+      plugin: this.choice.engine.id,
+      kv: this.choice.kv.id,
       stats: this.store.stats(),
       positions: this.store.positions(),
       batchesApplied: this.batchesApplied,
       batchesSkipped: this.batchesSkipped,
       batchesUndecodable: this.batchesUndecodable,
-      lagMs: this.lastAppliedReceivedAtMs === 0 ? 0 : Math.max(0, this.clock.now() - this.lastAppliedReceivedAtMs),
+      samplesApplied: this.samplesApplied,
+      samplesRestamped: this.samplesRestamped,
+      lag,
+      lagMs: lag.currentMs,
     };
   }
 
   private async handover(request: HandoverRequest): Promise<HandoverReply> {
-    invariant(request.slot === 'storage.engine', `storage actor asked to swap ${request.slot}`);
-    if (request.plugin === this.pluginId) throw new CraftError('CRAFT_SWAP_FAILED', `${request.plugin} is already the active store`);
+    invariant(request.slot === 'storage.engine' || request.slot === 'storage.kv', `storage actor asked to swap ${request.slot}`);
+    const target: PluginChoiceResolved = { id: request.plugin, options: request.options };
+    const nextChoice: StoreChoice = request.slot === 'storage.engine' ? { ...this.choice, engine: target } : { ...this.choice, kv: target };
+    const from = request.slot === 'storage.engine' ? this.choice.engine.id : this.choice.kv.id;
+    if (request.plugin === from) throw new CraftError('CRAFT_SWAP_FAILED', `${request.plugin} is already the active ${request.slot}`);
     const started = this.clock.now();
     return this.withLock(async () => {
       const old = this.store;
-      // The target starts empty: leftovers of an earlier use of that plugin are stale.
-      let next = this.makeStore(request.plugin, request.options);
+      // The target starts empty: leftovers of an earlier use of that combination are stale.
+      let next = this.makeStore(nextChoice);
       await next.open();
       await next.close({ destroy: true });
-      next = this.makeStore(request.plugin, request.options);
+      next = this.makeStore(nextChoice);
       await next.open();
       let copied = 0;
+      let stats: StoreStats;
       try {
         for await (const chunk of old.scan()) {
-          await next.write(chunk, {});
+          const appender = next.appender();
+          for (const [labels, t, v] of chunk) appender.append(labels, t, v);
+          await appender.commit({});
           copied += chunk.length;
         }
-        await next.write([], old.positions());
+        await next.appender().commit(old.positions());
+        stats = next.stats();
         const expected = old.stats().samples;
-        if (next.stats().samples !== expected) {
-          throw new CraftError('CRAFT_SWAP_FAILED', `copy incomplete: ${next.stats().samples} of ${expected} samples`);
-        }
+        if (stats.samples !== expected) throw new CraftError('CRAFT_SWAP_FAILED', `copy incomplete: ${stats.samples} of ${expected} samples`);
       } catch (error) {
         await next.close({ destroy: true }).catch(() => undefined);
         throw error instanceof CraftError ? error : new CraftError('CRAFT_SWAP_FAILED', (error as Error).message, { cause: error });
       }
-      const from = this.pluginId;
       this.store = next;
-      this.pluginId = request.plugin;
+      this.choice = nextChoice;
       while (this.readsInFlight > 0) await sleep(5);
       await old.close({ destroy: true });
       return {
-        slot: 'storage.engine' as const,
+        slot: request.slot,
         from,
         to: request.plugin,
         tookMs: this.clock.now() - started,

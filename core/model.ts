@@ -10,8 +10,12 @@ export type Labels = Record<string, string>;
 export const METRIC_TYPES = ['counter', 'gauge', 'histogram', 'summary'] as const;
 export type MetricType = (typeof METRIC_TYPES)[number];
 
-/** One sample of one series, as it travels through the queue: `[labels, timestampMs, value]`. */
-export type WireSample = [labels: Labels, timestampMs: number, value: number];
+/**
+ * One sample of one series, as it travels through the queue: `[labels, timestampMs, value]`,
+ * with a fourth element `1` when ingestion stamped the time because the client sent none
+ * (storage then keeps it distinct from its series' other samples; see core/slots/storage.ts).
+ */
+export type WireSample = [labels: Labels, timestampMs: number, value: number, serverStamped?: 1];
 
 /**
  * The unit of ingestion: what one accepted HTTP request (or a coalesced group of them)
@@ -81,18 +85,42 @@ export function pinnedMetricName(matchers: LabelMatcher[]): string | undefined {
 }
 
 /**
+ * Prometheus's staleness marker: a NaN with the bit pattern 0x7ff0000000000002, written when
+ * a series disappears from a scrape; queries treat it as "no value from here on".
+ */
+export const STALE_NAN_BITS_HIGH = 0x7ff00000;
+export const STALE_NAN_BITS_LOW = 0x00000002;
+const nanView = new DataView(new ArrayBuffer(8));
+nanView.setUint32(0, STALE_NAN_BITS_HIGH);
+nanView.setUint32(4, STALE_NAN_BITS_LOW);
+export const STALE_NAN: number = nanView.getFloat64(0);
+
+/**
+ * Whether a value is a staleness marker. V8 sets the quiet bit of a signalling NaN when it
+ * stores it in a plain array of doubles (0x7ff0… becomes 0x7ff8…, the payload stays), so the
+ * test ignores that one bit: 0x7ff8000000000002 is a marker too; JavaScript's own NaN
+ * (0x7ff8000000000000) and Prometheus's `NaN` value (0x7ff8000000000001) are not.
+ */
+export function isStaleNaN(value: number): boolean {
+  if (value === value) return false;
+  nanView.setFloat64(0, value);
+  return (nanView.getUint32(0) & 0xfff7ffff) === STALE_NAN_BITS_HIGH && nanView.getUint32(4) === STALE_NAN_BITS_LOW;
+}
+
+/**
  * JSON cannot carry NaN or ±Inf; Prometheus samples can (remote write sends staleness NaNs).
- * On the wire non-finite values travel as the strings "NaN", "+Inf", "-Inf".
+ * On the wire non-finite values travel as the strings "NaN", "+Inf", "-Inf" and "StaleNaN".
  */
 export function encodeValue(value: number): number | string {
   if (Number.isFinite(value)) return value;
-  if (Number.isNaN(value)) return 'NaN';
+  if (Number.isNaN(value)) return isStaleNaN(value) ? 'StaleNaN' : 'NaN';
   return value > 0 ? '+Inf' : '-Inf';
 }
 
 export function decodeValue(value: unknown): number {
   if (typeof value === 'number') return value;
   if (value === 'NaN') return NaN;
+  if (value === 'StaleNaN') return STALE_NAN;
   if (value === '+Inf') return Infinity;
   if (value === '-Inf') return -Infinity;
   throw new TypeError(`not a sample value: ${JSON.stringify(value)}`);
@@ -109,7 +137,7 @@ export function encodeBatch(batch: IngestBatch, finite = false): string {
     }
   }
   if (safe) return JSON.stringify(batch);
-  return JSON.stringify({ ...batch, samples: batch.samples.map(([l, t, v]) => [l, t, encodeValue(v)]) });
+  return JSON.stringify({ ...batch, samples: batch.samples.map((sample) => (sample.length > 3 ? [sample[0], sample[1], encodeValue(sample[2]), 1] : [sample[0], sample[1], encodeValue(sample[2])])) });
 }
 
 export function decodeBatch(text: string): IngestBatch {
@@ -118,4 +146,21 @@ export function decodeBatch(text: string): IngestBatch {
     if (typeof sample[2] !== 'number') sample[2] = decodeValue(sample[2]);
   }
   return batch;
+}
+
+/** Sorted label names across a set of series (the answer of a `labelNames` request). */
+export function labelNamesOf(series: Iterable<Labels>): string[] {
+  const names = new Set<string>();
+  for (const labels of series) for (const name in labels) names.add(name);
+  return [...names].sort();
+}
+
+/** Sorted distinct non-empty values of one label across a set of series. */
+export function labelValuesOf(series: Iterable<Labels>, name: string): string[] {
+  const values = new Set<string>();
+  for (const labels of series) {
+    const value = labels[name];
+    if (value !== undefined && value !== '') values.add(value);
+  }
+  return [...values].sort();
 }

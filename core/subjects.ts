@@ -46,8 +46,18 @@ export const SUBJECTS = {
   /** Events of the queue actor: `{type: "epoch", epoch}` when appends move to a new epoch. */
   queueEvents: 'craft.queue.events',
 
-  /** Storage actor: select samples `{matchers, startMs, endMs}`. */
+  /** Storage actor: select samples `{matchers, startMs, endMs, hints?}`, answered in parts. */
   storageSelect: 'craft.storage.select',
+  /** Storage actor: labels of the series with samples in range `{matchers, startMs, endMs}`. */
+  storageSeries: 'craft.storage.series',
+  /** Storage actor: label names `{matchers?, startMs, endMs}`. */
+  storageLabels: 'craft.storage.labels',
+  /** Storage actor: values of one label `{name, matchers?, startMs, endMs}`. */
+  storageLabelValues: 'craft.storage.values',
+  /** Storage actor: delete samples of matching series in range `{matchers, startMs, endMs}` → `{deleted}`. */
+  storageDelete: 'craft.storage.delete',
+  /** Storage actor: make everything durable in long-term form (flush heads) → stats. */
+  storageFlush: 'craft.storage.flush',
   /** Storage actor: count matching series and samples `{matchers, startMs, endMs}` without shipping them. */
   storageCount: 'craft.storage.count',
   /** Storage actor: counts of series and samples, applied queue positions. */

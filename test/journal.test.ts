@@ -62,12 +62,12 @@ t.test('two writers: the stale one is refused instead of interleaving', async (t
 
 t.test('control journal: the last event per slot is the choice; swaps are counted', async (t) => {
   const events: ControlEvent[] = [
-    { type: 'configured', slot: 'storage.engine', plugin: 'storage.level', options: {}, atMs: 1 },
-    { type: 'swapped', slot: 'storage.engine', plugin: 'craft0.jsonl-store', options: {}, from: 'storage.level', atMs: 2 },
+    { type: 'configured', slot: 'storage.engine', plugin: 'storage.lsm', options: {}, atMs: 1 },
+    { type: 'swapped', slot: 'storage.engine', plugin: 'craft0.jsonl-store', options: {}, from: 'storage.lsm', atMs: 2 },
     { type: 'configured', slot: 'queue.log', plugin: 'queue.jetstream', options: {}, atMs: 3 },
   ];
   const state = events.reduce(applyControlEvent, { choices: {}, configured: {}, swaps: 0 } as ControlState);
   t.equal(state.choices['storage.engine']?.id, 'craft0.jsonl-store');
-  t.equal(state.configured['storage.engine']?.id, 'storage.level');
+  t.equal(state.configured['storage.engine']?.id, 'storage.lsm');
   t.equal(state.swaps, 1);
 });

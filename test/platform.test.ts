@@ -46,7 +46,7 @@ t.test('the supervision tree answers status, and a killed actor is restarted and
   const status = platform.processStatus();
   t.same(status.tree.children?.map((c) => c.id), ['control', 'queue', 'storage', 'query', 'alerting', 'ingestion']);
   t.ok(status.tree.children?.every((c) => c.state === 'running'));
-  t.match(status.tree.children?.find((c) => c.id === 'storage'), { plugins: { 'storage.engine': 'storage.level' }, mailbox: { capacity: 10_000 } });
+  t.match(status.tree.children?.find((c) => c.id === 'storage'), { plugins: { 'storage.engine': 'storage.lsm' }, mailbox: { capacity: 10_000 } });
 
   platform.bus.publish(killSubject('storage'), {});
   t.ok(await eventually(() => platform.processStatus().tree.children?.find((c) => c.id === 'storage')?.restarts === 1), 'storage restarted once');
@@ -61,7 +61,7 @@ t.test('swaps are journaled: a restarted platform comes back with the same plugi
   const first = await startPlatform(t, { plugins: { 'ingestion.server': 'craft0.http' } }, dataDir);
   for (let i = 0; i < 10; i++) await postJson(first.ingestionPort, '/metrics', { metrics: [{ name: 'm', value: i, timestamp: 100 + i }] });
   const reply = await first.bus.request<HandoverReply>(SUBJECTS.controlSwap, { slot: 'storage.engine', plugin: 'craft0.jsonl-store' });
-  t.match(reply, { from: 'storage.level', to: 'craft0.jsonl-store' });
+  t.match(reply, { from: 'storage.lsm', to: 'craft0.jsonl-store' });
   await t.rejects(first.bus.request(SUBJECTS.controlSwap, { slot: 'storage.engine', plugin: 'craft0.jsonl-store' }), { code: 'CRAFT_SWAP_FAILED' });
   await t.rejects(first.bus.request(SUBJECTS.controlSwap, { slot: 'storage.engine', plugin: 'craft0.http' }), { code: 'CRAFT_PLUGIN_WRONG_SLOT' });
   await first.stop();

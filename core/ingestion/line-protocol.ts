@@ -177,7 +177,8 @@ export function parseLineProtocol(body: string, precision: Precision, nowMs: num
         } else if (typeof value === 'boolean') numeric = value ? 1 : 0;
         else if (typeof value === 'number') numeric = value;
         else numeric = Number('integer' in value ? value.integer : value.unsigned);
-        samples.push([{ [METRIC_NAME_LABEL]: metricName(`${line.measurement}_${field}`), ...base }, timestampMs, numeric]);
+        const labels = { [METRIC_NAME_LABEL]: metricName(`${line.measurement}_${field}`), ...base };
+        samples.push(line.timestamp === undefined ? [labels, timestampMs, numeric, 1] : [labels, timestampMs, numeric]);
         if (samples.length > samplesMax) return { ok: false, error: `request holds more than ${samplesMax} samples`, line: n + 1 };
       }
     } catch (error) {

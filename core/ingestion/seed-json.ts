@@ -36,7 +36,9 @@ function metricToSample(
   if (m.name.length > limits.metricNameLengthMax) return invalid(`Metric name too long (max ${limits.metricNameLengthMax} characters)`, index);
   if (typeof m.value !== 'number' || !Number.isFinite(m.value)) return invalid('Metric value must be a finite number', index);
   let timestampMs = nowMs;
+  let stamped = true;
   if (m.timestamp !== undefined && m.timestamp !== null) {
+    stamped = false;
     if (typeof m.timestamp !== 'number' || !Number.isSafeInteger(m.timestamp) || m.timestamp < 0) {
       return invalid('Metric timestamp must be a non-negative integer (ms since epoch)', index);
     }
@@ -53,7 +55,7 @@ function metricToSample(
   }
   const type = typeof m.type === 'string' && (METRIC_TYPES as readonly string[]).includes(m.type) ? (m.type as MetricType) : 'gauge';
   if (type !== 'gauge') types[m.name] = type;
-  return [labels, timestampMs, m.value];
+  return stamped ? [labels, timestampMs, m.value, 1] : [labels, timestampMs, m.value];
 }
 
 /** Validates a parsed JSON body in either seed form. */

@@ -5,6 +5,7 @@
 import type { IngestionServer, IngestionServerContext } from './ingestion.js';
 import type { QueueLog, QueueLogContext } from './queue.js';
 import type { SampleStore, StorageContext } from './storage.js';
+import type { KvContext, KvEngine } from './kv.js';
 import type { QueryContext, QueryEvaluator } from './query.js';
 import type { AlertEvaluator, AlertingContext } from './alerting.js';
 
@@ -12,6 +13,7 @@ export interface SlotTypes {
   'ingestion.server': { context: IngestionServerContext; instance: IngestionServer };
   'queue.log': { context: QueueLogContext; instance: QueueLog };
   'storage.engine': { context: StorageContext; instance: SampleStore };
+  'storage.kv': { context: KvContext; instance: KvEngine };
   'query.evaluator': { context: QueryContext; instance: QueryEvaluator };
   'alerting.evaluator': { context: AlertingContext; instance: AlertEvaluator };
 }
@@ -22,7 +24,8 @@ export type SlotName = keyof SlotTypes;
 export const SLOTS = {
   'ingestion.server': { owner: 'ingestion', methods: ['start', 'accept', 'drain', 'stats'] },
   'queue.log': { owner: 'queue', methods: ['open', 'append', 'lastOffset', 'reader', 'trim', 'info', 'close'] },
-  'storage.engine': { owner: 'storage', methods: ['open', 'write', 'positions', 'select', 'scan', 'stats', 'close'] },
+  'storage.engine': { owner: 'storage', methods: ['open', 'appender', 'querier', 'positions', 'deleteSeries', 'scan', 'stats', 'flush', 'close'] },
+  'storage.kv': { owner: 'storage', methods: ['open', 'get', 'getMany', 'iterate', 'batch', 'snapshot', 'bytesOnDisk', 'close'] },
   'query.evaluator': { owner: 'query', methods: ['evaluate'] },
   'alerting.evaluator': { owner: 'alerting', methods: ['rules', 'evaluate'] },
 } as const satisfies Record<SlotName, { owner: string; methods: readonly string[] }>;
@@ -34,5 +37,6 @@ export const isSlotName = (name: string): name is SlotName => Object.hasOwn(SLOT
 export type { IngestionServer, IngestionServerContext } from './ingestion.js';
 export type { QueueLog, QueueLogContext } from './queue.js';
 export type { SampleStore, StorageContext } from './storage.js';
+export type { KvEngine, KvContext, KvOp, KvRange, KvEntry, KvSnapshot, KvReader } from './kv.js';
 export type { QueryEvaluator, QueryContext } from './query.js';
 export type { AlertEvaluator, AlertingContext } from './alerting.js';

@@ -1,14 +1,12 @@
 /**
  * Slot `query.evaluator`: the query engine of the query actor (Craft #4's phases).
  */
-import type { LabelMatcher, SeriesSamples } from '../model.js';
+import type { SeriesSamples } from '../model.js';
 import type { Logger } from '../log.js';
+import type { Queryable } from './storage.js';
 
-/** Where an evaluator reads samples from: storage, over the bus. */
-export interface SampleSource {
-  /** Inclusive bounds in ms. */
-  select(matchers: LabelMatcher[], startMs: number, endMs: number): Promise<SeriesSamples[]>;
-}
+/** Where an evaluator reads samples from: storage's `Queryable` (over the bus, `StorageClient`). */
+export type SampleSource = Queryable;
 
 export interface QueryRequest {
   expr: string;

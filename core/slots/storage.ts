@@ -1,8 +1,30 @@
 /**
- * Slot `storage.engine`: the sample store of the storage actor (Craft #3's phases).
+ * Slot `storage.engine`: the series store of the storage actor (Craft #3's phases).
+ *
+ * Split the way Prometheus splits its TSDB: a store is `Appendable` (it hands out an
+ * `Appender`, a write transaction) and `Queryable` (it hands out a `Querier` bound to a time
+ * range). The storage actor is the only writer; readers run concurrently with it.
+ *
+ * Semantics every plugin keeps (the model test `test/storage-model.test.ts` checks them):
+ * - Timestamps are integer milliseconds, any value 0 ≤ t ≤ 2^53−1. Values are float64,
+ *   NaN, ±Inf and Prometheus staleness markers included (see `isStaleNaN`).
+ * - A sample whose series and timestamp already exist replaces the stored value: it is
+ *   counted once (an upsert, as Influx does; a retried write is therefore harmless).
+ * - A *server-stamped* sample (the client sent no timestamp, ingestion stamped its receive
+ *   time) is stored at its stamp or at 1 ms after the newest sample of its series, whichever
+ *   is later. So every acknowledged server-stamped sample is kept, never overwritten by a
+ *   neighbour stamped in the same millisecond (three metrics of one series in one batch are
+ *   stored at t, t+1, t+2).
+ * - Out-of-order samples are accepted at any age; plugins may keep them apart (an
+ *   out-of-order chunk) and merge them at read time and on compaction. They are not lost.
+ * - Queue positions are the batch ids: `commit` stores them atomically with the samples, so
+ *   a delivery seen again after a crash is recognised (its offset ≤ the applied one) and
+ *   skipped by the actor: appends are idempotent per batch.
  */
-import type { LabelMatcher, SeriesSamples, WireSample } from '../model.js';
+import type { Clock } from '../clock.js';
+import type { Labels, LabelMatcher, SeriesSamples, WireSample } from '../model.js';
 import type { Logger } from '../log.js';
+import type { KvEngine } from './kv.js';
 
 /**
  * Queue positions applied to a store: key `"<epoch>:<partition>"` → last applied offset.
@@ -13,25 +35,99 @@ export type QueuePositions = Record<string, number>;
 export const positionKey = (epoch: number, partition: number): string => `${epoch}:${partition}`;
 
 export interface StoreStats {
+  /** Live series. */
   series: number;
+  /** Distinct (series, timestamp) pairs stored. */
   samples: number;
+  /** Encoded chunks (0 for layouts without chunks). */
+  chunks: number;
+  /** Bytes the store's files take on disk (WAL included). */
   bytes: number;
+  /** `bytes / samples`, 0 when empty. */
+  bytesPerSample: number;
 }
 
-export interface SampleStore {
-  open(): Promise<void>;
+/** What a commit did, for the actor's counters and for tests. */
+export interface AppendResult {
+  /** Samples that created a new (series, timestamp). */
+  added: number;
+  /** Samples that replaced the value at an existing (series, timestamp). */
+  replaced: number;
+  /** Server-stamped samples moved forward past their series' newest sample. */
+  restamped: number;
+  /** Series created by this commit. */
+  seriesCreated: number;
+}
+
+/**
+ * A write transaction. Not safe for concurrent use; the store allows one open appender at a
+ * time (the actor's apply loop). Nothing is visible to queriers before `commit` resolves.
+ */
+export interface Appender {
+  /** Adds one sample. `serverStamped` marks a timestamp ingestion assigned (see the rules above). */
+  append(labels: Labels, timestampMs: number, value: number, serverStamped?: boolean): void;
   /**
-   * Writes samples and the positions they came from, atomically and durably. Writing a
-   * sample whose series and timestamp exist replaces its value (it does not count twice).
+   * Makes every appended sample and `positions` durable (fsync) and visible, atomically:
+   * after a crash either the whole transaction is there or none of it.
    */
-  write(samples: WireSample[], positions: QueuePositions): Promise<void>;
-  /** Positions applied so far (read at open). */
+  commit(positions: QueuePositions): Promise<AppendResult>;
+  /** Drops the transaction. */
+  rollback(): void;
+}
+
+export interface Appendable {
+  appender(): Appender;
+}
+
+/**
+ * What a query wants, so a store can push work down. Every field is a hint: a store MAY
+ * ignore it and return the raw samples in `[minTimeMs, maxTimeMs]`.
+ */
+export interface SelectHints {
+  /** Resolution of a range query, ms. */
+  stepMs?: number;
+  /** The function the samples feed (`rate`, `sum_over_time`, …), or `series` for labels only. */
+  func?: string;
+  /** Range of a range-vector selector, ms. */
+  rangeMs?: number;
+  /** Labels of the aggregation the samples feed (`sum by (…)`). */
+  grouping?: string[];
+  /** Whether `grouping` is a `without` list. */
+  without?: boolean;
+}
+
+/** Reads bound to one inclusive time range `[minTimeMs, maxTimeMs]` (ms). Safe to use while the actor appends. */
+export interface Querier {
+  /** Samples of every matching series in range, timestamps strictly ascending; series without samples in range are left out. */
+  select(matchers: LabelMatcher[], hints?: SelectHints): Promise<SeriesSamples[]>;
+  /** Labels of every matching series that has a sample in range, sorted by series key. */
+  series(matchers: LabelMatcher[]): Promise<Labels[]>;
+  /** Label names of the matching series (all series when no matchers), sorted. */
+  labelNames(matchers?: LabelMatcher[]): Promise<string[]>;
+  /** Values of one label across the matching series, sorted, without the empty value. */
+  labelValues(name: string, matchers?: LabelMatcher[]): Promise<string[]>;
+}
+
+export interface Queryable {
+  /** A querier of `[minTimeMs, maxTimeMs]`, inclusive. */
+  querier(minTimeMs: number, maxTimeMs: number): Querier;
+}
+
+export interface SampleStore extends Appendable, Queryable {
+  /** Opens and recovers (WAL replay and the like) before the first append. */
+  open(): Promise<void>;
+  /** Positions applied so far (read at open, advanced by every commit). */
   positions(): QueuePositions;
-  /** Samples of every matching series with `startMs <= t <= endMs`, ascending. */
-  select(matchers: LabelMatcher[], startMs: number, endMs: number): Promise<SeriesSamples[]>;
-  /** Every sample, in chunks, for handing state to another store on a swap. */
+  /**
+   * Deletes the samples of matching series in `[minTimeMs, maxTimeMs]` durably; a series left
+   * without samples disappears. Returns the samples deleted.
+   */
+  deleteSeries(matchers: LabelMatcher[], minTimeMs: number, maxTimeMs: number): Promise<number>;
+  /** Every sample, in chunks of whole series, for handing state to another store on a swap. */
   scan(): AsyncIterable<WireSample[]>;
   stats(): StoreStats;
+  /** Makes everything durable in the store's long-term form (flush heads, compact) — for benchmarks and swaps. */
+  flush(): Promise<void>;
   /** Closes; `destroy` also deletes the store's files. */
   close(options?: { destroy?: boolean }): Promise<void>;
 }
@@ -40,4 +136,13 @@ export interface StorageContext {
   /** Private directory of this store. */
   dataDir: string;
   log: Logger;
+  clock: Clock;
+  /**
+   * Opens the ordered key-value engine the `storage.kv` slot names, in a subdirectory of
+   * `dataDir`. Stores that keep their data in a KV engine use it; the store closes it.
+   */
+  openKv(name: string): Promise<KvEngine>;
 }
+
+/** Labels of a series plus its samples, the unit a swap or a scan moves. */
+export type { WireSample };

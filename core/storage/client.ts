@@ -1,21 +1,44 @@
 /**
- * How other actors read from storage: `craft.storage.select` answers in parts (one NATS
- * message each), which this client merges. Non-finite values travel as strings.
+ * How other actors read from storage over the bus. `craft.storage.select` answers in parts
+ * (one NATS message each), which this client merges; non-finite values travel as strings.
+ * `StorageClient.querier(min, max)` gives the same `Querier` a store gives in process, so the
+ * query engine is written against one interface whether storage is local or remote.
  */
 import type { Bus } from '../nats/bus.js';
 import { SUBJECTS } from '../subjects.js';
-import { decodeValue, encodeValue, type LabelMatcher, type SeriesSamples } from '../model.js';
+import { decodeValue, encodeValue, type Labels, type LabelMatcher, type SeriesSamples } from '../model.js';
 import { mergeSeriesParts } from '../series-chunks.js';
-import type { StoreStats, QueuePositions } from '../slots/storage.js';
+import type { Querier, QueuePositions, SelectHints, StoreStats } from '../slots/storage.js';
 
-export interface SelectRequest {
+/** Inclusive bounds in ms. */
+export interface RangeRequest {
   matchers: LabelMatcher[];
   startMs: number;
   endMs: number;
 }
 
+export interface SelectRequest extends RangeRequest {
+  hints?: SelectHints;
+}
+
+export interface LabelValuesRequest extends RangeRequest {
+  name: string;
+}
+
+/** How far storage is behind the queue: acknowledged → queryable, per applied batch. */
+export interface StorageLag {
+  /** 0 when the last fetch found nothing waiting (caught up); else the lag of the newest applied batch. */
+  currentMs: number;
+  /** Percentiles over the last `LAG_WINDOW_BATCHES` applied batches (receive → applied). */
+  p50Ms: number;
+  p99Ms: number;
+  maxMs: number;
+  batches: number;
+}
+
 export interface StorageInfo {
   plugin: string;
+  kv: string;
   stats: StoreStats;
   positions: QueuePositions;
   /** Batches applied since the actor started, and skipped as already applied. */
@@ -23,6 +46,11 @@ export interface StorageInfo {
   batchesSkipped: number;
   /** Queue messages that could not be decoded and were skipped (logged). */
   batchesUndecodable: number;
+  /** Samples applied since the actor started, and how many of them were re-stamped (server stamps). */
+  samplesApplied: number;
+  samplesRestamped: number;
+  lag: StorageLag;
+  /** Kept for older readers: `lag.currentMs`. */
   lagMs: number;
 }
 
@@ -32,20 +60,53 @@ export function encodeSeriesValues(series: SeriesSamples[]): WireSeries[] {
   return series.map((s) => (s.values.every(Number.isFinite) ? s : { ...s, values: s.values.map(encodeValue) }));
 }
 
+const DEFAULT_TIMEOUT_MS = 30_000;
+
 export class StorageClient {
   constructor(private readonly bus: Bus) {}
 
-  async select(request: SelectRequest, timeoutMs = 30_000): Promise<SeriesSamples[]> {
+  async select(request: SelectRequest, timeoutMs = DEFAULT_TIMEOUT_MS): Promise<SeriesSamples[]> {
     const parts = await this.bus.requestParts<WireSeries[]>(SUBJECTS.storageSelect, request, { timeoutMs });
     const decoded = parts.map((part) => part.map((s) => ({ ...s, values: s.values.map((v) => (typeof v === 'number' ? v : decodeValue(v))) })));
     return mergeSeriesParts(decoded);
   }
 
-  count(request: SelectRequest, timeoutMs = 30_000): Promise<{ series: number; samples: number }> {
+  series(request: RangeRequest, timeoutMs = DEFAULT_TIMEOUT_MS): Promise<Labels[]> {
+    return this.bus.request(SUBJECTS.storageSeries, request, { timeoutMs });
+  }
+
+  labelNames(request: RangeRequest, timeoutMs = DEFAULT_TIMEOUT_MS): Promise<string[]> {
+    return this.bus.request(SUBJECTS.storageLabels, request, { timeoutMs });
+  }
+
+  labelValues(request: LabelValuesRequest, timeoutMs = DEFAULT_TIMEOUT_MS): Promise<string[]> {
+    return this.bus.request(SUBJECTS.storageLabelValues, request, { timeoutMs });
+  }
+
+  deleteSeries(request: RangeRequest, timeoutMs = DEFAULT_TIMEOUT_MS): Promise<{ deleted: number }> {
+    return this.bus.request(SUBJECTS.storageDelete, request, { timeoutMs });
+  }
+
+  flush(timeoutMs = 120_000): Promise<StoreStats> {
+    return this.bus.request(SUBJECTS.storageFlush, {}, { timeoutMs });
+  }
+
+  count(request: RangeRequest, timeoutMs = DEFAULT_TIMEOUT_MS): Promise<{ series: number; samples: number }> {
     return this.bus.request(SUBJECTS.storageCount, request, { timeoutMs });
   }
 
   info(): Promise<StorageInfo> {
     return this.bus.request<StorageInfo>(SUBJECTS.storageInfo, {});
+  }
+
+  /** A `Querier` of `[minTimeMs, maxTimeMs]` whose calls go to the storage actor. */
+  querier(minTimeMs: number, maxTimeMs: number): Querier {
+    const range = (matchers: LabelMatcher[] = []): RangeRequest => ({ matchers, startMs: minTimeMs, endMs: maxTimeMs });
+    return {
+      select: (matchers, hints) => this.select(hints === undefined ? range(matchers) : { ...range(matchers), hints }),
+      series: (matchers) => this.series(range(matchers)),
+      labelNames: (matchers) => this.labelNames(range(matchers)),
+      labelValues: (name, matchers) => this.labelValues({ ...range(matchers), name }),
+    };
   }
 }

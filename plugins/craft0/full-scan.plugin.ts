@@ -14,11 +14,11 @@ class FullScanQuery implements QueryEvaluator {
   async evaluate(request: QueryRequest, source: SampleSource): Promise<QueryResult> {
     const matchers = parseSelector(request.expr);
     if (request.startMs !== undefined || request.endMs !== undefined) {
-      const series = await source.select(matchers, request.startMs ?? 0, request.endMs ?? Number.MAX_SAFE_INTEGER);
+      const series = await source.querier(request.startMs ?? 0, request.endMs ?? Number.MAX_SAFE_INTEGER).select(matchers);
       return { resultType: 'matrix', result: series };
     }
     const timeMs = request.timeMs ?? Date.now();
-    const series = await source.select(matchers, timeMs - LOOKBACK_MS, timeMs);
+    const series = await source.querier(timeMs - LOOKBACK_MS, timeMs).select(matchers);
     return {
       resultType: 'vector',
       result: series

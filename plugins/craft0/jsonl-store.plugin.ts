@@ -7,12 +7,12 @@
  * open; the queue delivers that batch again.
  */
 import { createReadStream } from 'node:fs';
-import { mkdir, open, rm, stat, truncate, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, rename, rm, stat, truncate, type FileHandle } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { join } from 'node:path';
 import { definePlugin } from '../../core/plugins/define.js';
-import { compileMatchers, METRIC_NAME_LABEL, seriesKey, type Labels, type LabelMatcher, type SeriesSamples, type WireSample } from '../../core/model.js';
-import type { QueuePositions, SampleStore, StorageContext, StoreStats } from '../../core/slots/storage.js';
+import { compileMatchers, labelNamesOf, labelValuesOf, METRIC_NAME_LABEL, seriesKey, type Labels, type LabelMatcher, type SeriesSamples, type WireSample } from '../../core/model.js';
+import type { AppendResult, Appender, Querier, QueuePositions, SampleStore, StorageContext, StoreStats } from '../../core/slots/storage.js';
 
 interface Line {
   name?: string;
@@ -50,6 +50,8 @@ class JsonLinesStore implements SampleStore {
   private applied: QueuePositions = {};
   /** Distinct timestamps per series, so a repeated sample does not count twice. */
   private readonly seen = new Map<string, Set<number>>();
+  /** Newest timestamp per series, for server stamps (see core/slots/storage.ts). */
+  private readonly newest = new Map<string, number>();
   private samples = 0;
   private bytes = 0;
 
@@ -123,38 +125,83 @@ class JsonLinesStore implements SampleStore {
     }
   }
 
-  private count([labels, timestampMs]: WireSample): void {
-    const key = seriesKey(labels);
+  /** Counts a sample; returns whether it was new (false: it replaced one). */
+  private count([labels, timestampMs]: WireSample, key = seriesKey(labels)): boolean {
     let set = this.seen.get(key);
     if (set === undefined) {
       set = new Set();
       this.seen.set(key, set);
     }
-    if (!set.has(timestampMs)) {
-      set.add(timestampMs);
-      this.samples += 1;
-    }
+    if (timestampMs > (this.newest.get(key) ?? -Infinity)) this.newest.set(key, timestampMs);
+    if (set.has(timestampMs)) return false;
+    set.add(timestampMs);
+    this.samples += 1;
+    return true;
   }
 
-  async write(samples: WireSample[], positions: QueuePositions): Promise<void> {
+  appender(): Appender {
+    const pending: WireSample[] = [];
+    return {
+      append: (labels, timestampMs, value, serverStamped) => {
+        pending.push(serverStamped === true ? [labels, timestampMs, value, 1] : [labels, timestampMs, value]);
+      },
+      commit: (positions) => this.write(pending.splice(0), positions),
+      rollback: () => {
+        pending.length = 0;
+      },
+    };
+  }
+
+  private async write(samples: WireSample[], positions: QueuePositions): Promise<AppendResult> {
+    const result: AppendResult = { added: 0, replaced: 0, restamped: 0, seriesCreated: 0 };
+    // Server stamps move past the series' newest sample, counting this batch's earlier ones.
+    const newest = new Map<string, number>();
+    const lines: WireSample[] = [];
+    for (const sample of samples) {
+      const key = seriesKey(sample[0]);
+      const newestMs = newest.get(key) ?? this.newest.get(key) ?? -Infinity;
+      let timestampMs = sample[1];
+      if (sample[3] === 1 && timestampMs <= newestMs) {
+        timestampMs = newestMs + 1;
+        result.restamped += 1;
+      }
+      if (timestampMs > newestMs) newest.set(key, timestampMs);
+      lines.push([sample[0], timestampMs, sample[2]]);
+    }
     let text = '';
-    for (const sample of samples) text += toLine(sample);
+    for (const sample of lines) text += toLine(sample);
     if (Object.keys(positions).length > 0) text += `{"$positions":${JSON.stringify(positions)}}\n`;
-    if (text === '') return;
+    if (text === '') return result;
     const handle = this.handle!;
     await handle.appendFile(text, 'utf8');
     await handle.datasync();
     this.bytes += Buffer.byteLength(text);
-    for (const sample of samples) this.count(sample);
+    const seriesBefore = this.seen.size;
+    for (const sample of lines) {
+      if (this.count(sample)) result.added += 1;
+      else result.replaced += 1;
+    }
+    result.seriesCreated = this.seen.size - seriesBefore;
     for (const [key, offset] of Object.entries(positions)) this.applied[key] = Math.max(this.applied[key] ?? 0, offset);
+    return result;
   }
 
   positions(): QueuePositions {
     return { ...this.applied };
   }
 
+  querier(minTimeMs: number, maxTimeMs: number): Querier {
+    const labelsOf = async (matchers: LabelMatcher[]): Promise<Labels[]> => (await this.select(matchers, minTimeMs, maxTimeMs)).map((s) => s.labels);
+    return {
+      select: (matchers) => this.select(matchers, minTimeMs, maxTimeMs),
+      series: labelsOf,
+      labelNames: async (matchers = []) => labelNamesOf(await labelsOf(matchers)),
+      labelValues: async (name, matchers = []) => labelValuesOf(await labelsOf(matchers), name),
+    };
+  }
+
   /** Full scan: every line is read and tested. A later line for the same series and time wins. */
-  async select(matchers: LabelMatcher[], startMs: number, endMs: number): Promise<SeriesSamples[]> {
+  private async select(matchers: LabelMatcher[], startMs: number, endMs: number): Promise<SeriesSamples[]> {
     const matches = compileMatchers(matchers);
     const bySeries = new Map<string, { labels: Labels; points: Map<number, number> }>();
     for await (const line of this.lines()) {
@@ -170,10 +217,53 @@ class JsonLinesStore implements SampleStore {
       }
       entry.points.set(t, v);
     }
-    return [...bySeries.values()].map(({ labels, points }) => {
-      const timestampsMs = [...points.keys()].sort((a, b) => a - b);
-      return { labels, timestampsMs, values: timestampsMs.map((t) => points.get(t)!) };
-    });
+    return [...bySeries.entries()]
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+      .map(([, { labels, points }]) => {
+        const timestampsMs = [...points.keys()].sort((a, b) => a - b);
+        return { labels, timestampsMs, values: timestampsMs.map((t) => points.get(t)!) };
+      });
+  }
+
+  /** Rewrites the whole file without the deleted samples (the PoC has no other way), then reopens. */
+  async deleteSeries(matchers: LabelMatcher[], minTimeMs: number, maxTimeMs: number): Promise<number> {
+    const matches = compileMatchers(matchers);
+    const temp = `${this.file}.rewrite`;
+    const out = await open(temp, 'w');
+    let deleted = 0;
+    try {
+      let text = '';
+      for await (const line of this.lines()) {
+        const sample = line.$positions === undefined ? fromLine(line) : undefined;
+        if (sample !== undefined && sample[1] >= minTimeMs && sample[1] <= maxTimeMs && matches(sample[0])) {
+          deleted += 1;
+          continue;
+        }
+        text += `${JSON.stringify(line)}\n`;
+        if (text.length > 1 << 20) {
+          await out.appendFile(text, 'utf8');
+          text = '';
+        }
+      }
+      await out.appendFile(`${text}{"$positions":${JSON.stringify(this.applied)}}\n`, 'utf8');
+      await out.datasync();
+    } finally {
+      await out.close();
+    }
+    if (deleted === 0) {
+      await rm(temp, { force: true });
+      return 0;
+    }
+    const before = this.samples;
+    await this.handle?.close();
+    await rename(temp, this.file);
+    this.seen.clear();
+    this.newest.clear();
+    this.samples = 0;
+    this.applied = {};
+    await this.open();
+    // Lines, not samples, were dropped (a replaced sample has several lines): count what is gone.
+    return before - this.samples;
   }
 
   async *scan(): AsyncIterable<WireSample[]> {
@@ -191,7 +281,11 @@ class JsonLinesStore implements SampleStore {
   }
 
   stats(): StoreStats {
-    return { series: this.seen.size, samples: this.samples, bytes: this.bytes };
+    return { series: this.seen.size, samples: this.samples, chunks: 0, bytes: this.bytes, bytesPerSample: this.samples === 0 ? 0 : this.bytes / this.samples };
+  }
+
+  async flush(): Promise<void> {
+    // Every write is already appended and fsynced: nothing is held back.
   }
 
   async close(options: { destroy?: boolean } = {}): Promise<void> {

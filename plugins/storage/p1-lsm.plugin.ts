@@ -1,0 +1,277 @@
+/**
+ * Craft #3, phase 1 — an LSM tree: every raw sample is one key in an ordered key-value engine
+ * (the `storage.kv` slot: LevelDB through `level`, or the project's own LSM in TypeScript).
+ * The engine's memtable, write-ahead log, SSTables and compaction do the work; a query scans
+ * the keys of each matching series in its time range.
+ *
+ * Layout (keys are bytes, `u32`/`t64` big-endian so byte order is numeric order):
+ *   S<series key>      → id u32                series dictionary (canonical text → id)
+ *   I<id u32>          → labels JSON           id → labels
+ *   X<id u32>          → newest timestamp t64  so in-order writes need no lookup
+ *   D<id u32><t t64>   → value float64         the samples, time-ordered within a series
+ *   Mpositions         → JSON                  queue positions applied
+ *   Mstats             → JSON                  counters
+ *
+ * A commit is one KV batch written with sync: samples, positions and counters are durable
+ * together before the actor commits its queue offsets. What this phase costs: ~21 bytes of
+ * key and value per sample before the engine's own overhead, and a key comparison per
+ * sample on every write and read — the numbers phase 2's chunks improve on.
+ */
+import { definePlugin } from '../../core/plugins/define.js';
+import { compileMatchers, labelNamesOf, labelValuesOf, pinnedMetricName, seriesKey, METRIC_NAME_LABEL, type Labels, type LabelMatcher, type SeriesSamples, type WireSample } from '../../core/model.js';
+import type { AppendResult, Appender, Querier, QueuePositions, SampleStore, StorageContext, StoreStats } from '../../core/slots/storage.js';
+import type { KvEngine, KvOp } from '../../core/slots/kv.js';
+import { dataKey, float64Bytes, idKey, readFloat64, readTime, timeBytes, KEY_TAG } from './shared/keys.js';
+import { DiskUsage } from './shared/disk-usage.js';
+
+const SCAN_CHUNK_SAMPLES = 1_000;
+const READ_CHUNK_ENTRIES = 4_096;
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+const metaKey = (name: string): Uint8Array => encoder.encode(`M${name}`);
+const seriesDictKey = (key: string): Uint8Array => encoder.encode(`S${key}`);
+
+interface SeriesEntry {
+  id: number;
+  labels: Labels;
+  key: string;
+  newestMs: number;
+}
+
+class LsmStore implements SampleStore {
+  private kv!: KvEngine;
+  private readonly series = new Map<string, SeriesEntry>();
+  private readonly byId = new Map<number, SeriesEntry>();
+  private readonly byName = new Map<string, SeriesEntry[]>();
+  private applied: QueuePositions = {};
+  private samples = 0;
+  private nextId = 1;
+  private disk!: DiskUsage;
+
+  constructor(private readonly context: StorageContext) {}
+
+  async open(): Promise<void> {
+    this.kv = await this.context.openKv('kv');
+    this.disk = new DiskUsage(() => this.kv.bytesOnDisk(), this.context.clock);
+    for await (const entries of this.kv.iterate({ gte: Uint8Array.of(KEY_TAG.info), lt: Uint8Array.of(KEY_TAG.info + 1) })) {
+      for (const [key, value] of entries) {
+        const id = new DataView(key.buffer, key.byteOffset, key.byteLength).getUint32(1);
+        const labels = JSON.parse(decoder.decode(value)) as Labels;
+        this.remember({ id, labels, key: seriesKey(labels), newestMs: -Infinity });
+        this.nextId = Math.max(this.nextId, id + 1);
+      }
+    }
+    for await (const entries of this.kv.iterate({ gte: Uint8Array.of(KEY_TAG.newest), lt: Uint8Array.of(KEY_TAG.newest + 1) })) {
+      for (const [key, value] of entries) {
+        const entry = this.byId.get(new DataView(key.buffer, key.byteOffset, key.byteLength).getUint32(1));
+        if (entry !== undefined) entry.newestMs = readTime(value, 0);
+      }
+    }
+    const positions = await this.kv.get(metaKey('positions'));
+    if (positions !== undefined) this.applied = JSON.parse(decoder.decode(positions)) as QueuePositions;
+    const stats = await this.kv.get(metaKey('stats'));
+    if (stats !== undefined) this.samples = (JSON.parse(decoder.decode(stats)) as { samples: number }).samples;
+    await this.disk.refresh();
+  }
+
+  private remember(entry: SeriesEntry): void {
+    this.series.set(entry.key, entry);
+    this.byId.set(entry.id, entry);
+    const name = entry.labels[METRIC_NAME_LABEL] ?? '';
+    const list = this.byName.get(name);
+    if (list === undefined) this.byName.set(name, [entry]);
+    else list.push(entry);
+  }
+
+  private forget(entry: SeriesEntry): void {
+    this.series.delete(entry.key);
+    this.byId.delete(entry.id);
+    const name = entry.labels[METRIC_NAME_LABEL] ?? '';
+    const list = this.byName.get(name)?.filter((e) => e !== entry) ?? [];
+    if (list.length === 0) this.byName.delete(name);
+    else this.byName.set(name, list);
+  }
+
+  appender(): Appender {
+    const pending: WireSample[] = [];
+    return {
+      append: (labels, timestampMs, value, serverStamped) => {
+        pending.push(serverStamped === true ? [labels, timestampMs, value, 1] : [labels, timestampMs, value]);
+      },
+      commit: (positions) => this.commit(pending.splice(0), positions),
+      rollback: () => {
+        pending.length = 0;
+      },
+    };
+  }
+
+  private async commit(samples: WireSample[], positions: QueuePositions): Promise<AppendResult> {
+    const ops: KvOp[] = [];
+    const created = new Map<string, SeriesEntry>();
+    // The newest time per series as this commit moves it; applied to the entries only once durable.
+    const newest = new Map<SeriesEntry, number>();
+    const inBatch = new Map<string, { type: 'put'; key: Uint8Array; value: Uint8Array }>();
+    // Samples at or before their series' newest time may exist already: look those up.
+    const maybeExisting: Uint8Array[] = [];
+    const result: AppendResult = { added: 0, replaced: 0, restamped: 0, seriesCreated: 0 };
+    for (const [labels, stampMs, value, stamped] of samples) {
+      const key = seriesKey(labels);
+      let entry = this.series.get(key) ?? created.get(key);
+      if (entry === undefined) {
+        entry = { id: this.nextId++, labels, key, newestMs: -Infinity };
+        created.set(key, entry);
+        ops.push({ type: 'put', key: seriesDictKey(key), value: idKey(0, entry.id).subarray(1) });
+        ops.push({ type: 'put', key: idKey(KEY_TAG.info, entry.id), value: encoder.encode(JSON.stringify(labels)) });
+      }
+      const newestMs = newest.get(entry) ?? entry.newestMs;
+      let timestampMs = stampMs;
+      if (stamped === 1 && timestampMs <= newestMs) {
+        timestampMs = newestMs + 1;
+        result.restamped += 1;
+      }
+      const dedupeKey = `${entry.id}:${timestampMs}`;
+      const existing = inBatch.get(dedupeKey);
+      if (existing !== undefined) {
+        existing.value = float64Bytes(value);
+        result.replaced += 1;
+        continue;
+      }
+      const op = { type: 'put' as const, key: dataKey(entry.id, timestampMs), value: float64Bytes(value) };
+      inBatch.set(dedupeKey, op);
+      ops.push(op);
+      if (timestampMs > newestMs) {
+        result.added += 1;
+        newest.set(entry, timestampMs);
+      } else maybeExisting.push(op.key);
+    }
+    if (maybeExisting.length > 0) {
+      const found = await this.kv.getMany(maybeExisting);
+      for (const value of found) {
+        if (value === undefined) result.added += 1;
+        else result.replaced += 1;
+      }
+    }
+    for (const [entry, timestampMs] of newest) ops.push({ type: 'put', key: idKey(KEY_TAG.newest, entry.id), value: timeBytes(timestampMs) });
+    const nextApplied = { ...this.applied };
+    for (const [key, offset] of Object.entries(positions)) nextApplied[key] = Math.max(nextApplied[key] ?? 0, offset);
+    ops.push({ type: 'put', key: metaKey('positions'), value: encoder.encode(JSON.stringify(nextApplied)) });
+    ops.push({ type: 'put', key: metaKey('stats'), value: encoder.encode(JSON.stringify({ samples: this.samples + result.added })) });
+    await this.kv.batch(ops, { sync: true });
+    // Only after the write is durable does the in-memory view move on.
+    for (const entry of created.values()) this.remember(entry);
+    for (const [entry, timestampMs] of newest) entry.newestMs = timestampMs;
+    this.samples += result.added;
+    this.applied = nextApplied;
+    result.seriesCreated = created.size;
+    this.disk.touch();
+    return result;
+  }
+
+  positions(): QueuePositions {
+    return { ...this.applied };
+  }
+
+  private candidates(matchers: LabelMatcher[]): SeriesEntry[] {
+    const name = pinnedMetricName(matchers);
+    const pool = name === undefined ? [...this.byId.values()] : this.byName.get(name) ?? [];
+    const matches = compileMatchers(matchers);
+    return pool.filter((entry) => matches(entry.labels)).sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  }
+
+  private async readSeries(entry: SeriesEntry, minTimeMs: number, maxTimeMs: number, limit?: number): Promise<SeriesSamples> {
+    const timestampsMs: number[] = [];
+    const values: number[] = [];
+    const range = limit === undefined ? { gte: dataKey(entry.id, minTimeMs), lte: dataKey(entry.id, maxTimeMs) } : { gte: dataKey(entry.id, minTimeMs), lte: dataKey(entry.id, maxTimeMs), limit };
+    for await (const entries of this.kv.iterate(range, READ_CHUNK_ENTRIES)) {
+      for (const [key, value] of entries) {
+        timestampsMs.push(readTime(key, 5));
+        values.push(readFloat64(value));
+      }
+    }
+    return { labels: entry.labels, timestampsMs, values };
+  }
+
+  querier(minTimeMs: number, maxTimeMs: number): Querier {
+    const inRange = async (matchers: LabelMatcher[]): Promise<SeriesEntry[]> => {
+      const out: SeriesEntry[] = [];
+      for (const entry of this.candidates(matchers)) {
+        if ((await this.readSeries(entry, minTimeMs, maxTimeMs, 1)).timestampsMs.length > 0) out.push(entry);
+      }
+      return out;
+    };
+    return {
+      select: async (matchers) => {
+        const out: SeriesSamples[] = [];
+        for (const entry of this.candidates(matchers)) {
+          const series = await this.readSeries(entry, minTimeMs, maxTimeMs);
+          if (series.timestampsMs.length > 0) out.push(series);
+        }
+        return out;
+      },
+      series: async (matchers) => (await inRange(matchers)).map((e) => e.labels),
+      labelNames: async (matchers = []) => labelNamesOf((await inRange(matchers)).map((e) => e.labels)),
+      labelValues: async (name, matchers = []) => labelValuesOf((await inRange(matchers)).map((e) => e.labels), name),
+    };
+  }
+
+  async deleteSeries(matchers: LabelMatcher[], minTimeMs: number, maxTimeMs: number): Promise<number> {
+    const ops: KvOp[] = [];
+    const emptied: SeriesEntry[] = [];
+    let deleted = 0;
+    for (const entry of this.candidates(matchers)) {
+      let kept = 0;
+      for await (const entries of this.kv.iterate({ gte: dataKey(entry.id, 0), lte: dataKey(entry.id, Number.MAX_SAFE_INTEGER) }, READ_CHUNK_ENTRIES)) {
+        for (const [key] of entries) {
+          const t = readTime(key, 5);
+          if (t >= minTimeMs && t <= maxTimeMs) {
+            ops.push({ type: 'del', key: key.slice() });
+            deleted += 1;
+          } else kept += 1;
+        }
+      }
+      if (kept === 0) {
+        emptied.push(entry);
+        ops.push({ type: 'del', key: seriesDictKey(entry.key) }, { type: 'del', key: idKey(KEY_TAG.info, entry.id) }, { type: 'del', key: idKey(KEY_TAG.newest, entry.id) });
+      }
+    }
+    if (ops.length === 0) return 0;
+    ops.push({ type: 'put', key: metaKey('stats'), value: encoder.encode(JSON.stringify({ samples: this.samples - deleted })) });
+    await this.kv.batch(ops, { sync: true });
+    for (const entry of emptied) this.forget(entry);
+    this.samples -= deleted;
+    this.disk.touch();
+    return deleted;
+  }
+
+  async *scan(): AsyncIterable<WireSample[]> {
+    for await (const entries of this.kv.iterate({ gte: Uint8Array.of(KEY_TAG.data), lt: Uint8Array.of(KEY_TAG.data + 1) }, SCAN_CHUNK_SAMPLES)) {
+      yield entries.map(([key, value]): WireSample => [this.byId.get(new DataView(key.buffer, key.byteOffset, key.byteLength).getUint32(1))!.labels, readTime(key, 5), readFloat64(value)]);
+    }
+  }
+
+  stats(): StoreStats {
+    const bytes = this.disk.bytes;
+    return { series: this.series.size, samples: this.samples, chunks: 0, bytes, bytesPerSample: this.samples === 0 ? 0 : bytes / this.samples };
+  }
+
+  async flush(): Promise<void> {
+    await this.disk.refresh();
+  }
+
+  async close(options: { destroy?: boolean } = {}): Promise<void> {
+    this.disk?.stop();
+    await this.kv?.close(options);
+  }
+}
+
+export default definePlugin({
+  id: 'storage.lsm',
+  craft: 3,
+  phase: 1,
+  slot: 'storage.engine',
+  version: '2.0.0',
+  summary: 'Raw samples as keys in an LSM tree (the storage.kv engine: LevelDB or the own LSM), synced per batch',
+  durable: true,
+  create: (context) => new LsmStore(context),
+});
