@@ -11,7 +11,7 @@ import { mkdir, open, rename, rm, stat, truncate, type FileHandle } from 'node:f
 import { createInterface } from 'node:readline';
 import { join } from 'node:path';
 import { definePlugin } from '../../core/plugins/define.js';
-import { compileMatchers, labelNamesOf, labelValuesOf, METRIC_NAME_LABEL, seriesKey, type Labels, type LabelMatcher, type SeriesSamples, type WireSample } from '../../core/model.js';
+import { compileMatchers, decodeValue, encodeValue, labelNamesOf, labelValuesOf, METRIC_NAME_LABEL, seriesKey, type Labels, type LabelMatcher, type SeriesSamples, type WireSample } from '../../core/model.js';
 import type { AppendResult, Appender, Querier, QueuePositions, SampleStore, StorageContext, StoreStats } from '../../core/slots/storage.js';
 
 interface Line {
@@ -32,7 +32,8 @@ function toLine([labels, timestampMs, value]: WireSample): string {
     rest[key] = labels[key]!;
     hasRest = true;
   }
-  const encoded = Number.isFinite(value) ? value : Number.isNaN(value) ? '"NaN"' : value > 0 ? '"+Inf"' : '"-Inf"';
+  // JSON has no −0, NaN or ±Inf: −0 is written as the literal -0 (JSON.parse keeps it), the others as strings.
+  const encoded = Object.is(value, -0) ? '-0' : JSON.stringify(encodeValue(value));
   return `{"name":${JSON.stringify(labels[METRIC_NAME_LABEL] ?? '')},"value":${encoded},"timestamp":${timestampMs}${hasRest ? `,"labels":${JSON.stringify(rest)}` : ''}}\n`;
 }
 
@@ -40,7 +41,7 @@ function fromLine(line: Line): WireSample | undefined {
   if (line.name === undefined || line.timestamp === undefined) return undefined;
   const labels: Labels = { [METRIC_NAME_LABEL]: line.name, ...(line.labels ?? {}) };
   const raw = line.value;
-  const value = typeof raw === 'number' ? raw : raw === 'NaN' ? NaN : raw === '+Inf' ? Infinity : raw === '-Inf' ? -Infinity : NaN;
+  const value = typeof raw === 'number' ? raw : typeof raw === 'string' ? decodeValue(raw) : NaN;
   return [labels, line.timestamp, value];
 }
 

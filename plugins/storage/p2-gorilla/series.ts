@@ -1,0 +1,145 @@
+/**
+ * One series in the Gorilla store: an in-memory head chunk that takes in-order samples,
+ * closed chunks waiting for the next checkpoint, chunks already in the KV engine, and a
+ * small buffer of out-of-order samples older than the head.
+ *
+ * Pieces may overlap in time (out-of-order writes, rewrites after a delete). Every piece has
+ * a sequence number from one store-wide counter, given when it starts taking samples; for a
+ * timestamp held by several pieces, the piece with the highest sequence holds the current
+ * value, because it was written last. The head and the out-of-order buffer never overlap
+ * each other: the buffer only takes samples older than the head's first one.
+ */
+import { ChunkAppender, decodeChunk, decodeChunkRange, chunkSampleCount } from '../shared/gorilla.js';
+import type { Labels } from '../../../core/model.js';
+
+/** A chunk in the KV engine: `C<ref><minT><seq>` → `<maxT t64><chunk bytes>`. */
+export interface PersistedChunk {
+  minTimeMs: number;
+  maxTimeMs: number;
+  count: number;
+  seq: number;
+}
+
+/** A chunk cut from the head (or built from the out-of-order buffer), not yet in the KV engine. */
+export interface ClosedChunk extends PersistedChunk {
+  bytes: Uint8Array;
+}
+
+export interface SeriesState {
+  ref: number;
+  labels: Labels;
+  key: string;
+  head: ChunkAppender | undefined;
+  headSeq: number;
+  /** The head changed since the last checkpoint. */
+  headDirty: boolean;
+  closed: ClosedChunk[];
+  persisted: PersistedChunk[];
+  /** Out-of-order samples older than the head's first, time → value. */
+  outOfOrder: Map<number, number> | undefined;
+  /** Newest timestamp the series holds (−∞ when empty). */
+  newestMs: number;
+}
+
+/** Samples of a piece, in time order. */
+export interface Run {
+  timestampsMs: Float64Array;
+  values: Float64Array;
+  seq: number;
+}
+
+/** The sequence of the out-of-order buffer when merged: newer than every chunk, older than the head. */
+export const OUT_OF_ORDER_SEQ = Number.MAX_SAFE_INTEGER - 1;
+export const HEAD_SEQ = Number.MAX_SAFE_INTEGER;
+
+export function newSeries(ref: number, labels: Labels, key: string): SeriesState {
+  return { ref, labels, key, head: undefined, headSeq: 0, headDirty: false, closed: [], persisted: [], outOfOrder: undefined, newestMs: -Infinity };
+}
+
+export function decodeRange(bytes: Uint8Array, minTimeMs: number, maxTimeMs: number, seq: number): Run {
+  const count = chunkSampleCount(bytes);
+  const timestampsMs = new Float64Array(count);
+  const values = new Float64Array(count);
+  const n = decodeChunkRange(bytes, minTimeMs, maxTimeMs, timestampsMs, values, 0);
+  return { timestampsMs: timestampsMs.subarray(0, n), values: values.subarray(0, n), seq };
+}
+
+export function outOfOrderRun(buffer: Map<number, number>, minTimeMs: number, maxTimeMs: number): Run {
+  const times = [...buffer.keys()].filter((t) => t >= minTimeMs && t <= maxTimeMs).sort((a, b) => a - b);
+  const timestampsMs = new Float64Array(times);
+  const values = new Float64Array(times.length);
+  for (let i = 0; i < times.length; i++) values[i] = buffer.get(times[i]!)!;
+  return { timestampsMs, values, seq: OUT_OF_ORDER_SEQ };
+}
+
+/**
+ * Joins runs into one strictly ascending series. Runs that do not overlap are concatenated
+ * (the common case: in-order data); otherwise the run with the higher sequence wins a tie.
+ */
+export function mergeRuns(runs: Run[]): { timestampsMs: number[]; values: number[] } {
+  const timestampsMs: number[] = [];
+  const values: number[] = [];
+  const nonEmpty = runs.filter((r) => r.timestampsMs.length > 0).sort((a, b) => a.timestampsMs[0]! - b.timestampsMs[0]! || a.seq - b.seq);
+  let disjoint = true;
+  for (let i = 1; i < nonEmpty.length; i++) {
+    if (nonEmpty[i]!.timestampsMs[0]! <= nonEmpty[i - 1]!.timestampsMs.at(-1)!) disjoint = false;
+  }
+  if (disjoint) {
+    for (const run of nonEmpty) {
+      for (let i = 0; i < run.timestampsMs.length; i++) {
+        timestampsMs.push(run.timestampsMs[i]!);
+        values.push(run.values[i]!);
+      }
+    }
+    return { timestampsMs, values };
+  }
+  const latest = new Map<number, { value: number; seq: number }>();
+  for (const run of nonEmpty) {
+    for (let i = 0; i < run.timestampsMs.length; i++) {
+      const t = run.timestampsMs[i]!;
+      const held = latest.get(t);
+      if (held === undefined || held.seq < run.seq) latest.set(t, { value: run.values[i]!, seq: run.seq });
+    }
+  }
+  for (const t of [...latest.keys()].sort((a, b) => a - b)) {
+    timestampsMs.push(t);
+    values.push(latest.get(t)!.value);
+  }
+  return { timestampsMs, values };
+}
+
+/** The head with one sample put in place (replacing the value at an equal time): decode, merge, re-encode. */
+export function rebuildHead(head: ChunkAppender, timestampMs: number, value: number): { head: ChunkAppender; replaced: boolean } {
+  const { timestampsMs, values } = decodeChunk(head.bytes());
+  const next = new ChunkAppender();
+  let placed = false;
+  let replaced = false;
+  for (let i = 0; i < timestampsMs.length; i++) {
+    const t = timestampsMs[i]!;
+    if (!placed && timestampMs <= t) {
+      next.append(timestampMs, value);
+      placed = true;
+      if (timestampMs === t) {
+        replaced = true;
+        continue;
+      }
+    }
+    next.append(t, values[i]!);
+  }
+  if (!placed) next.append(timestampMs, value);
+  return { head: next, replaced };
+}
+
+/** Whether a decoded run holds `timestampMs` (binary search). */
+export function runHas(timestampsMs: Float64Array, timestampMs: number): boolean {
+  let low = 0;
+  let high = timestampsMs.length - 1;
+  while (low <= high) {
+    const middle = (low + high) >>> 1;
+    const t = timestampsMs[middle]!;
+    if (t === timestampMs) return true;
+    if (t < timestampMs) low = middle + 1;
+    else high = middle - 1;
+  }
+  return false;
+}
