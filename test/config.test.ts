@@ -20,7 +20,7 @@ t.test('an empty file is a valid configuration with defaults', async (t) => {
   const config = parseYaml('', 'craft.yaml', configSchema, 'CRAFT_CONFIG_INVALID');
   t.equal(config.http.ingestionPort, 8080);
   t.equal(config.queue.partitions, 4);
-  t.equal(pluginFor(config, 'storage.engine').id, 'storage.lsm');
+  t.equal(pluginFor(config, 'storage.engine').id, 'storage.gorilla');
   t.same(config.actors, ['control', 'queue', 'storage', 'query', 'alerting', 'ingestion']);
 });
 

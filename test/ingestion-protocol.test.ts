@@ -52,7 +52,7 @@ t.test('accepted forms: batch (200) and the Craft #0 single metric (202)', async
     t.equal(batch.okReply.status, 200);
     t.equal(batch.client, 'tenant-a');
     t.same(batchOf(batch).samples, [
-      [{ __name__: 'cpu_usage', host: 'server1' }, 1_000, 75.5],
+      [{ __name__: 'cpu_usage', host: 'server1' }, 1_000, 75.5, 1],
       [{ __name__: 'm' }, 5, 2],
     ]);
     t.same(batchOf(batch).types, { cpu_usage: 'counter' }, 'unknown types become gauge, which is not recorded');

@@ -85,6 +85,6 @@ t.test('seed substring parser yields the same samples as JSON.parse on seed batc
     }),
     { numRuns: 1_000 },
   );
-  t.same(parseSeedBody(parseSeedSubstring('{"name":"cpu","value":85}'), limits, 1), { ok: true, form: 'single', samples: [[{ __name__: 'cpu' }, 1, 85]], types: {} });
+  t.same(parseSeedBody(parseSeedSubstring('{"name":"cpu","value":85}'), limits, 1), { ok: true, form: 'single', samples: [[{ __name__: 'cpu' }, 1, 85, 1]], types: {} }, 'a sample without a timestamp is marked server-stamped');
   t.throws(() => parseSeedSubstring('not json'), { name: 'SeedParseError' });
 });

@@ -14,7 +14,7 @@ export type ActorId = (typeof ACTOR_IDS)[number];
 export const DEFAULT_PLUGINS: Record<SlotName, string> = {
   'ingestion.server': 'ingestion.event-driven',
   'queue.log': 'queue.jetstream',
-  'storage.engine': 'storage.lsm',
+  'storage.engine': 'storage.gorilla',
   'storage.kv': 'kv.level',
   'query.evaluator': 'craft0.full-scan',
   'alerting.evaluator': 'craft0.polling-alerts',
