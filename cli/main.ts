@@ -11,7 +11,8 @@ import { createLogger } from '../core/log.js';
 import { QueryClient } from '../core/query/client.js';
 import { Platform } from '../actors/platform.js';
 import { connectToPlatform } from './connect.js';
-import { gatherStatus, renderStatus } from './status.js';
+import { StorageClient } from '../core/storage/client.js';
+import { gatherStatus, renderStatus, renderStorageInfo } from './status.js';
 import { renderTable } from './table.js';
 import { resolveConfig, type ConfigFlags } from './config.js';
 import type { HandoverReply } from '../core/platform-context.js';
@@ -143,7 +144,10 @@ addPlatformFlags(program.command('status').description('print the live supervisi
     try {
       const processes = await gatherStatus(bus);
       if (processes.length === 0) throw new CraftError('CRAFT_PLATFORM_NOT_RUNNING', 'no platform process answered on NATS');
-      process.stdout.write(flags.json === true ? JSON.stringify(processes, null, 2) + '\n' : renderStatus(processes));
+      // Storage's own figures, when a storage actor answers (it may run elsewhere or be restarting).
+      const storage = await new StorageClient(bus).info().catch(() => undefined);
+      if (flags.json === true) process.stdout.write(JSON.stringify({ processes, storage: storage ?? null }, null, 2) + '\n');
+      else process.stdout.write(renderStatus(processes) + (storage === undefined ? '' : renderStorageInfo(storage)));
     } finally {
       await bus.close();
     }

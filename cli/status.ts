@@ -5,6 +5,7 @@ import type { Bus } from '../core/nats/bus.js';
 import { SUBJECTS } from '../core/subjects.js';
 import type { ProcessStatus } from '../actors/platform.js';
 import type { NodeStatus } from '../core/supervision/child.js';
+import type { StorageInfo } from '../core/storage/client.js';
 
 export async function gatherStatus(bus: Bus, waitMs = 500): Promise<ProcessStatus[]> {
   const replies = await bus.scatter<ProcessStatus>(SUBJECTS.sysStatus, {}, waitMs);
@@ -50,4 +51,14 @@ export function findActor(processes: ProcessStatus[], actorId: string): { proces
     if (node !== undefined) return { process: p.process, node };
   }
   return undefined;
+}
+
+/** One line about storage: what it holds and how far behind the queue it is (acknowledged → queryable). */
+export function renderStorageInfo(info: StorageInfo): string {
+  const { stats, lag } = info;
+  return [
+    `storage ${info.plugin} on ${info.kv}:`,
+    `${stats.series} series, ${stats.samples} samples, ${stats.chunks} chunks, ${stats.bytes} bytes (${stats.bytesPerSample.toFixed(2)} B/sample)`,
+    `lag now ${lag.currentMs} ms, p50 ${lag.p50Ms} ms, p99 ${lag.p99Ms} ms, max ${lag.maxMs} ms over ${lag.batches} batches`,
+  ].join('  ') + '\n';
 }
