@@ -99,7 +99,7 @@ async function checkAgainstModel(t: Test, engine: string, kv: string): Promise<v
         await store.close();
       }
     }),
-    { numRuns: engine === 'craft0.jsonl-store' ? 25 : 60 },
+    { numRuns: Number(process.env.STORAGE_MODEL_RUNS ?? (engine === 'craft0.jsonl-store' ? 25 : 60)) },
   );
 }
 

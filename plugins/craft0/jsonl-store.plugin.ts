@@ -240,7 +240,8 @@ class JsonLinesStore implements SampleStore {
           deleted += 1;
           continue;
         }
-        text += `${JSON.stringify(line)}\n`;
+        // Sample lines through toLine again: JSON.stringify would turn −0 into 0.
+        text += sample === undefined ? `${JSON.stringify(line)}\n` : toLine(sample);
         if (text.length > 1 << 20) {
           await out.appendFile(text, 'utf8');
           text = '';

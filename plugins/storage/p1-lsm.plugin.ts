@@ -218,17 +218,27 @@ class LsmStore implements SampleStore {
   async deleteSeries(matchers: LabelMatcher[], minTimeMs: number, maxTimeMs: number): Promise<number> {
     const ops: KvOp[] = [];
     const emptied: SeriesEntry[] = [];
+    // The newest remaining time of each series that keeps samples: server stamps follow it.
+    const newest = new Map<SeriesEntry, number>();
     let deleted = 0;
     for (const entry of this.candidates(matchers)) {
       let kept = 0;
+      let newestKept = -Infinity;
       for await (const entries of this.kv.iterate({ gte: dataKey(entry.id, 0), lte: dataKey(entry.id, Number.MAX_SAFE_INTEGER) }, READ_CHUNK_ENTRIES)) {
         for (const [key] of entries) {
           const t = readTime(key, 5);
           if (t >= minTimeMs && t <= maxTimeMs) {
             ops.push({ type: 'del', key: key.slice() });
             deleted += 1;
-          } else kept += 1;
+          } else {
+            kept += 1;
+            newestKept = t;
+          }
         }
+      }
+      if (kept > 0 && newestKept !== entry.newestMs) {
+        newest.set(entry, newestKept);
+        ops.push({ type: 'put', key: idKey(KEY_TAG.newest, entry.id), value: timeBytes(newestKept) });
       }
       if (kept === 0) {
         emptied.push(entry);
@@ -239,6 +249,7 @@ class LsmStore implements SampleStore {
     ops.push({ type: 'put', key: metaKey('stats'), value: encoder.encode(JSON.stringify({ samples: this.samples - deleted })) });
     await this.kv.batch(ops, { sync: true });
     for (const entry of emptied) this.forget(entry);
+    for (const [entry, timestampMs] of newest) entry.newestMs = timestampMs;
     this.samples -= deleted;
     this.disk.touch();
     return deleted;

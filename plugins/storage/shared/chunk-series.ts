@@ -9,7 +9,7 @@
  * value, because it was written last. The head and the out-of-order buffer never overlap
  * each other: the buffer only takes samples older than the head's first one.
  */
-import { ChunkAppender, decodeChunk, decodeChunkRange, chunkSampleCount } from '../shared/gorilla.js';
+import { ChunkAppender, decodeChunk, decodeChunkRange, chunkSampleCount } from './gorilla.js';
 import type { Labels } from '../../../core/model.js';
 
 /** A chunk in the KV engine: `C<ref><minT><seq>` → `<maxT t64><chunk bytes>`. */

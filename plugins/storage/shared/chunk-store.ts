@@ -1,5 +1,6 @@
 /**
- * Craft #3, phase 2 — Gorilla chunks. Samples of a series go into an in-memory head chunk,
+ * The chunk store under storage phases 2 and up (phase 2 introduced it: see
+ * plugins/storage/p2-gorilla.plugin.ts). Gorilla chunks. Samples of a series go into an in-memory head chunk,
  * delta-of-delta timestamps and XOR values (plugins/storage/shared/gorilla.ts); a head is cut
  * into a closed chunk at `chunkSamplesMax` samples (120) or `chunkRangeMs` (2 h), and closed
  * chunks are written to the KV engine at the next checkpoint. A scrape-like series costs
@@ -27,18 +28,18 @@
  *   Mpositions, Mstats, Mcheckpoint → JSON
  */
 import { z } from 'zod';
-import { definePlugin } from '../../core/plugins/define.js';
-import { compileMatchers, labelNamesOf, labelValuesOf, pinnedMetricName, seriesKey, METRIC_NAME_LABEL, type Labels, type LabelMatcher, type SeriesSamples, type WireSample } from '../../core/model.js';
-import type { AppendResult, Appender, Querier, QueuePositions, SampleStore, StorageContext, StoreStats } from '../../core/slots/storage.js';
-import type { KvEngine, KvOp } from '../../core/slots/kv.js';
-import type { Timer } from '../../core/clock.js';
-import { ChunkAppender, decodeChunk } from './shared/gorilla.js';
-import { KEY_TAG, idKey, readTime, writeTime } from './shared/keys.js';
-import { DiskUsage } from './shared/disk-usage.js';
-import { WalRecordWriter, readWalRecord, valueFromBits } from './p2-gorilla/wal-record.js';
-import { HEAD_SEQ, decodeRange, mergeRuns, newSeries, outOfOrderRun, rebuildHead, runHas, type ClosedChunk, type PersistedChunk, type Run, type SeriesState } from './p2-gorilla/series.js';
+import { labelNamesOf, labelValuesOf, seriesKey, type Labels, type LabelMatcher, type SeriesSamples, type WireSample } from '../../../core/model.js';
+import type { AppendResult, Appender, Querier, QueuePositions, SampleStore, StorageContext, StoreStats } from '../../../core/slots/storage.js';
+import type { KvEngine, KvOp } from '../../../core/slots/kv.js';
+import type { Timer } from '../../../core/clock.js';
+import { ChunkAppender, decodeChunk } from './gorilla.js';
+import { KEY_TAG, idKey, readTime, writeTime } from './keys.js';
+import { DiskUsage } from './disk-usage.js';
+import { WalRecordWriter, readWalRecord, valueFromBits } from './wal-record.js';
+import { HEAD_SEQ, decodeRange, mergeRuns, newSeries, outOfOrderRun, rebuildHead, runHas, type ClosedChunk, type PersistedChunk, type Run, type SeriesState } from './chunk-series.js';
 
-const options = z
+/** The options of every chunk-store phase. */
+export const chunkStoreOptions = z
   .object({
     /** Samples at which a head chunk is cut (the Gorilla paper and Prometheus: 120). */
     chunkSamplesMax: z.number().int().min(2).max(65_535).default(120),
@@ -50,7 +51,7 @@ const options = z
     checkpointIntervalMs: z.number().int().positive().default(60_000),
   })
   .strict();
-type Options = z.infer<typeof options>;
+export type ChunkStoreOptions = z.infer<typeof chunkStoreOptions>;
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -88,12 +89,21 @@ interface PlannedSample {
   value: number;
 }
 
-class GorillaStore implements SampleStore {
+/**
+ * How a chunk store finds series by labels: the part phases 2 and 3 differ in. `match`
+ * returns the matching series sorted by series key.
+ */
+export interface SeriesIndex {
+  add(series: SeriesState): void;
+  remove(series: SeriesState): void;
+  match(matchers: LabelMatcher[]): SeriesState[];
+}
+
+export class ChunkStore implements SampleStore {
   private kv!: KvEngine;
   private disk!: DiskUsage;
   private readonly series = new Map<string, SeriesState>();
   private readonly byRef = new Map<number, SeriesState>();
-  private readonly byName = new Map<string, Set<SeriesState>>();
   private applied: QueuePositions = {};
   private samples = 0;
   private nextRef = 1;
@@ -111,7 +121,11 @@ class GorillaStore implements SampleStore {
   /** A commit failed after its batch was durable: memory may not match the KV engine, so nothing more is written from it. */
   private broken = false;
 
-  constructor(private readonly context: StorageContext, private readonly options: Options) {}
+  constructor(
+    private readonly context: StorageContext,
+    private readonly options: ChunkStoreOptions,
+    private readonly index: SeriesIndex,
+  ) {}
 
   private exclusive<T>(work: () => Promise<T>): Promise<T> {
     const run = this.serial.then(work, work);
@@ -180,19 +194,13 @@ class GorillaStore implements SampleStore {
   private remember(series: SeriesState): void {
     this.series.set(series.key, series);
     this.byRef.set(series.ref, series);
-    const name = series.labels[METRIC_NAME_LABEL] ?? '';
-    let set = this.byName.get(name);
-    if (set === undefined) this.byName.set(name, (set = new Set()));
-    set.add(series);
+    this.index.add(series);
   }
 
   private forget(series: SeriesState): void {
     this.series.delete(series.key);
     this.byRef.delete(series.ref);
-    const name = series.labels[METRIC_NAME_LABEL] ?? '';
-    const set = this.byName.get(name);
-    set?.delete(series);
-    if (set?.size === 0) this.byName.delete(name);
+    this.index.remove(series);
     this.dirty.delete(series);
   }
 
@@ -422,12 +430,7 @@ class GorillaStore implements SampleStore {
   }
 
   private candidates(matchers: LabelMatcher[]): SeriesState[] {
-    const name = pinnedMetricName(matchers);
-    const pool = name === undefined ? this.byRef.values() : (this.byName.get(name) ?? new Set<SeriesState>()).values();
-    const matches = compileMatchers(matchers);
-    const out: SeriesState[] = [];
-    for (const series of pool) if (matches(series.labels)) out.push(series);
-    return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    return this.index.match(matchers);
   }
 
   /** The samples of one series in `[minTimeMs, maxTimeMs]`, merged across its pieces. */
@@ -558,15 +561,3 @@ class GorillaStore implements SampleStore {
     await this.kv.close(options);
   }
 }
-
-export default definePlugin({
-  id: 'storage.gorilla',
-  craft: 3,
-  phase: 2,
-  slot: 'storage.engine',
-  version: '1.0.0',
-  summary: 'Gorilla chunks (delta-of-delta times, XOR values) per series; head chunks made durable by records in the KV engine',
-  durable: true,
-  options,
-  create: (context, chosen) => new GorillaStore(context, chosen),
-});
