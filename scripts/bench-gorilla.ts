@@ -4,12 +4,13 @@
  *
  *   npx tsc -p . && node dist/scripts/bench-gorilla.js [rounds]
  *
- * Prints bytes per sample for each kind of series, then encode and decode throughput in
- * samples per second (the best of `rounds` rounds, default 5, after three warm-up rounds).
- * The dataset is also what test/gorilla.test.ts asserts compression on.
+ * Prints bytes per sample for each kind of series (the report docs/storage/chunks.md quotes),
+ * then encode and decode throughput in samples per second: the best of `rounds` rounds
+ * (default 5) after three warm-up rounds. test/gorilla.test.ts asserts compression on the same
+ * dataset, and that the page quotes the report as this prints it.
  */
 import { pathToFileURL } from 'node:url';
-import { ChunkAppender, chunkIterator, chunkSampleCount, decodeChunkInto, decodeChunkRange } from '../plugins/storage/shared/gorilla.js';
+import { ChunkAppender, chunkIterator, decodeChunkInto, decodeChunkRange } from '../plugins/storage/shared/gorilla.js';
 
 /** Scrape interval of the dataset. */
 export const SCRAPE_INTERVAL_MS = 15_000;
@@ -80,6 +81,42 @@ export function encodeSeries(timestampsMs: Float64Array, values: Float64Array): 
   return chunks;
 }
 
+/** Series in the dataset: SERIES_KINDS in turn, so each kind has a quarter. */
+export const DATASET_SERIES = 1_500;
+
+/** Series `index` of the dataset (0 ≤ index < DATASET_SERIES): its kind and seed follow from it. */
+export function datasetSeries(index: number): { kind: SeriesKind; timestampsMs: Float64Array; values: Float64Array } {
+  const kind = SERIES_KINDS[index % SERIES_KINDS.length]!;
+  return { kind, ...scrapeSeries(kind, index + 1) };
+}
+
+/**
+ * The size report of the dataset encoded as `chunksOf(index)` gives it: bytes per sample for
+ * each kind and for all, as lines of text (docs/storage/chunks.md quotes them, and
+ * test/gorilla.test.ts checks that the page shows what this prints).
+ */
+export function sizeReport(chunksOf: (index: number) => readonly Uint8Array[]): { lines: string[]; bytesPerSample: Record<SeriesKind | 'all', number> } {
+  const bytesByKind = new Map<SeriesKind, number>();
+  let chunkCount = 0;
+  for (let index = 0; index < DATASET_SERIES; index++) {
+    const kind = SERIES_KINDS[index % SERIES_KINDS.length]!;
+    const chunks = chunksOf(index);
+    chunkCount += chunks.length;
+    bytesByKind.set(kind, (bytesByKind.get(kind) ?? 0) + chunks.reduce((sum, chunk) => sum + chunk.length, 0));
+  }
+  const samplesPerKind = (DATASET_SERIES / SERIES_KINDS.length) * SERIES_SAMPLES;
+  const totalSamples = DATASET_SERIES * SERIES_SAMPLES;
+  const totalBytes = [...bytesByKind.values()].reduce((sum, bytes) => sum + bytes, 0);
+  const bytesPerSample = { all: totalBytes / totalSamples } as Record<SeriesKind | 'all', number>;
+  const lines = [`dataset: ${DATASET_SERIES} series × ${SERIES_SAMPLES} samples = ${totalSamples} samples, ${chunkCount} chunks of ≤ ${CHUNK_SAMPLES}`];
+  for (const kind of SERIES_KINDS) {
+    bytesPerSample[kind] = bytesByKind.get(kind)! / samplesPerKind;
+    lines.push(`  ${kind.padEnd(18)} ${bytesPerSample[kind].toFixed(3)} bytes/sample`);
+  }
+  lines.push(`  ${'all'.padEnd(18)} ${bytesPerSample.all.toFixed(3)} bytes/sample (${totalBytes} bytes)`);
+  return { lines, bytesPerSample };
+}
+
 /** The fastest of `rounds` runs, after three warm-up runs (the JIT settles after two or three). */
 function best(rounds: number, run: () => void): number {
   for (let warmUp = 0; warmUp < 3; warmUp++) run();
@@ -94,23 +131,14 @@ function best(rounds: number, run: () => void): number {
 
 function main(): void {
   const rounds = Number(process.argv[2] ?? 5);
-  const seriesCount = 1_500;
-  const series = Array.from({ length: seriesCount }, (_, index) => scrapeSeries(SERIES_KINDS[index % SERIES_KINDS.length]!, index + 1));
-  const totalSamples = seriesCount * SERIES_SAMPLES;
+  const series = Array.from({ length: DATASET_SERIES }, (_, index) => datasetSeries(index));
+  const totalSamples = DATASET_SERIES * SERIES_SAMPLES;
 
   let chunks: Uint8Array[][] = [];
   const encodeMs = best(rounds, () => {
     chunks = series.map((s) => encodeSeries(s.timestampsMs, s.values));
   });
-
-  const bytesByKind = new Map<SeriesKind, number>();
-  let totalBytes = 0;
-  chunks.forEach((seriesChunks, index) => {
-    const kind = SERIES_KINDS[index % SERIES_KINDS.length]!;
-    const bytes = seriesChunks.reduce((sum, chunk) => sum + chunk.length, 0);
-    bytesByKind.set(kind, (bytesByKind.get(kind) ?? 0) + bytes);
-    totalBytes += bytes;
-  });
+  const report = sizeReport((index) => chunks[index]!);
 
   const timestampsMs = new Float64Array(totalSamples);
   const values = new Float64Array(totalSamples);
@@ -141,10 +169,7 @@ function main(): void {
     }
   });
 
-  const perKind = SERIES_SAMPLES * (seriesCount / SERIES_KINDS.length);
-  console.log(`dataset: ${seriesCount} series × ${SERIES_SAMPLES} samples = ${totalSamples} samples, ${allChunks.length} chunks of ≤ ${CHUNK_SAMPLES} (first has ${chunkSampleCount(allChunks[0]!)})`);
-  for (const kind of SERIES_KINDS) console.log(`  ${kind.padEnd(18)} ${(bytesByKind.get(kind)! / perKind).toFixed(3)} bytes/sample`);
-  console.log(`  ${'all'.padEnd(18)} ${(totalBytes / totalSamples).toFixed(3)} bytes/sample (${totalBytes} bytes)`);
+  for (const line of report.lines) console.log(line);
   const rate = (samples: number, ms: number): string => `${((samples / ms) * 1000 / 1e6).toFixed(1)} M samples/s (${ms.toFixed(0)} ms)`;
   console.log(`encode (append + bytes)       ${rate(totalSamples, encodeMs)}`);
   console.log(`decodeChunkInto               ${rate(totalSamples, decodeMs)}`);

@@ -13,6 +13,8 @@
 import t from 'tap';
 import fc from 'fast-check';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import {
   CHUNK_SAMPLES_MAX,
   CHUNK_TIMESTAMP_MS_MAX,
@@ -27,7 +29,7 @@ import {
   decodeChunkInto,
   decodeChunkRange,
 } from '../plugins/storage/shared/gorilla.js';
-import { CHUNK_SAMPLES, SERIES_KINDS, encodeSeries, scrapeSeries, type SeriesKind } from '../scripts/bench-gorilla.js';
+import { CHUNK_SAMPLES, datasetSeries, encodeSeries, scrapeSeries, sizeReport, type SeriesKind } from '../scripts/bench-gorilla.js';
 
 /** A sample with its value as the 64 bits of the float64. */
 interface Sample {
@@ -331,6 +333,14 @@ t.test('a known chunk has exactly the bytes the layout gives', async (t) => {
   t.equal(appender.lastValue, 40);
 });
 
+t.test('docs/storage/chunks.md shows the bytes the encoder writes for its worked example', async (t) => {
+  const doc = readFileSync(fileURLToPath(new URL('../../docs/storage/chunks.md', import.meta.url)), 'utf8');
+  const example = encode([sample(1_000, 0), sample(1_015, 42), sample(1_030, 40), sample(1_046, 42)]).bytes();
+  t.equal(example.length, 23);
+  t.ok(doc.includes(`\n${Buffer.from(example).toString('hex')}\n`), 'the example chunk, in hex, on a line of its own');
+  t.ok(doc.includes(`\`${Buffer.from(example.subarray(13)).toString('hex').replace(/(..)(?!$)/g, '$1 ')}\``), 'its bits after Δ₁, byte by byte');
+});
+
 t.test('each delta of delta lands in the bucket the layout gives for it', async (t) => {
   // t₀ = 0 (varint 00), v = 0 throughout, Δ₁ = 1 000 000 (a uvarint of 3 bytes, and room for
   // negative D): sample 2's time field starts at bit 16 + 8 + 64 + 24 + 1 ('0' for v₁) = 113.
@@ -479,33 +489,36 @@ t.test('resume accepts one trailing zero byte (as Prometheus before 3.0 wrote) a
 // jitter cost '10' + 14 bits = 2 bytes a sample, aligned ones 1 bit; an unchanged value 1 bit;
 // and each chunk spends ~18 bytes on its header and first two samples (0.15 bytes a sample).
 
-t.test('compression of realistic scrape series is in its band', async (t) => {
-  const bands: Record<SeriesKind, [low: number, high: number]> = {
+t.test('compression of realistic scrape series is in its band, and docs/storage/chunks.md quotes it', async (t) => {
+  const bands: Record<SeriesKind | 'all', [low: number, high: number]> = {
     constant: [0.25, 0.45], // 2 bits a sample + the chunk overhead
     'constant-jittered': [2.0, 2.3], // the jittered timestamps alone
     counter: [2.5, 3.6], // 2 bytes of timestamp + ~11 bits for an increment of a counter near 1e6
     gauge: [5.0, 8.5], // two decimals are not exact in binary: most mantissa bits change
+    all: [2.5, 4.0],
   };
-  for (const kind of SERIES_KINDS) {
-    let bytes = 0;
-    let samples = 0;
-    for (let seed = 1; seed <= 4; seed++) {
-      const series = scrapeSeries(kind, seed);
-      const chunks = encodeSeries(series.timestampsMs, series.values);
+  const report = sizeReport((index) => {
+    const series = datasetSeries(index);
+    const chunks = encodeSeries(series.timestampsMs, series.values);
+    if (index % 50 === 0) {
+      // Round trip, bit for bit, for a sample of the series of every kind.
       t.equal(chunks.length, Math.ceil(series.timestampsMs.length / CHUNK_SAMPLES));
       const timestampsMs = new Float64Array(series.timestampsMs.length);
       const values = new Float64Array(series.values.length);
       let at = 0;
       for (const chunk of chunks) at += decodeChunkInto(chunk, timestampsMs, values, at);
-      t.equal(Buffer.compare(Buffer.from(timestampsMs.buffer), Buffer.from(series.timestampsMs.buffer)), 0, `${kind} ${seed}: timestamps`);
-      t.equal(Buffer.compare(Buffer.from(values.buffer), Buffer.from(series.values.buffer)), 0, `${kind} ${seed}: values, bit for bit`);
-      bytes += chunks.reduce((sum, chunk) => sum + chunk.length, 0);
-      samples += series.timestampsMs.length;
+      t.equal(Buffer.compare(Buffer.from(timestampsMs.buffer), Buffer.from(series.timestampsMs.buffer)), 0, `series ${index} (${series.kind}): timestamps`);
+      t.equal(Buffer.compare(Buffer.from(values.buffer), Buffer.from(series.values.buffer)), 0, `series ${index} (${series.kind}): values, bit for bit`);
     }
-    const perSample = bytes / samples;
-    const [low, high] = bands[kind];
+    return chunks;
+  });
+  for (const [kind, [low, high]] of Object.entries(bands) as [SeriesKind | 'all', [number, number]][]) {
+    const perSample = report.bytesPerSample[kind];
     t.ok(perSample >= low && perSample <= high, `${kind}: ${perSample.toFixed(3)} bytes/sample in [${low}, ${high}]`);
   }
+  const doc = readFileSync(fileURLToPath(new URL('../../docs/storage/chunks.md', import.meta.url)), 'utf8');
+  t.ok(doc.includes(report.lines.join('\n')), `the page shows what node dist/scripts/bench-gorilla.js prints:\n${report.lines.join('\n')}`);
+
   // Without the per-chunk overhead (one chunk for the whole day) a constant costs 2 bits a sample.
   const day = scrapeSeries('constant', 1);
   const oneChunk = new ChunkAppender();

@@ -77,17 +77,6 @@ export class BitWriter {
     this.bitLength = position + bitCount;
   }
 
-  /**
-   * Overwrites `bitCount` bits at `bitPosition` with the low bits of `value`; the field MUST lie
-   * inside one word and inside what was written (used to update a header in place).
-   */
-  overwrite(bitPosition: number, value: number, bitCount: number): void {
-    const index = bitPosition >>> 5;
-    const shift = 32 - (bitPosition & 31) - bitCount;
-    const mask = (0xffffffff >>> (32 - bitCount)) << shift;
-    this.words[index] = (this.words[index]! & ~mask) | ((value << shift) & mask);
-  }
-
   /** Bytes the stream takes: whole bytes, the last one padded with zero bits. */
   get byteLength(): number {
     return (this.bitLength + 7) >>> 3;

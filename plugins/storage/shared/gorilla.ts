@@ -2,8 +2,9 @@
  * The Gorilla chunk (Pelkonen et al., "Gorilla: A Fast, Scalable, In-Memory Time Series
  * Database", VLDB 2015) with millisecond timestamps as Prometheus's XOR chunk adapts it: one
  * series' samples as delta-of-delta timestamps and XOR-ed float64 values. The layout below is
- * the data of Prometheus's XOR chunk (encoding 1), so a chunk written here reads there and
- * back; docs/storage/chunks.md has it with a worked example.
+ * that of the data of Prometheus's XOR chunk (encoding 1, tsdb/chunkenc/xor.go, read for its
+ * facts; not run against Prometheus here), limited to timestamps ≥ 0. docs/storage/chunks.md
+ * has it with a worked example.
  *
  *   chunk     := count:16 · sample₀ · sample₁ · … · sampleₙ₋₁ · zero bits up to a byte boundary
  *   count     := the number of samples, unsigned big-endian (at most CHUNK_SAMPLES_MAX)
@@ -42,6 +43,8 @@
  * Float64Array/Uint32Array pair), leading and trailing zeros come from Math.clz32, and the bit
  * stream is 32-bit words (bitstream.ts). Decoded values are written as their two halves straight
  * into the caller's Float64Array, so NaN payloads, −0, ±∞ and subnormals keep every bit.
+ * Callers should keep values in typed arrays too: V8 sets the quiet bit of a signalling NaN
+ * (Prometheus's staleness marker 0x7ff0000000000002 is one) stored in a plain Array of numbers.
  */
 import { BitWriter, loadWords, peek32, readBits } from './bitstream.js';
 
@@ -86,7 +89,7 @@ const scratchHalves = new Uint32Array(scratchFloat.buffer);
 
 /** Leading-zero count meaning "no window yet": no real count reaches it, so '10' is never chosen. */
 const NO_WINDOW = 255;
-/** Bits one append writes at most: 8 varint bytes + 64, or '1111' + 64 + '11' + 11 + 64. */
+/** Bits one append writes at most: '1111' · 64 bits, then '11' · 5 · 6 · 64 bits = 145. */
 const APPEND_BITS_MAX = 160;
 const TWO_POW_32 = 4_294_967_296;
 
@@ -175,7 +178,11 @@ export class ChunkAppender {
 
   /** The chunk so far: a copy the caller owns; later appends do not change it. */
   bytes(): Uint8Array {
-    return this.writer.toBytes();
+    // The count is written here rather than on every append: the words keep a stale count.
+    const bytes = this.writer.toBytes();
+    bytes[0] = this.sampleCount >>> 8;
+    bytes[1] = this.sampleCount & 0xff;
+    return bytes;
   }
 
   /**
@@ -226,7 +233,6 @@ export class ChunkAppender {
     this.valueLow = low;
     this.lastMs = timestampMs;
     this.sampleCount = count + 1;
-    writer.overwrite(0, count + 1, 16);
   }
 
   private writeValue(high: number, low: number): void {
@@ -241,20 +247,32 @@ export class ChunkAppender {
     const trailing = xorLow !== 0 ? trailingZeros32(xorLow) : 32 + trailingZeros32(xorHigh);
     let windowLeading = this.leadingZeros;
     let windowTrailing = this.trailingZeros;
+    let control: number;
+    let controlBits: number;
     if (leading >= windowLeading && trailing >= windowTrailing) {
-      writer.write(0b10, 2);
+      control = 0b10;
+      controlBits = 2;
     } else {
       windowLeading = leading < 31 ? leading : 31;
       windowTrailing = trailing;
-      const significant = 64 - windowLeading - windowTrailing;
-      writer.write((0b11 << 11) | (windowLeading << 6) | (significant & 63), 13);
+      control = (0b11 << 11) | (windowLeading << 6) | ((64 - windowLeading - windowTrailing) & 63);
+      controlBits = 13;
       this.leadingZeros = windowLeading;
       this.trailingZeros = windowTrailing;
     }
     // The window starts in the high half because windowLeading ≤ 31.
+    const significant = 64 - windowLeading - windowTrailing;
     if (windowTrailing >= 32) {
-      writer.write(xorHigh >>> (windowTrailing - 32), 64 - windowLeading - windowTrailing);
+      const bits = xorHigh >>> (windowTrailing - 32);
+      // One write for control and bits when they fit a word (small changes, the common case).
+      if (controlBits + significant <= 32) {
+        writer.write((control << significant) | bits, controlBits + significant);
+      } else {
+        writer.write(control, controlBits);
+        writer.write(bits, significant);
+      }
     } else {
+      writer.write(control, controlBits);
       writer.write(xorHigh, 32 - windowLeading);
       writer.write(xorLow >>> windowTrailing, 32 - windowTrailing);
     }
