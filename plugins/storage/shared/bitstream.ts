@@ -5,14 +5,15 @@
  *
  * Words rather than bytes because every field of a chunk is at most 32 bits wide once a 64-bit
  * field is split into its two halves, so a write touches at most two words and a read is two
- * loads, two shifts and an or — no loop over bytes and no BigInt.
+ * loads, two shifts and an or — no loop over bytes and no BigInt. A reader converts a chunk's
+ * bytes to words once (`loadWords`), into a buffer it reuses.
  *
  * The writer only appends: bits past `bitLength` are always zero, which is what lets `write`
  * or into the current word without masking and `fromBytes` continue a stream that was cut at
  * any bit.
  */
 
-/** Words of room a new writer starts with (256 bytes: a 120-sample chunk of typical data). */
+/** Words of room a new writer starts with (256 bytes); it doubles its room as it fills. */
 export const WRITER_INITIAL_WORDS = 64;
 
 /** Zero words kept after the last word of a read buffer, so a read may look one word ahead. */
@@ -34,7 +35,7 @@ export class BitWriter {
    * the rest MUST be zero (a RangeError otherwise, so a continued stream never ors into garbage).
    */
   static fromBytes(bytes: Uint8Array, bitLength: number): BitWriter {
-    if (!(bitLength >= 0 && bitLength <= bytes.length * 8 && Math.ceil(bitLength / 8) === bytes.length)) {
+    if (!(bitLength >= 0 && Math.ceil(bitLength / 8) === bytes.length)) {
       throw new RangeError(`a stream of ${bytes.length} bytes cannot end at bit ${bitLength}`);
     }
     const writer = new BitWriter(Math.max(WRITER_INITIAL_WORDS, (bytes.length >>> 2) * 2 + 4));
