@@ -53,9 +53,6 @@ function floatOf(bits: bigint): number {
   view.setBigUint64(0, BigInt.asUintN(64, bits));
   return view.getFloat64(0);
 }
-function floatOfHalves(high: number, low: number): number {
-  return floatOf((BigInt(high) << 32n) | BigInt(low));
-}
 const hex = (bits: bigint): string => `0x${bits.toString(16).padStart(16, '0')}`;
 
 /** Index of the first difference between samples and decoded arrays (bit-exact), or -1. */
