@@ -449,6 +449,7 @@ t.test('decodeChunkInto writes at the offset and refuses arrays that are too sho
   t.throws(() => decodeChunkInto(bytes, new Float64Array(3), new Float64Array(2)), RangeError);
   t.equal(decodeChunkRange(bytes, 2, 2, new Float64Array(1), new Float64Array(1)), 1, 'room for the samples in range is enough');
   t.equal(decodeChunkRange(bytes, 4, 9, new Float64Array(0), new Float64Array(0)), 0);
+  t.throws(() => decodeChunkInto(bytes, timestampsMs, values, -1), RangeError, 'a negative offset would lose samples silently');
 });
 
 t.test('corrupt chunks are refused with ChunkCorruptError, not decoded into garbage', async (t) => {

@@ -333,6 +333,8 @@ export function decodeChunkRange(
   values: Float64Array,
   offset = 0,
 ): number {
+  // A typed array ignores writes at a negative index: refuse the offset rather than lose samples.
+  if (!Number.isInteger(offset) || offset < 0) throw new RangeError(`offset ${offset} is not an index`);
   // Values are stored as their two halves, never as a number, so no NaN can be canonicalised.
   const valueHalves = new Uint32Array(values.buffer, values.byteOffset, values.length * 2);
   return decodeSamples(bytes, minTimestampMs, maxTimestampMs, timestampsMs, valueHalves, offset);
