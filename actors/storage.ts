@@ -31,6 +31,17 @@ const RETRY_MAX_MS = 2_000;
 /** Applied batches whose receive → applied lag the percentiles in `craft.storage.info` cover. */
 export const LAG_WINDOW_BATCHES = 1_024;
 
+/** Most label names and pairs one cardinality answer lists. */
+export const CARDINALITY_LIMIT_MAX = 1_000;
+
+function cardinalityLimit(value: unknown): number {
+  if (value === undefined) return 10;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > CARDINALITY_LIMIT_MAX) {
+    throw new CraftError('CRAFT_BAD_REQUEST', `cardinality limit must be an integer 1–${CARDINALITY_LIMIT_MAX}`);
+  }
+  return value;
+}
+
 /** The engine and KV plugins a store runs on. */
 interface StoreChoice {
   engine: PluginChoiceResolved;
@@ -85,6 +96,7 @@ export class StorageActor extends Actor {
     this.handle(SUBJECTS.storageLabelValues, (body: LabelValuesRequest) => this.labelValues(body), { concurrency: 4 });
     this.handle(SUBJECTS.storageCount, (body: RangeRequest) => this.count(body), { concurrency: 4 });
     this.handle(SUBJECTS.storageDelete, (body: RangeRequest) => this.deleteSeries(body));
+    this.handle(SUBJECTS.storageCardinality, (body: { limit?: unknown }) => this.store.cardinality(cardinalityLimit(body?.limit)), { concurrency: 2 });
     this.handle(SUBJECTS.storageFlush, () => this.withLock(async () => (await this.store.flush(), this.store.stats())));
     this.handle(SUBJECTS.storageInfo, () => this.info(), { concurrency: 4 });
     this.handle(handoverSubject(this.id), (body: HandoverRequest) => this.handover(body));

@@ -164,3 +164,22 @@ export function labelValuesOf(series: Iterable<Labels>, name: string): string[] 
   }
   return [...values].sort();
 }
+
+/** Series counts by label name and label pair, the top `limit` of each (most series first, then by name). */
+export function cardinalityOf(series: Iterable<{ labels: Labels }>, limit: number): { series: number; labelNames: { name: string; series: number; values: number }[]; labelPairs: { name: string; value: string; series: number }[] } {
+  const names = new Map<string, Map<string, number>>();
+  let count = 0;
+  for (const { labels } of series) {
+    count += 1;
+    for (const name in labels) {
+      const value = labels[name]!;
+      let values = names.get(name);
+      if (values === undefined) names.set(name, (values = new Map()));
+      values.set(value, (values.get(value) ?? 0) + 1);
+    }
+  }
+  const labelNames = [...names.entries()].map(([name, values]) => ({ name, series: [...values.values()].reduce((a, b) => a + b, 0), values: values.size }));
+  const labelPairs = [...names.entries()].flatMap(([name, values]) => [...values.entries()].map(([value, n]) => ({ name, value, series: n })));
+  const bySeries = <T extends { series: number; name: string }>(a: T, b: T): number => b.series - a.series || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
+  return { series: count, labelNames: labelNames.sort(bySeries).slice(0, limit), labelPairs: labelPairs.sort(bySeries).slice(0, limit) };
+}

@@ -19,6 +19,7 @@ const KVS = registry.list().filter((p) => p.slot === 'storage.kv').map((p) => p.
 /** Options that make small data exercise a plugin's flush, cut and compaction paths. */
 const SMALL: Record<string, Record<string, unknown>> = {
   'storage.gorilla': { chunkSamplesMax: 8, checkpointWalBytes: 512 },
+  'storage.label-index': { chunkSamplesMax: 8, checkpointWalBytes: 512, blockMs: 10, blockBloomBits: 1_024 },
 };
 
 const labelsArb = fc.record(

@@ -24,7 +24,7 @@ export type SlotName = keyof SlotTypes;
 export const SLOTS = {
   'ingestion.server': { owner: 'ingestion', methods: ['start', 'accept', 'drain', 'stats'] },
   'queue.log': { owner: 'queue', methods: ['open', 'append', 'lastOffset', 'reader', 'trim', 'info', 'close'] },
-  'storage.engine': { owner: 'storage', methods: ['open', 'appender', 'querier', 'positions', 'deleteSeries', 'scan', 'stats', 'flush', 'close'] },
+  'storage.engine': { owner: 'storage', methods: ['open', 'appender', 'querier', 'positions', 'deleteSeries', 'scan', 'stats', 'cardinality', 'flush', 'close'] },
   'storage.kv': { owner: 'storage', methods: ['open', 'get', 'getMany', 'iterate', 'batch', 'snapshot', 'bytesOnDisk', 'close'] },
   'query.evaluator': { owner: 'query', methods: ['evaluate'] },
   'alerting.evaluator': { owner: 'alerting', methods: ['rules', 'evaluate'] },

@@ -113,6 +113,15 @@ export interface Queryable {
   querier(minTimeMs: number, maxTimeMs: number): Querier;
 }
 
+/** How many series each label name and label pair has (the usual suspects of a cardinality explosion). */
+export interface CardinalityStats {
+  series: number;
+  /** Label names by the number of series that have them, most first, with their distinct values. */
+  labelNames: { name: string; series: number; values: number }[];
+  /** Label pairs by series count, most first (`__name__` pairs are the metric names). */
+  labelPairs: { name: string; value: string; series: number }[];
+}
+
 export interface SampleStore extends Appendable, Queryable {
   /** Opens and recovers (WAL replay and the like) before the first append. */
   open(): Promise<void>;
@@ -126,6 +135,8 @@ export interface SampleStore extends Appendable, Queryable {
   /** Every sample, in chunks of whole series, for handing state to another store on a swap. */
   scan(): AsyncIterable<WireSample[]>;
   stats(): StoreStats;
+  /** Series counts by label name and pair, the top `limit` of each. */
+  cardinality(limit: number): CardinalityStats;
   /** Makes everything durable in the store's long-term form (flush heads, compact) — for benchmarks and swaps. */
   flush(): Promise<void>;
   /** Closes; `destroy` also deletes the store's files. */

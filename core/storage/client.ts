@@ -8,7 +8,7 @@ import type { Bus } from '../nats/bus.js';
 import { SUBJECTS } from '../subjects.js';
 import { decodeValue, encodeValue, type Labels, type LabelMatcher, type SeriesSamples } from '../model.js';
 import { mergeSeriesParts } from '../series-chunks.js';
-import type { Querier, QueuePositions, SelectHints, StoreStats } from '../slots/storage.js';
+import type { CardinalityStats, Querier, QueuePositions, SelectHints, StoreStats } from '../slots/storage.js';
 
 /** Inclusive bounds in ms. */
 export interface RangeRequest {
@@ -85,6 +85,10 @@ export class StorageClient {
 
   deleteSeries(request: RangeRequest, timeoutMs = DEFAULT_TIMEOUT_MS): Promise<{ deleted: number }> {
     return this.bus.request(SUBJECTS.storageDelete, request, { timeoutMs });
+  }
+
+  cardinality(limit = 10, timeoutMs = DEFAULT_TIMEOUT_MS): Promise<CardinalityStats> {
+    return this.bus.request(SUBJECTS.storageCardinality, { limit }, { timeoutMs });
   }
 
   flush(timeoutMs = 120_000): Promise<StoreStats> {

@@ -11,8 +11,8 @@ import { mkdir, open, rename, rm, stat, truncate, type FileHandle } from 'node:f
 import { createInterface } from 'node:readline';
 import { join } from 'node:path';
 import { definePlugin } from '../../core/plugins/define.js';
-import { compileMatchers, decodeValue, encodeValue, labelNamesOf, labelValuesOf, METRIC_NAME_LABEL, seriesKey, type Labels, type LabelMatcher, type SeriesSamples, type WireSample } from '../../core/model.js';
-import type { AppendResult, Appender, Querier, QueuePositions, SampleStore, StorageContext, StoreStats } from '../../core/slots/storage.js';
+import { cardinalityOf, compileMatchers, decodeValue, encodeValue, labelNamesOf, labelValuesOf, METRIC_NAME_LABEL, seriesKey, type Labels, type LabelMatcher, type SeriesSamples, type WireSample } from '../../core/model.js';
+import type { AppendResult, Appender, CardinalityStats, Querier, QueuePositions, SampleStore, StorageContext, StoreStats } from '../../core/slots/storage.js';
 
 interface Line {
   name?: string;
@@ -51,6 +51,8 @@ class JsonLinesStore implements SampleStore {
   private applied: QueuePositions = {};
   /** Distinct timestamps per series, so a repeated sample does not count twice. */
   private readonly seen = new Map<string, Set<number>>();
+  /** Labels per series key, for cardinality statistics. */
+  private readonly labelsByKey = new Map<string, Labels>();
   /** Newest timestamp per series, for server stamps (see core/slots/storage.ts). */
   private readonly newest = new Map<string, number>();
   private samples = 0;
@@ -132,6 +134,7 @@ class JsonLinesStore implements SampleStore {
     if (set === undefined) {
       set = new Set();
       this.seen.set(key, set);
+      this.labelsByKey.set(key, labels);
     }
     if (timestampMs > (this.newest.get(key) ?? -Infinity)) this.newest.set(key, timestampMs);
     if (set.has(timestampMs)) return false;
@@ -260,6 +263,7 @@ class JsonLinesStore implements SampleStore {
     await this.handle?.close();
     await rename(temp, this.file);
     this.seen.clear();
+    this.labelsByKey.clear();
     this.newest.clear();
     this.samples = 0;
     this.applied = {};
@@ -284,6 +288,10 @@ class JsonLinesStore implements SampleStore {
 
   stats(): StoreStats {
     return { series: this.seen.size, samples: this.samples, chunks: 0, bytes: this.bytes, bytesPerSample: this.samples === 0 ? 0 : this.bytes / this.samples };
+  }
+
+  cardinality(limit: number): CardinalityStats {
+    return cardinalityOf([...this.labelsByKey.values()].map((labels) => ({ labels })), limit);
   }
 
   async flush(): Promise<void> {

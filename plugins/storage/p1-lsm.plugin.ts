@@ -18,8 +18,8 @@
  * sample on every write and read — the numbers phase 2's chunks improve on.
  */
 import { definePlugin } from '../../core/plugins/define.js';
-import { compileMatchers, labelNamesOf, labelValuesOf, pinnedMetricName, seriesKey, METRIC_NAME_LABEL, type Labels, type LabelMatcher, type SeriesSamples, type WireSample } from '../../core/model.js';
-import type { AppendResult, Appender, Querier, QueuePositions, SampleStore, StorageContext, StoreStats } from '../../core/slots/storage.js';
+import { cardinalityOf, compileMatchers, labelNamesOf, labelValuesOf, pinnedMetricName, seriesKey, METRIC_NAME_LABEL, type Labels, type LabelMatcher, type SeriesSamples, type WireSample } from '../../core/model.js';
+import type { AppendResult, Appender, CardinalityStats, Querier, QueuePositions, SampleStore, StorageContext, StoreStats } from '../../core/slots/storage.js';
 import type { KvEngine, KvOp } from '../../core/slots/kv.js';
 import { dataKey, float64Bytes, idKey, readFloat64, readTime, timeBytes, KEY_TAG } from './shared/keys.js';
 import { DiskUsage } from './shared/disk-usage.js';
@@ -264,6 +264,10 @@ class LsmStore implements SampleStore {
   stats(): StoreStats {
     const bytes = this.disk.bytes;
     return { series: this.series.size, samples: this.samples, chunks: 0, bytes, bytesPerSample: this.samples === 0 ? 0 : bytes / this.samples };
+  }
+
+  cardinality(limit: number): CardinalityStats {
+    return cardinalityOf(this.byId.values(), limit);
   }
 
   async flush(): Promise<void> {

@@ -28,8 +28,8 @@
  *   Mpositions, Mstats, Mcheckpoint → JSON
  */
 import { z } from 'zod';
-import { labelNamesOf, labelValuesOf, seriesKey, type Labels, type LabelMatcher, type SeriesSamples, type WireSample } from '../../../core/model.js';
-import type { AppendResult, Appender, Querier, QueuePositions, SampleStore, StorageContext, StoreStats } from '../../../core/slots/storage.js';
+import { cardinalityOf, labelNamesOf, labelValuesOf, seriesKey, type Labels, type LabelMatcher, type SeriesSamples, type WireSample } from '../../../core/model.js';
+import type { AppendResult, Appender, CardinalityStats, Querier, QueuePositions, SampleStore, StorageContext, StoreStats } from '../../../core/slots/storage.js';
 import type { KvEngine, KvOp } from '../../../core/slots/kv.js';
 import type { Timer } from '../../../core/clock.js';
 import { ChunkAppender, decodeChunk } from './gorilla.js';
@@ -90,13 +90,21 @@ interface PlannedSample {
 }
 
 /**
- * How a chunk store finds series by labels: the part phases 2 and 3 differ in. `match`
- * returns the matching series sorted by series key.
+ * How a chunk store finds series by labels: the part phases 2 and 3 differ in.
  */
 export interface SeriesIndex {
   add(series: SeriesState): void;
   remove(series: SeriesState): void;
-  match(matchers: LabelMatcher[]): SeriesState[];
+  /**
+   * The series matching every matcher, sorted by series key. `[minTimeMs, maxTimeMs]` is the
+   * range the caller will read: an index MAY leave out series it knows have no sample there
+   * (the store still checks every series it gets).
+   */
+  match(matchers: LabelMatcher[], minTimeMs: number, maxTimeMs: number): SeriesState[];
+  /** The series holds samples in `[minTimeMs, maxTimeMs]` (called as samples arrive and at open). */
+  noteTime?(series: SeriesState, minTimeMs: number, maxTimeMs: number): void;
+  /** Series counts by label, for `craft.storage.cardinality`. */
+  cardinality?(limit: number): CardinalityStats;
 }
 
 export class ChunkStore implements SampleStore {
@@ -153,6 +161,7 @@ export class ChunkStore implements SampleStore {
         const chunk: PersistedChunk = { minTimeMs: readTime(key, 5), maxTimeMs: readTime(value, 0), count: (value[8]! << 8) | value[9]!, seq };
         series.persisted.push(chunk);
         series.newestMs = Math.max(series.newestMs, chunk.maxTimeMs);
+        this.index.noteTime?.(series, chunk.minTimeMs, chunk.maxTimeMs);
         this.nextSeq = Math.max(this.nextSeq, seq + 1);
       }
     }
@@ -162,6 +171,7 @@ export class ChunkStore implements SampleStore {
         if (series === undefined) continue;
         series.headSeq = new DataView(value.buffer, value.byteOffset, value.byteLength).getUint32(0);
         series.head = ChunkAppender.resume(value.subarray(4));
+        if (series.head.count > 0) this.index.noteTime?.(series, series.head.firstTimestampMs!, series.head.lastTimestampMs!);
         series.newestMs = Math.max(series.newestMs, series.head.lastTimestampMs ?? -Infinity);
         this.nextSeq = Math.max(this.nextSeq, series.headSeq + 1);
       }
@@ -323,6 +333,7 @@ export class ChunkStore implements SampleStore {
   /** Puts one sample in its series; returns whether it replaced a stored one. */
   private place({ series, timestampMs, value }: PlannedSample, decoded: Map<PersistedChunk, Float64Array>): boolean {
     this.dirty.add(series);
+    this.index.noteTime?.(series, timestampMs, timestampMs);
     const existedBefore = timestampMs <= series.newestMs && this.holds(series, timestampMs, decoded);
     if (timestampMs > series.newestMs) series.newestMs = timestampMs;
     const head = series.head;
@@ -429,8 +440,14 @@ export class ChunkStore implements SampleStore {
     return { ...this.applied };
   }
 
-  private candidates(matchers: LabelMatcher[]): SeriesState[] {
-    return this.index.match(matchers);
+  private candidates(matchers: LabelMatcher[], minTimeMs = 0, maxTimeMs = Number.MAX_SAFE_INTEGER): SeriesState[] {
+    return this.index.match(matchers, minTimeMs, maxTimeMs);
+  }
+
+  cardinality(limit: number): CardinalityStats {
+    if (this.index.cardinality !== undefined) return this.index.cardinality(limit);
+    // Without an index that keeps counts, count by walking every series.
+    return cardinalityOf(this.byRef.values(), limit);
   }
 
   /** The samples of one series in `[minTimeMs, maxTimeMs]`, merged across its pieces. */
@@ -457,7 +474,7 @@ export class ChunkStore implements SampleStore {
   querier(minTimeMs: number, maxTimeMs: number): Querier {
     const inRange = async (matchers: LabelMatcher[]): Promise<Labels[]> => {
       const out: Labels[] = [];
-      for (const series of this.candidates(matchers)) {
+      for (const series of this.candidates(matchers, minTimeMs, maxTimeMs)) {
         if ((await this.read(series, minTimeMs, maxTimeMs)).timestampsMs.length > 0) out.push(series.labels);
       }
       return out;
@@ -465,7 +482,7 @@ export class ChunkStore implements SampleStore {
     return {
       select: async (matchers) => {
         const out: SeriesSamples[] = [];
-        for (const series of this.candidates(matchers)) {
+        for (const series of this.candidates(matchers, minTimeMs, maxTimeMs)) {
           const samples = await this.read(series, minTimeMs, maxTimeMs);
           if (samples.timestampsMs.length > 0) out.push({ labels: series.labels, ...samples });
         }
@@ -485,7 +502,7 @@ export class ChunkStore implements SampleStore {
       const ops: KvOp[] = [];
       const rewritten: { series: SeriesState; chunks: ClosedChunk[] }[] = [];
       const emptied: SeriesState[] = [];
-      for (const series of this.candidates(matchers)) {
+      for (const series of this.candidates(matchers, minTimeMs, maxTimeMs)) {
         const all = await this.read(series, 0, Number.MAX_SAFE_INTEGER);
         const kept = { timestampsMs: [] as number[], values: [] as number[] };
         for (let i = 0; i < all.timestampsMs.length; i++) {
