@@ -21,7 +21,8 @@ import { decodeQueueMessage } from '../core/queue/message.js';
 import { positionKey, type QueuePositions, type SampleStore, type StorageContext, type StoreStats } from '../core/slots/storage.js';
 import type { KvEngine } from '../core/slots/kv.js';
 import { chunkSeries } from '../core/series-chunks.js';
-import { encodeSeriesValues, type LabelValuesRequest, type RangeRequest, type SelectRequest, type StorageInfo, type StorageLag } from '../core/storage/client.js';
+import { rollupParts } from '../core/storage/rollup.js';
+import { encodeSeriesValues, type RollupRequest, type LabelValuesRequest, type RangeRequest, type SelectRequest, type StorageInfo, type StorageLag } from '../core/storage/client.js';
 import { currentChoice, type HandoverReply, type HandoverRequest, type PlatformContext, type PluginChoiceResolved } from '../core/platform-context.js';
 import { sleep } from '../core/clock.js';
 
@@ -96,6 +97,7 @@ export class StorageActor extends Actor {
     this.handle(SUBJECTS.storageLabelValues, (body: LabelValuesRequest) => this.labelValues(body), { concurrency: 4 });
     this.handle(SUBJECTS.storageCount, (body: RangeRequest) => this.count(body), { concurrency: 4 });
     this.handle(SUBJECTS.storageDelete, (body: RangeRequest) => this.deleteSeries(body));
+    this.handle(SUBJECTS.storageRollup, (body: RollupRequest) => this.rollup(body), { concurrency: 4, parts: true });
     this.handle(SUBJECTS.storageCardinality, (body: { limit?: unknown }) => this.store.cardinality(cardinalityLimit(body?.limit)), { concurrency: 2 });
     this.handle(SUBJECTS.storageFlush, () => this.withLock(async () => (await this.store.flush(), this.store.stats())));
     this.handle(SUBJECTS.storageInfo, () => this.info(), { concurrency: 4 });
@@ -263,6 +265,11 @@ export class StorageActor extends Actor {
   private async select(request: SelectRequest): Promise<PartsReply<unknown>> {
     const series = await this.read(request, (q, m) => q.select(m, request.hints));
     return new PartsReply(chunkSeries(series).map((part) => encodeSeriesValues(part)));
+  }
+
+  private async rollup(request: RollupRequest): Promise<PartsReply<unknown>> {
+    if (typeof request?.stepMs !== 'number') throw new CraftError('CRAFT_BAD_REQUEST', 'rollup needs {stepMs: number}');
+    return new PartsReply(rollupParts(await this.read(request, (q, m) => q.rollup(m, request.stepMs))));
   }
 
   private labelValues(request: LabelValuesRequest): Promise<string[]> {

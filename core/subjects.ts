@@ -56,6 +56,8 @@ export const SUBJECTS = {
   storageLabelValues: 'craft.storage.values',
   /** Storage actor: delete samples of matching series in range `{matchers, startMs, endMs}` → `{deleted}`. */
   storageDelete: 'craft.storage.delete',
+  /** Storage actor: window summaries `{matchers, startMs, endMs, stepMs}` (core/storage/rollup.ts), answered in parts. */
+  storageRollup: 'craft.storage.rollup',
   /** Storage actor: series counts by label name and pair `{limit?}` (default 10). */
   storageCardinality: 'craft.storage.cardinality',
   /** Storage actor: make everything durable in long-term form (flush heads) → stats. */

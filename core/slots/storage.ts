@@ -25,6 +25,7 @@ import type { Clock } from '../clock.js';
 import type { Labels, LabelMatcher, SeriesSamples, WireSample } from '../model.js';
 import type { Logger } from '../log.js';
 import type { KvEngine } from './kv.js';
+import type { SeriesRollup } from '../storage/rollup.js';
 
 /**
  * Queue positions applied to a store: key `"<epoch>:<partition>"` → last applied offset.
@@ -106,6 +107,12 @@ export interface Querier {
   labelNames(matchers?: LabelMatcher[]): Promise<string[]>;
   /** Values of one label across the matching series, sorted, without the empty value. */
   labelValues(name: string, matchers?: LabelMatcher[]): Promise<string[]>;
+  /**
+   * Count, sum, min, max, first and last of each matching series in windows of `stepMs`
+   * from `minTimeMs` (rules: core/storage/rollup.ts). A store may answer from chunk
+   * summaries or downsampled data, but the numbers MUST equal those computed from the samples.
+   */
+  rollup(matchers: LabelMatcher[], stepMs: number): Promise<SeriesRollup[]>;
 }
 
 export interface Queryable {

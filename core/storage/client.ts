@@ -8,6 +8,7 @@ import type { Bus } from '../nats/bus.js';
 import { SUBJECTS } from '../subjects.js';
 import { decodeValue, encodeValue, type Labels, type LabelMatcher, type SeriesSamples } from '../model.js';
 import { mergeSeriesParts } from '../series-chunks.js';
+import { mergeRollupParts, type SeriesRollup } from './rollup.js';
 import type { CardinalityStats, Querier, QueuePositions, SelectHints, StoreStats } from '../slots/storage.js';
 
 /** Inclusive bounds in ms. */
@@ -19,6 +20,10 @@ export interface RangeRequest {
 
 export interface SelectRequest extends RangeRequest {
   hints?: SelectHints;
+}
+
+export interface RollupRequest extends RangeRequest {
+  stepMs: number;
 }
 
 export interface LabelValuesRequest extends RangeRequest {
@@ -71,6 +76,10 @@ export class StorageClient {
     return mergeSeriesParts(decoded);
   }
 
+  async rollup(request: RollupRequest, timeoutMs = DEFAULT_TIMEOUT_MS): Promise<SeriesRollup[]> {
+    return mergeRollupParts(await this.bus.requestParts<SeriesRollup[]>(SUBJECTS.storageRollup, request, { timeoutMs }));
+  }
+
   series(request: RangeRequest, timeoutMs = DEFAULT_TIMEOUT_MS): Promise<Labels[]> {
     return this.bus.request(SUBJECTS.storageSeries, request, { timeoutMs });
   }
@@ -111,6 +120,7 @@ export class StorageClient {
       series: (matchers) => this.series(range(matchers)),
       labelNames: (matchers) => this.labelNames(range(matchers)),
       labelValues: (name, matchers) => this.labelValues({ ...range(matchers), name }),
+      rollup: (matchers, stepMs) => this.rollup({ ...range(matchers), stepMs }),
     };
   }
 }

@@ -11,6 +11,7 @@ import { mkdir, open, rename, rm, stat, truncate, type FileHandle } from 'node:f
 import { createInterface } from 'node:readline';
 import { join } from 'node:path';
 import { definePlugin } from '../../core/plugins/define.js';
+import { rollupSeries } from '../../core/storage/rollup.js';
 import { cardinalityOf, compileMatchers, decodeValue, encodeValue, labelNamesOf, labelValuesOf, METRIC_NAME_LABEL, seriesKey, type Labels, type LabelMatcher, type SeriesSamples, type WireSample } from '../../core/model.js';
 import type { AppendResult, Appender, CardinalityStats, Querier, QueuePositions, SampleStore, StorageContext, StoreStats } from '../../core/slots/storage.js';
 
@@ -201,6 +202,7 @@ class JsonLinesStore implements SampleStore {
       series: labelsOf,
       labelNames: async (matchers = []) => labelNamesOf(await labelsOf(matchers)),
       labelValues: async (name, matchers = []) => labelValuesOf(await labelsOf(matchers), name),
+      rollup: async (matchers, stepMs) => rollupSeries(await this.select(matchers, minTimeMs, maxTimeMs), minTimeMs, maxTimeMs, stepMs),
     };
   }
 

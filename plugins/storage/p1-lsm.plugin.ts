@@ -23,6 +23,7 @@ import type { AppendResult, Appender, CardinalityStats, Querier, QueuePositions,
 import type { KvEngine, KvOp } from '../../core/slots/kv.js';
 import { dataKey, float64Bytes, idKey, readFloat64, readTime, timeBytes, KEY_TAG } from './shared/keys.js';
 import { DiskUsage } from './shared/disk-usage.js';
+import { rollupSeries } from '../../core/storage/rollup.js';
 
 const SCAN_CHUNK_SAMPLES = 1_000;
 const READ_CHUNK_ENTRIES = 4_096;
@@ -200,18 +201,20 @@ class LsmStore implements SampleStore {
       }
       return out;
     };
+    const select = async (matchers: LabelMatcher[]): Promise<SeriesSamples[]> => {
+      const out: SeriesSamples[] = [];
+      for (const entry of this.candidates(matchers)) {
+        const series = await this.readSeries(entry, minTimeMs, maxTimeMs);
+        if (series.timestampsMs.length > 0) out.push(series);
+      }
+      return out;
+    };
     return {
-      select: async (matchers) => {
-        const out: SeriesSamples[] = [];
-        for (const entry of this.candidates(matchers)) {
-          const series = await this.readSeries(entry, minTimeMs, maxTimeMs);
-          if (series.timestampsMs.length > 0) out.push(series);
-        }
-        return out;
-      },
+      select,
       series: async (matchers) => (await inRange(matchers)).map((e) => e.labels),
       labelNames: async (matchers = []) => labelNamesOf((await inRange(matchers)).map((e) => e.labels)),
       labelValues: async (name, matchers = []) => labelValuesOf((await inRange(matchers)).map((e) => e.labels), name),
+      rollup: async (matchers, stepMs) => rollupSeries(await select(matchers), minTimeMs, maxTimeMs, stepMs),
     };
   }
 

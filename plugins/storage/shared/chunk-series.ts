@@ -12,12 +12,32 @@
 import { ChunkAppender, decodeChunk, decodeChunkRange, chunkSampleCount } from './gorilla.js';
 import type { Labels } from '../../../core/model.js';
 
+/** Count, sum, min, max, first and last of a chunk's samples (staleness markers left out; rules in core/storage/rollup.ts). */
+export interface ChunkSummary {
+  count: number;
+  sum: number;
+  min: number;
+  max: number;
+  first: number;
+  firstMs: number;
+  last: number;
+  lastMs: number;
+}
+
 /** A chunk in the KV engine: `C<ref><minT><seq>` → `<maxT t64><chunk bytes>`. */
 export interface PersistedChunk {
   minTimeMs: number;
   maxTimeMs: number;
   count: number;
   seq: number;
+  /** Set by phases that keep chunk summaries. */
+  summary?: ChunkSummary;
+}
+
+/** The metadata a persisted chunk keeps of a closed one. */
+export function persistedOf(chunk: ClosedChunk): PersistedChunk {
+  const { minTimeMs, maxTimeMs, count, seq, summary } = chunk;
+  return summary === undefined ? { minTimeMs, maxTimeMs, count, seq } : { minTimeMs, maxTimeMs, count, seq, summary };
 }
 
 /** A chunk cut from the head (or built from the out-of-order buffer), not yet in the KV engine. */

@@ -35,8 +35,9 @@ import type { Timer } from '../../../core/clock.js';
 import { ChunkAppender, decodeChunk } from './gorilla.js';
 import { KEY_TAG, idKey, readTime, writeTime } from './keys.js';
 import { DiskUsage } from './disk-usage.js';
+import { rollupSamples, rollupWindows, type SeriesRollup, type WindowSummary } from '../../../core/storage/rollup.js';
 import { WalRecordWriter, readWalRecord, valueFromBits } from './wal-record.js';
-import { HEAD_SEQ, decodeRange, mergeRuns, newSeries, outOfOrderRun, rebuildHead, runHas, type ClosedChunk, type PersistedChunk, type Run, type SeriesState } from './chunk-series.js';
+import { HEAD_SEQ, decodeRange, mergeRuns, newSeries, outOfOrderRun, persistedOf, rebuildHead, runHas, type ClosedChunk, type PersistedChunk, type Run, type SeriesState } from './chunk-series.js';
 
 /** The options of every chunk-store phase. */
 export const chunkStoreOptions = z
@@ -108,10 +109,10 @@ export interface SeriesIndex {
 }
 
 export class ChunkStore implements SampleStore {
-  private kv!: KvEngine;
+  protected kv!: KvEngine;
   private disk!: DiskUsage;
   private readonly series = new Map<string, SeriesState>();
-  private readonly byRef = new Map<number, SeriesState>();
+  protected readonly byRef = new Map<number, SeriesState>();
   private applied: QueuePositions = {};
   private samples = 0;
   private nextRef = 1;
@@ -130,8 +131,8 @@ export class ChunkStore implements SampleStore {
   private broken = false;
 
   constructor(
-    private readonly context: StorageContext,
-    private readonly options: ChunkStoreOptions,
+    protected readonly context: StorageContext,
+    protected readonly options: ChunkStoreOptions,
     private readonly index: SeriesIndex,
   ) {}
 
@@ -183,6 +184,8 @@ export class ChunkStore implements SampleStore {
     this.applied = (await read<QueuePositions>('positions')) ?? {};
     this.samples = (await read<{ samples: number }>('stats'))?.samples ?? 0;
     this.checkpointedWalSeq = this.walSeq = (await read<{ walSeq: number }>('checkpoint'))?.walSeq ?? 0;
+    for (const series of this.byRef.values()) if (series.persisted.length > 0) this.chunksPersisted(series);
+    await this.loaded();
     // Replay the records written after the checkpoint, through the same code that applied them.
     for await (const entries of this.kv.iterate({ gt: walKey(this.checkpointedWalSeq), lt: Uint8Array.of(0x58) })) {
       for (const [key, value] of entries) {
@@ -395,7 +398,10 @@ export class ChunkStore implements SampleStore {
     for (const series of this.dirty) {
       const chunks = [...series.closed];
       if (series.outOfOrder !== undefined && series.outOfOrder.size > 0) chunks.push(...this.chunksOf(series.outOfOrder));
-      for (const chunk of chunks) ops.push({ type: 'put', key: chunkKey(series.ref, chunk.minTimeMs, chunk.seq), value: chunkValue(chunk) });
+      for (const chunk of chunks) {
+        ops.push({ type: 'put', key: chunkKey(series.ref, chunk.minTimeMs, chunk.seq), value: chunkValue(chunk) });
+        this.chunkWritten(series, chunk, ops);
+      }
       if (series.headDirty && series.head !== undefined) {
         const bytes = series.head.bytes();
         const value = new Uint8Array(4 + bytes.length);
@@ -411,7 +417,8 @@ export class ChunkStore implements SampleStore {
     const walSeq = this.walSeq;
     await this.kv.batch(ops, { sync: true });
     for (const { series, chunks } of moved) {
-      for (const chunk of chunks) series.persisted.push({ minTimeMs: chunk.minTimeMs, maxTimeMs: chunk.maxTimeMs, count: chunk.count, seq: chunk.seq });
+      for (const chunk of chunks) series.persisted.push(persistedOf(chunk));
+      this.chunksPersisted(series);
       series.closed = [];
       series.outOfOrder = undefined;
       series.headDirty = false;
@@ -453,7 +460,7 @@ export class ChunkStore implements SampleStore {
   /** The samples of one series in `[minTimeMs, maxTimeMs]`, merged across its pieces. */
   private async read(series: SeriesState, minTimeMs: number, maxTimeMs: number): Promise<{ timestampsMs: number[]; values: number[] }> {
     const runs: Run[] = [];
-    const overlapping = series.persisted.filter((c) => c.maxTimeMs >= minTimeMs && c.minTimeMs <= maxTimeMs);
+    const overlapping = this.overlapping(series, minTimeMs, maxTimeMs);
     // In-memory pieces are read before the await: a checkpoint may move them meanwhile.
     for (const chunk of series.closed) {
       if (chunk.maxTimeMs >= minTimeMs && chunk.minTimeMs <= maxTimeMs) runs.push(decodeRange(chunk.bytes, minTimeMs, maxTimeMs, chunk.seq));
@@ -461,15 +468,45 @@ export class ChunkStore implements SampleStore {
     if (series.outOfOrder !== undefined) runs.push(outOfOrderRun(series.outOfOrder, minTimeMs, maxTimeMs));
     const head = series.head;
     if (head !== undefined && head.count > 0 && head.lastTimestampMs! >= minTimeMs && head.firstTimestampMs! <= maxTimeMs) runs.push(decodeRange(head.bytes(), minTimeMs, maxTimeMs, HEAD_SEQ));
-    if (overlapping.length > 0) {
-      const values = await this.kv.getMany(overlapping.map((c) => chunkKey(series.ref, c.minTimeMs, c.seq)));
-      for (let i = 0; i < overlapping.length; i++) {
-        const value = values[i];
-        if (value !== undefined) runs.push(decodeRange(value.subarray(8), minTimeMs, maxTimeMs, overlapping[i]!.seq));
-      }
-    }
+    if (overlapping.length > 0) runs.push(...(await this.persistedRuns(series, overlapping, minTimeMs, maxTimeMs)));
     return mergeRuns(runs);
   }
+
+  // ---- Extension points of later phases (phase 4 overrides them) ----
+
+  /** The persisted chunks of a series that overlap `[minTimeMs, maxTimeMs]`. */
+  protected overlapping(series: SeriesState, minTimeMs: number, maxTimeMs: number): PersistedChunk[] {
+    return series.persisted.filter((c) => c.maxTimeMs >= minTimeMs && c.minTimeMs <= maxTimeMs);
+  }
+
+  /** Reads and decodes persisted chunks, keeping the samples in `[minTimeMs, maxTimeMs]`. */
+  protected async persistedRuns(series: SeriesState, chunks: PersistedChunk[], minTimeMs: number, maxTimeMs: number): Promise<Run[]> {
+    const values = await this.kv.getMany(chunks.map((c) => chunkKey(series.ref, c.minTimeMs, c.seq)));
+    const runs: Run[] = [];
+    for (let i = 0; i < chunks.length; i++) {
+      const value = values[i];
+      if (value !== undefined) runs.push(decodeRange(value.subarray(8), minTimeMs, maxTimeMs, chunks[i]!.seq));
+    }
+    return runs;
+  }
+
+  /** Window summaries of one series; without chunk summaries, from its samples. */
+  protected async rollupOf(series: SeriesState, minTimeMs: number, maxTimeMs: number, stepMs: number): Promise<WindowSummary[]> {
+    const { timestampsMs, values } = await this.read(series, minTimeMs, maxTimeMs);
+    return rollupSamples(timestampsMs, values, minTimeMs, maxTimeMs, stepMs);
+  }
+
+  /** A chunk goes into the KV engine with `ops` (a checkpoint or a rewrite): add what belongs with it. */
+  protected chunkWritten(_series: SeriesState, _chunk: ClosedChunk, _ops: KvOp[]): void {}
+
+  /** A persisted chunk is deleted with `ops`. */
+  protected chunkDropped(_series: SeriesState, _chunk: PersistedChunk, _ops: KvOp[]): void {}
+
+  /** `series.persisted` changed (chunks added or replaced) and is durable. */
+  protected chunksPersisted(_series: SeriesState): void {}
+
+  /** After the series and chunks are loaded, before the write-ahead records are replayed. */
+  protected async loaded(): Promise<void> {}
 
   querier(minTimeMs: number, maxTimeMs: number): Querier {
     const inRange = async (matchers: LabelMatcher[]): Promise<Labels[]> => {
@@ -491,6 +528,15 @@ export class ChunkStore implements SampleStore {
       series: inRange,
       labelNames: async (matchers = []) => labelNamesOf(await inRange(matchers)),
       labelValues: async (name, matchers = []) => labelValuesOf(await inRange(matchers), name),
+      rollup: async (matchers, stepMs) => {
+        rollupWindows(minTimeMs, maxTimeMs, stepMs);
+        const out: SeriesRollup[] = [];
+        for (const series of this.candidates(matchers, minTimeMs, maxTimeMs)) {
+          const windows = await this.rollupOf(series, minTimeMs, maxTimeMs, stepMs);
+          if (windows.length > 0) out.push({ labels: series.labels, windows });
+        }
+        return out;
+      },
     };
   }
 
@@ -514,7 +560,10 @@ export class ChunkStore implements SampleStore {
           }
         }
         if (kept.timestampsMs.length === all.timestampsMs.length) continue;
-        for (const chunk of series.persisted) ops.push({ type: 'del', key: chunkKey(series.ref, chunk.minTimeMs, chunk.seq) });
+        for (const chunk of series.persisted) {
+          ops.push({ type: 'del', key: chunkKey(series.ref, chunk.minTimeMs, chunk.seq) });
+          this.chunkDropped(series, chunk, ops);
+        }
         ops.push({ type: 'del', key: idKey(KEY_TAG.head, series.ref) });
         if (kept.timestampsMs.length === 0) {
           ops.push({ type: 'del', key: idKey(KEY_TAG.info, series.ref) });
@@ -522,7 +571,10 @@ export class ChunkStore implements SampleStore {
           continue;
         }
         const chunks = this.chunksOf(kept);
-        for (const chunk of chunks) ops.push({ type: 'put', key: chunkKey(series.ref, chunk.minTimeMs, chunk.seq), value: chunkValue(chunk) });
+        for (const chunk of chunks) {
+          ops.push({ type: 'put', key: chunkKey(series.ref, chunk.minTimeMs, chunk.seq), value: chunkValue(chunk) });
+          this.chunkWritten(series, chunk, ops);
+        }
         rewritten.push({ series, chunks });
       }
       if (deleted === 0) return 0;
@@ -530,7 +582,8 @@ export class ChunkStore implements SampleStore {
       await this.kv.batch(ops, { sync: true });
       for (const series of emptied) this.forget(series);
       for (const { series, chunks } of rewritten) {
-        series.persisted = chunks.map(({ minTimeMs: a, maxTimeMs: b, count, seq }) => ({ minTimeMs: a, maxTimeMs: b, count, seq }));
+        series.persisted = chunks.map(persistedOf);
+        this.chunksPersisted(series);
         series.head = undefined;
         series.headDirty = false;
         series.newestMs = chunks.at(-1)!.maxTimeMs;
