@@ -1,0 +1,502 @@
+/**
+ * The LSM engine: the write path, the background work and the lifecycle. The parts it wires
+ * together each have their own file (memtable, WAL, tables, manifest, compaction, versions,
+ * reads, recovery); this file decides when each runs.
+ *
+ * Write path (one writer, the commit loop):
+ *   batch() encodes the ops as one WAL record and queues it. The commit loop takes every
+ *   queued record (up to the group limits), writes them with one write, fsyncs once if any
+ *   of them asked for sync, then applies them to the memtable in order and resolves them.
+ *   Batches that arrive while that write or fsync runs wait in the queue and go together in
+ *   the next round: that is group commit, one fsync for many synced batches.
+ *
+ * Memtable switch: before a round, a memtable past `memtableBytes` is frozen (it joins the
+ *   immutable memtables, newest first) and a new one starts with a new log file. Writers wait
+ *   when IMMUTABLE_MEMTABLES_MAX frozen memtables are already queued for flushing.
+ *
+ * Background (one flush and one compaction at a time, both off the write path):
+ *   flush:      oldest frozen memtable → table; manifest (table added, logNumber moved past
+ *               its logs); its logs deleted.
+ *   compaction: pick adjacent similar tables (compaction.ts), merge into one, manifest
+ *               (inputs replaced); inputs deleted once no snapshot holds them.
+ *   Every manifest change goes through one lock, computed from the state at that moment, so
+ *   a flush and a compaction finishing together cannot lose each other's change.
+ *
+ * A failed log write, flush or compaction stops the engine taking writes (KvBackgroundError):
+ * what is on disk is then unknown, and reopening recovers from the last durable state.
+ */
+import { mkdir, rm, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { KvContext, KvEngine, KvEntry, KvOp, KvRange, KvSnapshot } from '../../../core/slots/kv.js';
+import { BlockCache } from './block-cache.js';
+import { pickCompaction, writeSortedRun, MergeStoppedError } from './compaction.js';
+import { directoryBytes, syncDirectory, tableFileName, walFileName } from './files.js';
+import { MANIFEST_FORMAT_VERSION, writeManifest } from './manifest.js';
+import { Memtable } from './memtable.js';
+import { MergeCursor } from './merge.js';
+import { LsmSnapshot, readKey, readKeys, scan } from './reads.js';
+import { recover } from './recovery.js';
+import { Table, type TableCounters } from './table.js';
+import { TableWriter, type WrittenTable } from './table-writer.js';
+import { Holders, Version } from './versions.js';
+import { decodeRecord, encodeRecord, WalWriter } from './wal.js';
+import { BLOCK_CACHE_BYTES_MAX, COMPACTION_READAHEAD_BYTES, GROUP_COMMIT_BATCHES_MAX, GROUP_COMMIT_BYTES_MAX, IMMUTABLE_MEMTABLES_MAX, TABLES_MAX, WRITE_QUEUE_BATCHES_MAX } from './limits.js';
+import { KvBackgroundError, KvClosedError, assert } from './errors.js';
+
+export interface LsmOptions {
+  memtableBytes: number;
+  blockBytes: number;
+  bloomBitsPerKey: number;
+  compactionTrigger: number;
+}
+
+/** What the engine has done since it was opened; for tests, benchmarks and the curious. */
+export interface LsmStats {
+  flushes: number;
+  compactions: number;
+  /** Compactions chosen because there were too many tables, not because sizes matched. */
+  forcedCompactions: number;
+  tombstonesDropped: number;
+  tables: number;
+  tableBytes: number;
+  immutableMemtables: number;
+  memtableBytes: number;
+  walRecords: number;
+  /** Write rounds of the commit loop, and the fsyncs among them (group commit: fewer than synced batches). */
+  walGroups: number;
+  walSyncs: number;
+  syncedBatches: number;
+  /** Recovery at the last open. */
+  walRecordsReplayed: number;
+  walBytesTruncated: number;
+  orphansDeleted: number;
+  /** Times a writer waited for a flush, and a flush for a compaction. */
+  writeStalls: number;
+  bloomNegatives: number;
+  blockReads: number;
+  openViews: number;
+}
+
+interface PendingBatch {
+  record: Buffer;
+  sync: boolean;
+  resolve: () => void;
+  reject: (error: unknown) => void;
+}
+
+type State = 'new' | 'open' | 'closing' | 'closed';
+
+export class LsmEngine implements KvEngine {
+  private state: State = 'new';
+  private active = new Memtable([]);
+  /** Frozen memtables waiting for their flush, newest first. */
+  private immutables: Memtable[] = [];
+  /** Live tables, newest first. */
+  private tables: Table[] = [];
+  private current = new Version([], []);
+  private wal: WalWriter | undefined;
+  private nextFileNumber = 1;
+  private lastSeq = 0;
+  private visibleSeq = 0;
+  private cache = new BlockCache(BLOCK_CACHE_BYTES_MAX);
+  private readonly counters: TableCounters = { bloomNegatives: 0, blockReads: 0 };
+  private holders = this.newHolders();
+  private readonly deletions = new Set<Promise<void>>();
+
+  private readonly queue: PendingBatch[] = [];
+  private queueBytes = 0;
+  private committing: Promise<void> | undefined;
+  private flushing: Promise<void> | undefined;
+  private compacting: Promise<void> | undefined;
+  private manifestLock: Promise<void> = Promise.resolve();
+  private backgroundError: KvBackgroundError | undefined;
+  /** Woken whenever a flush or compaction ends (or fails), and when the queue has room. */
+  private waiters: (() => void)[] = [];
+  private readonly counts = { flushes: 0, compactions: 0, forcedCompactions: 0, tombstonesDropped: 0, walRecords: 0, walGroups: 0, walSyncs: 0, syncedBatches: 0, writeStalls: 0 };
+  private recovery = { walRecordsReplayed: 0, walBytesTruncated: 0, orphansDeleted: 0 };
+
+  constructor(
+    private readonly context: KvContext,
+    private readonly options: LsmOptions,
+  ) {}
+
+  private get dir(): string {
+    return this.context.dataDir;
+  }
+
+  private newHolders(): Holders {
+    return new Holders((table) => this.deleteTable(table));
+  }
+
+  async open(): Promise<void> {
+    if (this.state === 'open' || this.state === 'closing') throw new Error(`kv.lsm: open() while ${this.state}`);
+    await mkdir(this.dir, { recursive: true });
+    this.cache = new BlockCache(BLOCK_CACHE_BYTES_MAX);
+    this.holders = this.newHolders();
+    this.backgroundError = undefined;
+    const recovered = await recover(this.dir, this.cache, this.counters, this.context.log);
+    this.recovery = { walRecordsReplayed: recovered.walRecordsReplayed, walBytesTruncated: recovered.walBytesTruncated, orphansDeleted: recovered.orphansDeleted };
+    this.tables = recovered.tables;
+    this.holders.hold(this.tables);
+    this.active = recovered.memtable;
+    this.immutables = [];
+    this.lastSeq = this.visibleSeq = recovered.lastSeq;
+    this.nextFileNumber = recovered.nextFileNumber;
+    if (recovered.reuseWal !== undefined) {
+      this.wal = await WalWriter.open(join(this.dir, walFileName(recovered.reuseWal.number)), recovered.reuseWal.number, recovered.reuseWal.bytes);
+    } else {
+      this.wal = await this.createWal();
+      this.active.walNumbers.push(this.wal.number);
+    }
+    this.install();
+    this.state = 'open';
+    this.context.log.debug('kv.lsm open', { dir: this.dir, tables: this.tables.length, replayed: recovered.walRecordsReplayed });
+    this.maybeCompact();
+  }
+
+  private async createWal(): Promise<WalWriter> {
+    const number = this.nextFileNumber++;
+    const wal = await WalWriter.open(join(this.dir, walFileName(number)), number, 0);
+    await syncDirectory(this.dir);
+    return wal;
+  }
+
+  /** Makes the current fields the version new reads see. */
+  private install(): void {
+    this.current = new Version([this.active, ...this.immutables], this.tables);
+  }
+
+  private checkOpen(what = 'engine'): void {
+    if (this.state !== 'open') throw new KvClosedError(what);
+  }
+
+  // ---- writes -------------------------------------------------------------------------------
+
+  async batch(ops: KvOp[], options: { sync?: boolean } = {}): Promise<void> {
+    this.checkOpen();
+    if (this.backgroundError !== undefined) throw this.backgroundError;
+    if (ops.length === 0) return;
+    const record = encodeRecord(ops);
+    while (this.queue.length >= WRITE_QUEUE_BATCHES_MAX) {
+      await this.nextProgress();
+      this.checkOpen();
+      if (this.backgroundError !== undefined) throw this.backgroundError;
+    }
+    return new Promise<void>((resolve, reject) => {
+      this.queue.push({ record, sync: options.sync === true, resolve, reject });
+      this.queueBytes += record.length;
+      this.committing ??= this.commitLoop();
+    });
+  }
+
+  private async commitLoop(): Promise<void> {
+    try {
+      while (this.queue.length > 0) {
+        await this.makeRoomForWrite();
+        const group = this.takeGroup();
+        this.wake();
+        const wal = this.wal!;
+        try {
+          await wal.append(group.map((batch) => batch.record));
+          if (group.some((batch) => batch.sync)) {
+            await wal.sync();
+            this.counts.walSyncs += 1;
+          }
+        } catch (error) {
+          group.forEach((batch) => batch.reject(error));
+          throw error;
+        }
+        // Durable (or written, for unsynced batches): now visible, in commit order.
+        for (const batch of group) {
+          const ops = decodeRecord(batch.record);
+          assert(ops !== undefined, 'an encoded record decodes');
+          for (const op of ops) this.active.put(op.key, ++this.lastSeq, op.value);
+        }
+        this.visibleSeq = this.lastSeq;
+        this.counts.walGroups += 1;
+        this.counts.walRecords += group.length;
+        for (const batch of group) {
+          if (batch.sync) this.counts.syncedBatches += 1;
+          batch.resolve();
+        }
+      }
+    } catch (error) {
+      this.fail(error);
+      for (const batch of this.queue.splice(0)) batch.reject(this.backgroundError);
+      this.queueBytes = 0;
+    } finally {
+      // Runs in the same turn as the last empty-queue check: a batch queued after it starts a new loop.
+      this.committing = undefined;
+    }
+  }
+
+  private takeGroup(): PendingBatch[] {
+    let count = 0;
+    let bytes = 0;
+    while (count < this.queue.length && count < GROUP_COMMIT_BATCHES_MAX) {
+      const next = this.queue[count]!.record.length;
+      if (count > 0 && bytes + next > GROUP_COMMIT_BYTES_MAX) break;
+      bytes += next;
+      count += 1;
+    }
+    this.queueBytes -= bytes;
+    return this.queue.splice(0, count);
+  }
+
+  /** Freezes a full memtable and starts a new one with a new log; waits while too many are frozen. */
+  private async makeRoomForWrite(): Promise<void> {
+    for (;;) {
+      if (this.backgroundError !== undefined) throw this.backgroundError;
+      if (this.active.bytes < this.options.memtableBytes) return;
+      if (this.immutables.length >= IMMUTABLE_MEMTABLES_MAX) {
+        this.counts.writeStalls += 1;
+        await this.nextProgress();
+        continue;
+      }
+      const previous = this.wal!;
+      const wal = await this.createWal();
+      // The frozen memtable's log is complete: make it durable before anything depends on the newer one.
+      await previous.close();
+      this.wal = wal;
+      this.immutables.unshift(this.active);
+      this.active = new Memtable([wal.number]);
+      this.install();
+      this.flushing ??= this.flushLoop();
+    }
+  }
+
+  /** The smallest log number still needed: the first log of the oldest memtable not yet in a table. */
+  private logNumber(): number {
+    return (this.immutables.at(-1) ?? this.active).walNumbers[0]!;
+  }
+
+  private newTableWriter(): Promise<TableWriter> {
+    const number = this.nextFileNumber++;
+    return TableWriter.create(join(this.dir, tableFileName(number)), number, this.options.blockBytes, this.options.bloomBitsPerKey);
+  }
+
+  /** Replaces the manifest with the state `change` leaves, under the one manifest lock. */
+  private commitManifest(change: () => void | Promise<void>): Promise<void> {
+    const run = this.manifestLock.then(async () => {
+      await change();
+      await writeManifest(this.dir, {
+        formatVersion: MANIFEST_FORMAT_VERSION,
+        nextFileNumber: this.nextFileNumber,
+        logNumber: this.logNumber(),
+        tables: this.tables.map((table) => ({ number: table.number, bytes: table.bytes })),
+      });
+    });
+    this.manifestLock = run.catch(() => undefined);
+    return run;
+  }
+
+  // ---- background: flush and compaction ----------------------------------------------------
+
+  private async flushLoop(): Promise<void> {
+    try {
+      while (this.immutables.length > 0 && this.backgroundError === undefined) {
+        await this.flushOldest();
+        this.wake();
+      }
+    } catch (error) {
+      this.fail(error);
+    } finally {
+      this.flushing = undefined;
+      this.wake();
+    }
+  }
+
+  private async flushOldest(): Promise<void> {
+    const memtable = this.immutables.at(-1)!;
+    while (this.tables.length >= TABLES_MAX && this.state === 'open') {
+      this.counts.writeStalls += 1;
+      this.maybeCompact();
+      await this.nextProgress();
+      if (this.backgroundError !== undefined) return;
+    }
+    // Every table is older than every memtable: a tombstone no table can hold has nothing to hide.
+    const older = this.tables;
+    this.holders.hold(older);
+    let written: WrittenTable | undefined;
+    try {
+      const outcome = await writeSortedRun(memtable.cursor(Infinity, {}, false), older, () => this.newTableWriter(), () => false);
+      written = outcome.written;
+      this.counts.tombstonesDropped += outcome.tombstonesDropped;
+    } finally {
+      this.holders.letGo(older);
+    }
+    const table = written === undefined ? undefined : await Table.open(written.path, written.number, this.cache, this.counters);
+    await this.commitManifest(() => {
+      if (table !== undefined) {
+        this.tables = [table, ...this.tables];
+        this.holders.hold([table]);
+      }
+      this.immutables = this.immutables.filter((frozen) => frozen !== memtable);
+      this.install();
+    });
+    for (const number of memtable.walNumbers) await unlink(join(this.dir, walFileName(number))).catch(() => undefined);
+    this.counts.flushes += 1;
+    this.maybeCompact();
+  }
+
+  private maybeCompact(): void {
+    if (this.compacting !== undefined || this.state !== 'open' || this.backgroundError !== undefined) return;
+    const pick = pickCompaction(
+      this.tables.map((table) => table.bytes),
+      this.options.compactionTrigger,
+      this.options.memtableBytes,
+    );
+    if (pick === undefined) return;
+    const inputs = this.tables.slice(pick.start, pick.end);
+    const older = this.tables.slice(pick.end);
+    this.compacting = this.compact(inputs, older, pick.forced)
+      .catch((error: unknown) => {
+        if (!(error instanceof MergeStoppedError)) this.fail(error);
+      })
+      .finally(() => {
+        this.compacting = undefined;
+        this.wake();
+        this.maybeCompact();
+      });
+  }
+
+  private async compact(inputs: Table[], older: Table[], forced: boolean): Promise<void> {
+    this.holders.hold(inputs);
+    this.holders.hold(older);
+    try {
+      const cursors = await Promise.all(inputs.map((table) => table.cursor({}, false, COMPACTION_READAHEAD_BYTES)));
+      const outcome = await writeSortedRun(new MergeCursor(cursors, false), older, () => this.newTableWriter(), () => this.state !== 'open');
+      const table = outcome.written === undefined ? undefined : await Table.open(outcome.written.path, outcome.written.number, this.cache, this.counters);
+      await this.commitManifest(() => {
+        // Flushes only add tables in front, so the inputs are still adjacent.
+        const at = this.tables.indexOf(inputs[0]!);
+        assert(at >= 0 && inputs.every((input, i) => this.tables[at + i] === input), 'compaction inputs are adjacent in the current tables');
+        this.tables = [...this.tables.slice(0, at), ...(table === undefined ? [] : [table]), ...this.tables.slice(at + inputs.length)];
+        if (table !== undefined) this.holders.hold([table]);
+        this.install();
+      });
+      this.holders.retire(inputs);
+      this.counts.compactions += 1;
+      if (forced) this.counts.forcedCompactions += 1;
+      this.counts.tombstonesDropped += outcome.tombstonesDropped;
+    } finally {
+      this.holders.letGo(inputs);
+      this.holders.letGo(older);
+    }
+  }
+
+  /** Closes and deletes a table nobody holds any more. */
+  private deleteTable(table: Table): void {
+    const deletion = table
+      .close()
+      .then(() => unlink(table.path))
+      .catch((error: unknown) => this.context.log.warn('kv.lsm could not delete an obsolete table', { file: table.path, error }))
+      .finally(() => this.deletions.delete(deletion));
+    this.deletions.add(deletion);
+  }
+
+  private fail(error: unknown): void {
+    if (this.backgroundError === undefined) {
+      this.backgroundError = new KvBackgroundError(error);
+      this.context.log.error('kv.lsm background write failed; writes refused until reopened', { dir: this.dir, error });
+    }
+    this.wake();
+  }
+
+  private nextProgress(): Promise<void> {
+    return new Promise((resolve) => this.waiters.push(resolve));
+  }
+
+  private wake(): void {
+    for (const waiter of this.waiters.splice(0)) waiter();
+  }
+
+  // ---- reads --------------------------------------------------------------------------------
+
+  async get(key: Uint8Array): Promise<Uint8Array | undefined> {
+    this.checkOpen();
+    return this.whileOpen(readKey(this.current, this.visibleSeq, key, this.holders));
+  }
+
+  async getMany(keys: Uint8Array[]): Promise<(Uint8Array | undefined)[]> {
+    this.checkOpen();
+    return this.whileOpen(readKeys(this.current, this.visibleSeq, keys, this.holders));
+  }
+
+  /** A read that fails because the engine closed under it reports that, not the file error it ran into. */
+  private async whileOpen<T>(read: Promise<T>): Promise<T> {
+    try {
+      return await read;
+    } catch (error) {
+      if (this.state !== 'open') throw new KvClosedError('engine');
+      throw error;
+    }
+  }
+
+  iterate(range?: KvRange, chunkEntries?: number): AsyncIterable<KvEntry[]> {
+    return scan(
+      () => {
+        this.checkOpen();
+        return this.holders.open(this.visibleSeq, this.current);
+      },
+      range,
+      chunkEntries,
+    );
+  }
+
+  snapshot(): KvSnapshot {
+    this.checkOpen();
+    return new LsmSnapshot(this.holders.open(this.visibleSeq, this.current), this.holders);
+  }
+
+  async bytesOnDisk(): Promise<number> {
+    return directoryBytes(this.dir);
+  }
+
+  stats(): LsmStats {
+    return {
+      ...this.counts,
+      ...this.recovery,
+      tables: this.tables.length,
+      tableBytes: this.tables.reduce((sum, table) => sum + table.bytes, 0),
+      immutableMemtables: this.immutables.length,
+      memtableBytes: this.active.bytes,
+      bloomNegatives: this.counters.bloomNegatives,
+      blockReads: this.counters.blockReads,
+      openViews: this.holders.openViews,
+    };
+  }
+
+  /** Waits until no flush or compaction is running or due (for tests and benchmarks). */
+  async settle(): Promise<void> {
+    while (this.flushing !== undefined || this.compacting !== undefined || this.committing !== undefined) {
+      await Promise.all([this.flushing, this.compacting, this.committing]);
+    }
+  }
+
+  // ---- lifecycle ----------------------------------------------------------------------------
+
+  async close(options: { destroy?: boolean } = {}): Promise<void> {
+    if (this.state === 'open') {
+      this.state = 'closing';
+      this.wake();
+      // Queued batches were accepted: they are written. Then the flushes they may have queued
+      // finish (at most IMMUTABLE_MEMTABLES_MAX), and a running compaction stops at its next step.
+      while (this.committing !== undefined || this.flushing !== undefined || this.compacting !== undefined) {
+        await Promise.all([this.committing, this.flushing, this.compacting]);
+      }
+      await this.manifestLock;
+      this.holders.releaseAll();
+      await this.wal?.close().catch((error: unknown) => this.context.log.warn('kv.lsm log close failed', { error }));
+      this.wal = undefined;
+      await Promise.all(this.tables.map((table) => table.close()));
+      while (this.deletions.size > 0) await Promise.all(this.deletions);
+      this.tables = [];
+      this.immutables = [];
+      this.active = new Memtable([]);
+      this.install();
+      this.state = 'closed';
+    }
+    if (options.destroy === true) await rm(this.dir, { recursive: true, force: true });
+  }
+}
