@@ -8,7 +8,7 @@ import t from 'tap';
 import fc from 'fast-check';
 import { join } from 'node:path';
 import { compileMatchers, type LabelMatcher } from '../core/model.js';
-import { Postings, differenceSorted, intersectSorted, unionAll } from '../plugins/storage/p3-label-index/postings.js';
+import { Postings, differenceSorted, intersectSorted, unionAll } from '../plugins/storage/shared/postings.js';
 import { StringBloom } from '../plugins/storage/shared/bloom.js';
 import { PluginRegistry } from '../core/plugins/registry.js';
 import { tempDir } from './helpers/nats.js';

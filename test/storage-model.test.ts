@@ -24,6 +24,7 @@ const KVS = registry.list().filter((p) => p.slot === 'storage.kv').map((p) => p.
 const SMALL: Record<string, Record<string, unknown>> = {
   'storage.gorilla': { chunkSamplesMax: 8, checkpointWalBytes: 512 },
   'storage.label-index': { chunkSamplesMax: 8, checkpointWalBytes: 512, blockMs: 10, blockBloomBits: 1_024 },
+  'storage.time-index': { chunkSamplesMax: 6, chunkRangeMs: 20, checkpointWalBytes: 256, blockMs: 10, blockBloomBits: 1_024, decodedCacheBytes: 2_000 },
 };
 
 const labelsArb = fc.record(

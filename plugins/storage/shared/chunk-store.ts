@@ -59,7 +59,7 @@ const decoder = new TextDecoder();
 const SCAN_SAMPLES_PER_CHUNK = 10_000;
 const metaKey = (name: string): Uint8Array => encoder.encode(`M${name}`);
 
-function chunkKey(ref: number, minTimeMs: number, seq: number): Uint8Array {
+export function chunkKey(ref: number, minTimeMs: number, seq: number): Uint8Array {
   const key = new Uint8Array(17);
   const view = new DataView(key.buffer);
   key[0] = KEY_TAG.chunk;
@@ -430,15 +430,20 @@ export class ChunkStore implements SampleStore {
   }
 
   /** Sorted samples as chunks of at most `chunkSamplesMax`, each with a fresh sequence. */
+  /** Sorted samples as chunks of at most `chunkSamplesMax` samples spanning less than `chunkRangeMs`, each with a fresh sequence. */
   private chunksOf(samples: Map<number, number> | { timestampsMs: number[]; values: number[] }): ClosedChunk[] {
     const times = samples instanceof Map ? [...samples.keys()].sort((a, b) => a - b) : samples.timestampsMs;
     const valueAt = samples instanceof Map ? (i: number) => samples.get(times[i]!)! : (i: number) => samples.values[i]!;
     const chunks: ClosedChunk[] = [];
-    for (let start = 0; start < times.length; start += this.options.chunkSamplesMax) {
+    for (let start = 0; start < times.length; ) {
       const appender = new ChunkAppender();
-      const end = Math.min(times.length, start + this.options.chunkSamplesMax);
-      for (let i = start; i < end; i++) appender.append(times[i]!, valueAt(i));
+      let end = start;
+      while (end < times.length && end - start < this.options.chunkSamplesMax && times[end]! - times[start]! < this.options.chunkRangeMs) {
+        appender.append(times[end]!, valueAt(end));
+        end += 1;
+      }
       chunks.push({ minTimeMs: times[start]!, maxTimeMs: times[end - 1]!, count: end - start, seq: this.nextSeq++, bytes: appender.bytes() });
+      start = end;
     }
     return chunks;
   }
