@@ -35,9 +35,13 @@ import type { Timer } from '../../../core/clock.js';
 import { ChunkAppender, decodeChunk } from './gorilla.js';
 import { KEY_TAG, idKey, readTime, writeTime } from './keys.js';
 import { DiskUsage } from './disk-usage.js';
+import { retentionPolicy, retentionRuleSchema } from './retention.js';
 import { rollupSamples, rollupWindows, type SeriesRollup, type WindowSummary } from '../../../core/storage/rollup.js';
 import { WalRecordWriter, readWalRecord, valueFromBits } from './wal-record.js';
 import { HEAD_SEQ, decodeRange, mergeRuns, newSeries, outOfOrderRun, persistedOf, rebuildHead, runHas, type ClosedChunk, type PersistedChunk, type Run, type SeriesState } from './chunk-series.js';
+
+/** Retention rules a store takes, at most. */
+export const RETENTION_RULES_MAX = 100;
 
 /** The options of every chunk-store phase. */
 export const chunkStoreOptions = z
@@ -50,6 +54,12 @@ export const chunkStoreOptions = z
     checkpointWalBytes: z.number().int().positive().default(32 * 1024 * 1024),
     /** Longest time between checkpoints while samples arrive, ms. */
     checkpointIntervalMs: z.number().int().positive().default(60_000),
+    /** How long samples are kept, ms; 0 keeps them forever (shared/retention.ts). */
+    retentionMs: z.number().int().min(0).default(0),
+    /** Per-series retention; the first rule whose selector matches wins. */
+    retentionRules: z.array(retentionRuleSchema).max(RETENTION_RULES_MAX).default([]),
+    /** How often expired chunks are dropped, ms. */
+    retentionIntervalMs: z.number().int().positive().default(60_000),
   })
   .strict();
 export type ChunkStoreOptions = z.infer<typeof chunkStoreOptions>;
@@ -124,6 +134,8 @@ export class ChunkStore implements SampleStore {
   /** Series whose head changed or that have closed or out-of-order chunks to write. */
   private readonly dirty = new Set<SeriesState>();
   private checkpointTimer: Timer | undefined;
+  private retentionTimer: Timer | undefined;
+  private readonly retentionOf: (labels: Labels) => number;
   /** Commits, checkpoints and deletes run one at a time. */
   private serial: Promise<unknown> = Promise.resolve();
   private closed = false;
@@ -134,7 +146,9 @@ export class ChunkStore implements SampleStore {
     protected readonly context: StorageContext,
     protected readonly options: ChunkStoreOptions,
     private readonly index: SeriesIndex,
-  ) {}
+  ) {
+    this.retentionOf = retentionPolicy(options.retentionMs, options.retentionRules);
+  }
 
   private exclusive<T>(work: () => Promise<T>): Promise<T> {
     const run = this.serial.then(work, work);
@@ -202,6 +216,84 @@ export class ChunkStore implements SampleStore {
       }
     }
     await this.disk.refresh();
+    if (this.options.retentionMs > 0 || this.options.retentionRules.length > 0) this.scheduleRetention(0);
+  }
+
+  private scheduleRetention(delayMs = this.options.retentionIntervalMs): void {
+    if (this.closed) return;
+    this.retentionTimer = this.context.clock.setTimeout(() => {
+      this.retentionTimer = undefined;
+      void this.enforceRetention()
+        .catch((error: unknown) => this.context.log.error('retention pass failed; it runs again next interval', { error }))
+        .finally(() => this.scheduleRetention());
+    }, delayMs);
+  }
+
+  /**
+   * Drops the chunks whose newest sample is older than their series' retention, durably;
+   * series left empty disappear. Returns the samples dropped.
+   */
+  enforceRetention(): Promise<number> {
+    return this.exclusive(async () => {
+      if (this.closed) return 0;
+      // Everything into the KV engine first: no record may replay a dropped sample.
+      await this.checkpoint();
+      const nowMs = this.context.clock.now();
+      const ops: KvOp[] = [];
+      const changes: { series: SeriesState; keep: PersistedChunk[]; dropHead: boolean }[] = [];
+      let dropped = 0;
+      for (const series of this.byRef.values()) {
+        const retentionMs = this.retentionOf(series.labels);
+        if (retentionMs === 0) continue;
+        const cutoffMs = nowMs - retentionMs;
+        const keep = series.persisted.filter((c) => c.maxTimeMs >= cutoffMs);
+        const head = series.head;
+        const dropHead = head !== undefined && head.count > 0 && head.lastTimestampMs! < cutoffMs;
+        if (keep.length === series.persisted.length && !dropHead) continue;
+        const before = await this.distinctSamples(series);
+        const gone = series.persisted.filter((c) => c.maxTimeMs < cutoffMs);
+        for (const chunk of gone) {
+          ops.push({ type: 'del', key: chunkKey(series.ref, chunk.minTimeMs, chunk.seq) });
+          this.chunkDropped(series, chunk, ops);
+        }
+        if (dropHead) ops.push({ type: 'del', key: idKey(KEY_TAG.head, series.ref) });
+        const empty = keep.length === 0 && (dropHead || head === undefined || head.count === 0);
+        if (empty) ops.push({ type: 'del', key: idKey(KEY_TAG.info, series.ref) });
+        const after = empty ? 0 : await this.distinctSamples(series, keep, dropHead);
+        dropped += before - after;
+        changes.push({ series, keep, dropHead });
+      }
+      if (changes.length === 0) return 0;
+      ops.push({ type: 'put', key: metaKey('stats'), value: encoder.encode(JSON.stringify({ samples: this.samples - dropped })) });
+      await this.kv.batch(ops, { sync: true });
+      for (const { series, keep, dropHead } of changes) {
+        series.persisted = keep;
+        if (dropHead) series.head = undefined;
+        if (series.persisted.length === 0 && (series.head === undefined || series.head.count === 0)) this.forget(series);
+        else series.newestMs = Math.max(series.head?.lastTimestampMs ?? -Infinity, ...keep.map((c) => c.maxTimeMs));
+      }
+      this.samples -= dropped;
+      this.disk.touch();
+      if (dropped > 0) this.context.log.info('retention dropped expired samples', { samples: dropped, series: changes.length });
+      return dropped;
+    });
+  }
+
+  /**
+   * Distinct samples of a series across its persisted chunks (only `chunks`, when given) and
+   * its head. Disjoint pieces are counted from metadata; overlapping ones are read and merged.
+   */
+  private async distinctSamples(series: SeriesState, chunks = series.persisted, withoutHead = false): Promise<number> {
+    const head = withoutHead ? undefined : series.head;
+    const pieces = [...chunks.map((c) => [c.minTimeMs, c.maxTimeMs, c.count] as const)];
+    if (head !== undefined && head.count > 0) pieces.push([head.firstTimestampMs!, head.lastTimestampMs!, head.count]);
+    pieces.sort((a, b) => a[0] - b[0]);
+    let disjoint = true;
+    for (let i = 1; i < pieces.length; i++) if (pieces[i]![0] <= pieces[i - 1]![1]) disjoint = false;
+    if (disjoint) return pieces.reduce((n, p) => n + p[2], 0);
+    const runs = await this.persistedRuns(series, chunks, 0, Number.MAX_SAFE_INTEGER);
+    if (head !== undefined && head.count > 0) runs.push(decodeRange(head.bytes(), 0, Number.MAX_SAFE_INTEGER, HEAD_SEQ));
+    return mergeRuns(runs).timestampsMs.length;
   }
 
   private remember(series: SeriesState): void {
@@ -631,6 +723,7 @@ export class ChunkStore implements SampleStore {
     if (options.destroy !== true && !this.closed && !this.broken) await this.exclusive(() => this.checkpoint()).catch((error: unknown) => this.context.log.error('checkpoint on close failed; records are replayed on open', { error }));
     this.closed = true;
     this.checkpointTimer?.cancel();
+    this.retentionTimer?.cancel();
     this.disk.stop();
     await this.serial;
     await this.kv.close(options);
