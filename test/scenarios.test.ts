@@ -80,3 +80,9 @@ t.test('ingestion-phases swaps phases 1 → 8 under load, 7 → 8 last, and lose
   t.equal(swaps.length, 7);
   t.match(swaps.at(-1)?.detail, /ingestion\.keep-alive → ingestion\.event-driven/);
 });
+
+t.test('storage-phases passes: every store phase and both KV engines swapped under load, stored = acknowledged', async (t) => {
+  const run = await runScenario(scenario('storage-phases'), { reportsDir: tempDir(t), keepData: false, progress: false, logLevel: 'error' });
+  t.ok(run.passed, JSON.stringify(run.verdicts));
+  t.equal(run.steps.filter((s) => s.description.startsWith('swap')).length, 7);
+});
