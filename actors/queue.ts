@@ -199,6 +199,9 @@ export class QueueActor extends Actor {
     }
   }
 
+  /** Counts fetches, to rotate the partition a fetch starts at. */
+  private fetchRound = 0;
+
   private async fetch(request: FetchRequest): Promise<RawReply> {
     try {
       this.checkGeneration(request.group, request.generation);
@@ -232,11 +235,18 @@ export class QueueActor extends Actor {
     return out;
   }
 
-  /** Oldest epoch first, partitions in turn, up to the limits. */
+  /**
+   * Oldest epoch first, partitions in turn, up to the limits. Each fetch starts at the next
+   * partition, so that one partition whose messages fill the byte budget cannot starve the
+   * others (a reader's `take` never exceeds the budget it is given).
+   */
   private async takeAll(group: string, maxMessages: number, maxBytes: number): Promise<FetchedDelivery[]> {
     const out: FetchedDelivery[] = [];
     let bytes = 0;
-    for (const { epoch, reader } of await this.readersOf(group)) {
+    const readers = await this.readersOf(group);
+    const start = this.fetchRound++ % this.partitions;
+    const ordered = readers.map((r, i) => ({ ...r, order: r.epoch * this.partitions + ((i % this.partitions) - start + this.partitions) % this.partitions })).sort((a, b) => a.order - b.order);
+    for (const { epoch, reader } of ordered) {
       if (out.length >= maxMessages || bytes >= maxBytes) break;
       for (const d of reader.take(maxMessages - out.length, maxBytes - bytes)) {
         out.push({ epoch, partition: d.partition, offset: d.offset, payload: d.payload });

@@ -100,6 +100,22 @@ t.test('regression: server-stamped samples of one series in one request are all 
   t.equal(later.lag.currentMs, 0);
 });
 
+t.test('regression: large batches on several partitions at once — fetch replies stay under the NATS payload limit (the queue actor crashed)', async (t) => {
+  const platform = await startPlatform(t, { plugins: { 'ingestion.server': 'ingestion.event-driven' } });
+  const pad = 'x'.repeat(600);
+  const body = (client: string) => ({ metrics: Array.from({ length: 1_000 }, (_, i) => ({ name: 'big_probe', value: i, timestamp: i, tags: { client, i: String(i), pad } })) });
+  // Clients whose ids hash to different partitions, each request ~700 KB.
+  const clients = ['tenant-0', 'tenant-1', 'tenant-2', 'tenant-3', 'tenant-4', 'tenant-5'];
+  for (let round = 0; round < 2; round++) {
+    const replies = await Promise.all(clients.map((client) => postJson(platform.ingestionPort, '/metrics', body(client), { authorization: client })));
+    t.same(replies.map((r) => r.status), clients.map(() => 200), `round ${round}: all acknowledged`);
+  }
+  const storage = new StorageClient(platform.bus);
+  t.ok(await eventually(async () => (await storage.info().catch(() => undefined))?.stats.samples === clients.length * 1_000, 30_000), 'every sample stored (distinct series per client, same timestamps each round)');
+  const queue = platform.processStatus().tree.children?.find((c) => c.id === 'queue');
+  t.equal(queue?.restarts, 0, 'the queue actor never crashed');
+});
+
 t.test('a swap to a slot whose actor does not run here is refused with a clear error', async (t) => {
   const platform = await startPlatform(t, { actors: ['control', 'queue'], plugins: { 'ingestion.server': 'craft0.http' } });
   await t.rejects(platform.bus.request(SUBJECTS.controlSwap, { slot: 'query.evaluator', plugin: 'craft0.full-scan', options: { x: 1 } }), { code: 'CRAFT_SLOT_NOT_HOSTED' });

@@ -100,6 +100,12 @@ export function encodeFetchError(error: WireError): Uint8Array {
 }
 
 export function decodeFetchFrame(frame: Uint8Array): { generation: number; deliveries: FetchedDelivery[] } {
+  // An actor that crashed while answering replies with the plain JSON envelope, not a frame
+  // (a frame starts with its meta length, whose first byte is 0 for any meta under 16 MiB).
+  if (frame[0] === 0x7b) {
+    const reply = decodeJson<{ ok: boolean; error?: WireError }>(frame);
+    throw fromWireError(reply.error ?? { code: 'CRAFT_ACTOR_CRASHED', message: 'queue answered a fetch without a frame' });
+  }
   const view = new DataView(frame.buffer, frame.byteOffset, frame.byteLength);
   const metaLength = view.getUint32(0);
   const meta = decodeJson<FetchMeta>(frame.subarray(4, 4 + metaLength));

@@ -14,7 +14,11 @@ export interface Delivery {
 
 /** One consumer group's view of one partition. */
 export interface PartitionReader {
-  /** Deliveries waiting to be taken, without waiting. */
+  /**
+   * Deliveries waiting to be taken, without waiting: at most `maxMessages`, and payloads of at
+   * most `maxBytes` together — strictly, so that a fetch reply built from several partitions
+   * stays under the NATS payload limit (a message never exceeds it: ingestion splits batches).
+   */
   take(maxMessages: number, maxBytes: number): Delivery[];
   /** Resolves when deliveries are waiting, or after `waitMs`. */
   waitForData(waitMs: number): Promise<void>;

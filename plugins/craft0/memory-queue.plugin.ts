@@ -51,7 +51,7 @@ class MemoryReader implements PartitionReader {
     let bytes = 0;
     for (let i = this.partition.indexAfter(this.deliveredOffset); i < this.partition.entries.length && out.length < maxMessages; i++) {
       const entry = this.partition.entries[i]!;
-      if (out.length > 0 && bytes + entry.payload.length > maxBytes) break;
+      if (bytes + entry.payload.length > maxBytes) break;
       out.push({ partition: this.partitionIndex, offset: entry.offset, payload: entry.payload });
       bytes += entry.payload.length;
       this.deliveredOffset = entry.offset;

@@ -115,7 +115,7 @@ class JetStreamReader implements PartitionReader {
     let taken = 0;
     while (taken < this.buffer.length && out.length < maxMessages) {
       const message = this.buffer[taken]!;
-      if (out.length > 0 && bytes + message.data.length > maxBytes) break;
+      if (bytes + message.data.length > maxBytes) break;
       taken += 1;
       if (message.seq <= this.committedOffset) continue;
       this.delivered.set(message.seq, message);
