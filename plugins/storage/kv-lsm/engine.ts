@@ -1,14 +1,10 @@
 /**
  * The LSM engine: the write path, the background work and the lifecycle. The parts it wires
- * together each have their own file (memtable, WAL, tables, manifest, compaction, versions,
- * reads, recovery); this file decides when each runs.
+ * together each have their own file (group commit, memtable, WAL, tables, manifest,
+ * compaction, versions, reads, recovery); this file decides when each runs.
  *
- * Write path (one writer, the commit loop):
- *   batch() encodes the ops as one WAL record and queues it. The commit loop takes every
- *   queued record (up to the group limits), writes them with one write, fsyncs once if any
- *   of them asked for sync, then applies them to the memtable in order and resolves them.
- *   Batches that arrive while that write or fsync runs wait in the queue and go together in
- *   the next round: that is group commit, one fsync for many synced batches.
+ * Write path: batch() encodes the ops as one WAL record and hands it to group commit
+ *   (group-commit.ts), which writes and fsyncs rounds of records and then applies them here.
  *
  * Memtable switch: before a round, a memtable past `memtableBytes` is frozen (it joins the
  *   immutable memtables, newest first) and a new one starts with a new log file. Writers wait
@@ -39,49 +35,19 @@ import { recover } from './recovery.js';
 import { Table, type TableCounters } from './table.js';
 import { TableWriter, type WrittenTable } from './table-writer.js';
 import { Holders, Version } from './versions.js';
+import { GroupCommit } from './group-commit.js';
+import type { LsmStats } from './stats.js';
 import { decodeRecord, encodeRecord, WalWriter } from './wal.js';
-import { BLOCK_CACHE_BYTES_MAX, COMPACTION_READAHEAD_BYTES, GROUP_COMMIT_BATCHES_MAX, GROUP_COMMIT_BYTES_MAX, IMMUTABLE_MEMTABLES_MAX, TABLES_MAX, WRITE_QUEUE_BATCHES_MAX } from './limits.js';
+import { BLOCK_CACHE_BYTES_MAX, COMPACTION_READAHEAD_BYTES, IMMUTABLE_MEMTABLES_MAX, TABLES_MAX } from './limits.js';
 import { KvBackgroundError, KvClosedError, assert } from './errors.js';
+
+export type { LsmStats } from './stats.js';
 
 export interface LsmOptions {
   memtableBytes: number;
   blockBytes: number;
   bloomBitsPerKey: number;
   compactionTrigger: number;
-}
-
-/** What the engine has done since it was opened; for tests, benchmarks and the curious. */
-export interface LsmStats {
-  flushes: number;
-  compactions: number;
-  /** Compactions chosen because there were too many tables, not because sizes matched. */
-  forcedCompactions: number;
-  tombstonesDropped: number;
-  tables: number;
-  tableBytes: number;
-  immutableMemtables: number;
-  memtableBytes: number;
-  walRecords: number;
-  /** Write rounds of the commit loop, and the fsyncs among them (group commit: fewer than synced batches). */
-  walGroups: number;
-  walSyncs: number;
-  syncedBatches: number;
-  /** Recovery at the last open. */
-  walRecordsReplayed: number;
-  walBytesTruncated: number;
-  orphansDeleted: number;
-  /** Times a writer waited for a flush, and a flush for a compaction. */
-  writeStalls: number;
-  bloomNegatives: number;
-  blockReads: number;
-  openViews: number;
-}
-
-interface PendingBatch {
-  record: Buffer;
-  sync: boolean;
-  resolve: () => void;
-  reject: (error: unknown) => void;
 }
 
 type State = 'new' | 'open' | 'closing' | 'closed';
@@ -103,16 +69,20 @@ export class LsmEngine implements KvEngine {
   private holders = this.newHolders();
   private readonly deletions = new Set<Promise<void>>();
 
-  private readonly queue: PendingBatch[] = [];
-  private queueBytes = 0;
-  private committing: Promise<void> | undefined;
+  private readonly commits = new GroupCommit({
+    prepare: () => this.makeRoomForWrite(),
+    log: () => this.wal!,
+    apply: (records) => this.apply(records),
+    fail: (error) => this.fail(error),
+    checkAccepting: () => this.checkWritable(),
+  });
   private flushing: Promise<void> | undefined;
   private compacting: Promise<void> | undefined;
   private manifestLock: Promise<void> = Promise.resolve();
   private backgroundError: KvBackgroundError | undefined;
-  /** Woken whenever a flush or compaction ends (or fails), and when the queue has room. */
+  /** Woken whenever a flush or compaction ends (or fails). */
   private waiters: (() => void)[] = [];
-  private readonly counts = { flushes: 0, compactions: 0, forcedCompactions: 0, tombstonesDropped: 0, walRecords: 0, walGroups: 0, walSyncs: 0, syncedBatches: 0, writeStalls: 0 };
+  private readonly counts = { flushes: 0, compactions: 0, forcedCompactions: 0, tombstonesDropped: 0, writeStalls: 0 };
   private recovery = { walRecordsReplayed: 0, walBytesTruncated: 0, orphansDeleted: 0 };
 
   constructor(
@@ -173,74 +143,24 @@ export class LsmEngine implements KvEngine {
   // ---- writes -------------------------------------------------------------------------------
 
   async batch(ops: KvOp[], options: { sync?: boolean } = {}): Promise<void> {
+    this.checkWritable();
+    if (ops.length === 0) return;
+    await this.commits.commit(encodeRecord(ops), options.sync === true);
+  }
+
+  private checkWritable(): void {
     this.checkOpen();
     if (this.backgroundError !== undefined) throw this.backgroundError;
-    if (ops.length === 0) return;
-    const record = encodeRecord(ops);
-    while (this.queue.length >= WRITE_QUEUE_BATCHES_MAX) {
-      await this.nextProgress();
-      this.checkOpen();
-      if (this.backgroundError !== undefined) throw this.backgroundError;
-    }
-    return new Promise<void>((resolve, reject) => {
-      this.queue.push({ record, sync: options.sync === true, resolve, reject });
-      this.queueBytes += record.length;
-      this.committing ??= this.commitLoop();
-    });
   }
 
-  private async commitLoop(): Promise<void> {
-    try {
-      while (this.queue.length > 0) {
-        await this.makeRoomForWrite();
-        const group = this.takeGroup();
-        this.wake();
-        const wal = this.wal!;
-        try {
-          await wal.append(group.map((batch) => batch.record));
-          if (group.some((batch) => batch.sync)) {
-            await wal.sync();
-            this.counts.walSyncs += 1;
-          }
-        } catch (error) {
-          group.forEach((batch) => batch.reject(error));
-          throw error;
-        }
-        // Durable (or written, for unsynced batches): now visible, in commit order.
-        for (const batch of group) {
-          const ops = decodeRecord(batch.record);
-          assert(ops !== undefined, 'an encoded record decodes');
-          for (const op of ops) this.active.put(op.key, ++this.lastSeq, op.value);
-        }
-        this.visibleSeq = this.lastSeq;
-        this.counts.walGroups += 1;
-        this.counts.walRecords += group.length;
-        for (const batch of group) {
-          if (batch.sync) this.counts.syncedBatches += 1;
-          batch.resolve();
-        }
-      }
-    } catch (error) {
-      this.fail(error);
-      for (const batch of this.queue.splice(0)) batch.reject(this.backgroundError);
-      this.queueBytes = 0;
-    } finally {
-      // Runs in the same turn as the last empty-queue check: a batch queued after it starts a new loop.
-      this.committing = undefined;
+  /** A committed round: into the memtable, each op with the next sequence number, then visible at once. */
+  private apply(records: Buffer[]): void {
+    for (const record of records) {
+      const ops = decodeRecord(record);
+      assert(ops !== undefined, 'an encoded record decodes');
+      for (const op of ops) this.active.put(op.key, ++this.lastSeq, op.value);
     }
-  }
-
-  private takeGroup(): PendingBatch[] {
-    let count = 0;
-    let bytes = 0;
-    while (count < this.queue.length && count < GROUP_COMMIT_BATCHES_MAX) {
-      const next = this.queue[count]!.record.length;
-      if (count > 0 && bytes + next > GROUP_COMMIT_BYTES_MAX) break;
-      bytes += next;
-      count += 1;
-    }
-    this.queueBytes -= bytes;
-    return this.queue.splice(0, count);
+    this.visibleSeq = this.lastSeq;
   }
 
   /** Freezes a full memtable and starts a new one with a new log; waits while too many are frozen. */
@@ -347,9 +267,12 @@ export class LsmEngine implements KvEngine {
       this.options.memtableBytes,
     );
     if (pick === undefined) return;
-    const inputs = this.tables.slice(pick.start, pick.end);
-    const older = this.tables.slice(pick.end);
-    this.compacting = this.compact(inputs, older, pick.forced)
+    this.compacting = this.runCompaction(this.tables.slice(pick.start, pick.end), this.tables.slice(pick.end), pick.forced);
+  }
+
+  /** Runs one compaction as the running one; afterwards looks for the next. */
+  private runCompaction(inputs: Table[], older: Table[], forced: boolean): Promise<void> {
+    return this.compact(inputs, older, forced)
       .catch((error: unknown) => {
         if (!(error instanceof MergeStoppedError)) this.fail(error);
       })
@@ -395,12 +318,13 @@ export class LsmEngine implements KvEngine {
     this.deletions.add(deletion);
   }
 
-  private fail(error: unknown): void {
+  private fail(error: unknown): KvBackgroundError {
     if (this.backgroundError === undefined) {
       this.backgroundError = new KvBackgroundError(error);
       this.context.log.error('kv.lsm background write failed; writes refused until reopened', { dir: this.dir, error });
     }
     this.wake();
+    return this.backgroundError;
   }
 
   private nextProgress(): Promise<void> {
@@ -457,6 +381,10 @@ export class LsmEngine implements KvEngine {
     return {
       ...this.counts,
       ...this.recovery,
+      walRecords: this.commits.counts.records,
+      walGroups: this.commits.counts.groups,
+      walSyncs: this.commits.counts.syncs,
+      syncedBatches: this.commits.counts.syncedBatches,
       tables: this.tables.length,
       tableBytes: this.tables.reduce((sum, table) => sum + table.bytes, 0),
       immutableMemtables: this.immutables.length,
@@ -467,11 +395,27 @@ export class LsmEngine implements KvEngine {
     };
   }
 
-  /** Waits until no flush or compaction is running or due (for tests and benchmarks). */
+  /** Waits until no commit, flush, compaction or file deletion is running or due (for tests and benchmarks). */
   async settle(): Promise<void> {
-    while (this.flushing !== undefined || this.compacting !== undefined || this.committing !== undefined) {
-      await Promise.all([this.flushing, this.compacting, this.committing]);
+    while (this.flushing !== undefined || this.compacting !== undefined || this.commits.busy || this.deletions.size > 0) {
+      await Promise.all([this.flushing, this.compacting, this.commits.idle(), ...this.deletions]);
     }
+  }
+
+  /**
+   * Merges every table into one (LevelDB's CompactRange over all keys): no table is older, so
+   * every tombstone in the tables goes. The memtables are left as they are. For tests and
+   * benchmarks, and for an operator who wants the space back now.
+   */
+  async compactAll(): Promise<void> {
+    this.checkWritable();
+    while (this.compacting !== undefined) await this.compacting;
+    this.checkWritable();
+    if (this.tables.length === 0) return;
+    const inputs = [...this.tables];
+    this.compacting = this.runCompaction(inputs, [], false);
+    await this.compacting;
+    if (this.backgroundError !== undefined) throw this.backgroundError;
   }
 
   // ---- lifecycle ----------------------------------------------------------------------------
@@ -480,10 +424,11 @@ export class LsmEngine implements KvEngine {
     if (this.state === 'open') {
       this.state = 'closing';
       this.wake();
+      this.commits.wakeWaiters();
       // Queued batches were accepted: they are written. Then the flushes they may have queued
       // finish (at most IMMUTABLE_MEMTABLES_MAX), and a running compaction stops at its next step.
-      while (this.committing !== undefined || this.flushing !== undefined || this.compacting !== undefined) {
-        await Promise.all([this.committing, this.flushing, this.compacting]);
+      while (this.commits.busy || this.flushing !== undefined || this.compacting !== undefined) {
+        await Promise.all([this.commits.idle(), this.flushing, this.compacting]);
       }
       await this.manifestLock;
       this.holders.releaseAll();
