@@ -31,7 +31,7 @@ t.test('swap store, queue and server under load: stored = acknowledged', async (
   const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
   await sleep(800);
-  t.match(await swap('storage.engine', 'craft0.jsonl-store'), { from: 'storage.lsm', to: 'craft0.jsonl-store' });
+  t.match(await swap('storage.engine', 'craft0.jsonl-store'), { from: 'storage.gorilla', to: 'craft0.jsonl-store' });
   await sleep(700);
   t.match(await swap('queue.log', 'craft0.memory-queue'), { from: 'queue.jetstream' });
   await sleep(700);
@@ -39,7 +39,7 @@ t.test('swap store, queue and server under load: stored = acknowledged', async (
   await sleep(700);
   t.match(await swap('queue.log', 'queue.jetstream'), { from: 'craft0.memory-queue' });
   await sleep(700);
-  t.match(await swap('storage.engine', 'storage.lsm'), { from: 'craft0.jsonl-store', to: 'storage.lsm' });
+  t.match(await swap('storage.engine', 'storage.time-index'), { from: 'craft0.jsonl-store', to: 'storage.time-index' });
   const result = await load.done;
   t.ok(result.ok > 100, `load ran (${result.ok} acknowledged requests)`);
   t.equal(result.samplesAmbiguous, 0, 'no request ended without an answer or with a 5xx');
