@@ -7,6 +7,7 @@
  * has no false negatives and about the false-positive rate its bits per key promise.
  */
 import t, { type Test } from 'tap';
+import fc from 'fast-check';
 import { spawn } from 'node:child_process';
 import { appendFileSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -17,6 +18,7 @@ import { stopChild } from '../core/child-process.js';
 import type { KvEngine, KvOp } from '../core/slots/kv.js';
 import type { LsmEngine } from '../plugins/storage/kv-lsm/engine.js';
 import { BloomBuilder, BloomFilter } from '../plugins/storage/kv-lsm/bloom.js';
+import { compareBytes } from '../plugins/storage/kv-lsm/bytes.js';
 import { tempDir } from './helpers/nats.js';
 import { KEYS_PER_BATCH, WRITERS, batchKey, batchValue, lastKey } from './helpers/kv-crash-writer.js';
 
@@ -300,3 +302,17 @@ t.test('bloom filter: no false negatives, false positives near 0.6185^bits', asy
     t.ok(rate < promised * 1.5, `${bitsPerKey} bits/key: false-positive rate ${(rate * 100).toFixed(2)} % (theory ${(promised * 100).toFixed(2)} %)`);
   }
 });
+
+t.test('compareBytes orders exactly as Buffer.compare, short keys (compared in JavaScript) and long ones alike', async (t) => {
+  const bytes = fc.oneof(fc.uint8Array({ maxLength: 8 }), fc.uint8Array({ minLength: 60, maxLength: 80 }).map((tail) => Buffer.concat([Buffer.alloc(70, 0xab), tail])));
+  fc.assert(
+    fc.property(bytes, bytes, (a, b) => {
+      if (Math.sign(compareBytes(a, b)) !== Buffer.compare(a, b)) throw new Error(`compareBytes(${hexOf(a)}, ${hexOf(b)})`);
+      return compareBytes(a, a) === 0;
+    }),
+    { numRuns: 2_000 },
+  );
+  t.pass('2,000 generated pairs agree');
+});
+
+const hexOf = (bytes: Uint8Array): string => Buffer.from(bytes).toString('hex');

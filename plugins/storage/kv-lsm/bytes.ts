@@ -8,8 +8,19 @@
  * which the WAL reader turns into "torn tail" and the table reader into corruption.
  */
 
-/** The key order of the slot: unsigned byte-wise, a prefix sorts first (memcmp semantics). */
-export const compareBytes = (a: Uint8Array, b: Uint8Array): number => Buffer.compare(a, b);
+/** Up to this common length a loop in JavaScript is faster than the call into the native `Buffer.compare` (short keys are the common case). */
+const COMPARE_IN_JS_BYTES_MAX = 64;
+
+/** The key order of the slot: unsigned byte-wise, a prefix sorts first (memcmp semantics, as `Buffer.compare`). */
+export function compareBytes(a: Uint8Array, b: Uint8Array): number {
+  const length = a.length < b.length ? a.length : b.length;
+  if (length > COMPARE_IN_JS_BYTES_MAX) return Buffer.compare(a, b);
+  for (let i = 0; i < length; i++) {
+    const difference = a[i]! - b[i]!;
+    if (difference !== 0) return difference < 0 ? -1 : 1;
+  }
+  return a.length === b.length ? 0 : a.length < b.length ? -1 : 1;
+}
 
 /** Largest integer a u64 field holds here: JavaScript numbers are exact up to 2^53. */
 const U64_SAFE_MAX = Number.MAX_SAFE_INTEGER;

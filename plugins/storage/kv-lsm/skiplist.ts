@@ -33,6 +33,8 @@ export class SkipList {
   private random = RANDOM_SEED;
   /** Nodes (versions) in the list. */
   count = 0;
+  /** Scratch space of `insert` (the predecessor at each level), reused: one insert at a time, synchronously. */
+  private readonly update = new Array<SkipNode>(SKIPLIST_HEIGHT_MAX);
 
   private randomHeight(): number {
     let height = 1;
@@ -54,7 +56,7 @@ export class SkipList {
 
   /** Inserts a version; (key, seq) must be new (sequence numbers are unique). */
   insert(key: Uint8Array, seq: number, value: Uint8Array | null): void {
-    const update = new Array<SkipNode>(SKIPLIST_HEIGHT_MAX);
+    const update = this.update;
     let node = this.head;
     for (let level = this.height - 1; level >= 0; level--) {
       for (let next = node.next[level]; next != null && SkipList.before(next, key, seq); next = node.next[level]) node = next;
