@@ -11,18 +11,10 @@
  */
 import { ChunkAppender, decodeChunk, decodeChunkRange, chunkSampleCount } from './gorilla.js';
 import type { Labels } from '../../../core/model.js';
+import type { WindowSummary } from '../../../core/storage/rollup.js';
 
 /** Count, sum, min, max, first and last of a chunk's samples (staleness markers left out; rules in core/storage/rollup.ts). */
-export interface ChunkSummary {
-  count: number;
-  sum: number;
-  min: number;
-  max: number;
-  first: number;
-  firstMs: number;
-  last: number;
-  lastMs: number;
-}
+export type ChunkSummary = Omit<WindowSummary, 'startMs'>;
 
 /** A chunk in the KV engine: `C<ref><minT><seq>` → `<maxT t64><chunk bytes>`. */
 export interface PersistedChunk {
