@@ -106,7 +106,11 @@ class LevelKvEngine extends LevelReader implements KvEngine {
 
   async batch(ops: KvOp[], options: { sync?: boolean } = {}): Promise<void> {
     if (ops.length === 0) return;
-    await this.opened().batch(ops, { sync: options.sync === true });
+    // No options object for an unsynced batch: abstract-level spreads the options into every
+    // op, and when the first batches carried `{ sync: false }` every later batch ran several
+    // times slower (V8 kept a slow path for the spread; seen with test/helpers/kv-bench.ts).
+    if (options.sync === true) await this.opened().batch(ops, { sync: true });
+    else await this.opened().batch(ops);
   }
 
   snapshot(): KvSnapshot {
