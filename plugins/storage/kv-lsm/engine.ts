@@ -27,14 +27,14 @@ import type { KvContext, KvEngine, KvEntry, KvOp, KvRange, KvSnapshot } from '..
 import { BlockCache } from './block-cache.js';
 import { pickCompaction, writeSortedRun, MergeStoppedError } from './compaction.js';
 import { directoryBytes, syncDirectory, tableFileName, walFileName } from './files.js';
-import { MANIFEST_FORMAT_VERSION, writeManifest } from './manifest.js';
 import { Memtable } from './memtable.js';
 import { MergeCursor } from './merge.js';
 import { LsmSnapshot, readKey, readKeys, scan } from './reads.js';
 import { recover } from './recovery.js';
 import { Table, type TableCounters } from './table.js';
 import { TableWriter, type WrittenTable } from './table-writer.js';
-import { Holders, Version } from './versions.js';
+import { Version, type Holders } from './versions.js';
+import { TableSet } from './table-set.js';
 import { GroupCommit } from './group-commit.js';
 import type { LsmStats } from './stats.js';
 import { decodeRecord, encodeRecord, WalWriter } from './wal.js';
@@ -57,8 +57,8 @@ export class LsmEngine implements KvEngine {
   private active = new Memtable([]);
   /** Frozen memtables waiting for their flush, newest first. */
   private immutables: Memtable[] = [];
-  /** Live tables, newest first. */
-  private tables: Table[] = [];
+  /** Live tables, newest first, with their manifest and holders (replaced at each open). */
+  private set: TableSet;
   private current = new Version([], []);
   private wal: WalWriter | undefined;
   private nextFileNumber = 1;
@@ -66,8 +66,6 @@ export class LsmEngine implements KvEngine {
   private visibleSeq = 0;
   private cache = new BlockCache(BLOCK_CACHE_BYTES_MAX);
   private readonly counters: TableCounters = { bloomNegatives: 0, blockReads: 0 };
-  private holders = this.newHolders();
-  private readonly deletions = new Set<Promise<void>>();
 
   private readonly commits = new GroupCommit({
     prepare: () => this.makeRoomForWrite(),
@@ -78,7 +76,6 @@ export class LsmEngine implements KvEngine {
   });
   private flushing: Promise<void> | undefined;
   private compacting: Promise<void> | undefined;
-  private manifestLock: Promise<void> = Promise.resolve();
   private backgroundError: KvBackgroundError | undefined;
   /** Woken whenever a flush or compaction ends (or fails). */
   private waiters: (() => void)[] = [];
@@ -88,26 +85,27 @@ export class LsmEngine implements KvEngine {
   constructor(
     private readonly context: KvContext,
     private readonly options: LsmOptions,
-  ) {}
+  ) {
+    this.set = new TableSet(context.dataDir, context.log);
+  }
 
   private get dir(): string {
     return this.context.dataDir;
   }
 
-  private newHolders(): Holders {
-    return new Holders((table) => this.deleteTable(table));
+  private get holders(): Holders {
+    return this.set.holders;
   }
 
   async open(): Promise<void> {
     if (this.state === 'open' || this.state === 'closing') throw new Error(`kv.lsm: open() while ${this.state}`);
     await mkdir(this.dir, { recursive: true });
     this.cache = new BlockCache(BLOCK_CACHE_BYTES_MAX);
-    this.holders = this.newHolders();
+    this.set = new TableSet(this.dir, this.context.log);
     this.backgroundError = undefined;
     const recovered = await recover(this.dir, this.cache, this.counters, this.context.log);
     this.recovery = { walRecordsReplayed: recovered.walRecordsReplayed, walBytesTruncated: recovered.walBytesTruncated, orphansDeleted: recovered.orphansDeleted };
-    this.tables = recovered.tables;
-    this.holders.hold(this.tables);
+    this.set.adopt(recovered.tables);
     this.active = recovered.memtable;
     this.immutables = [];
     this.lastSeq = this.visibleSeq = recovered.lastSeq;
@@ -120,7 +118,7 @@ export class LsmEngine implements KvEngine {
     }
     this.install();
     this.state = 'open';
-    this.context.log.debug('kv.lsm open', { dir: this.dir, tables: this.tables.length, replayed: recovered.walRecordsReplayed });
+    this.context.log.debug('kv.lsm open', { dir: this.dir, tables: this.set.list.length, replayed: recovered.walRecordsReplayed });
     this.maybeCompact();
   }
 
@@ -133,7 +131,7 @@ export class LsmEngine implements KvEngine {
 
   /** Makes the current fields the version new reads see. */
   private install(): void {
-    this.current = new Version([this.active, ...this.immutables], this.tables);
+    this.current = new Version([this.active, ...this.immutables], this.set.list);
   }
 
   private checkOpen(what = 'engine'): void {
@@ -195,19 +193,15 @@ export class LsmEngine implements KvEngine {
     return TableWriter.create(join(this.dir, tableFileName(number)), number, this.options.blockBytes, this.options.bloomBitsPerKey);
   }
 
-  /** Replaces the manifest with the state `change` leaves, under the one manifest lock. */
-  private commitManifest(change: () => void | Promise<void>): Promise<void> {
-    const run = this.manifestLock.then(async () => {
-      await change();
-      await writeManifest(this.dir, {
-        formatVersion: MANIFEST_FORMAT_VERSION,
-        nextFileNumber: this.nextFileNumber,
-        logNumber: this.logNumber(),
-        tables: this.tables.map((table) => ({ number: table.number, bytes: table.bytes })),
-      });
-    });
-    this.manifestLock = run.catch(() => undefined);
-    return run;
+  /** Applies `change` to the live tables (and memtables) and makes it durable in the manifest. */
+  private commitManifest(change: () => void): Promise<void> {
+    return this.set.commit(
+      () => {
+        change();
+        this.install();
+      },
+      () => ({ nextFileNumber: this.nextFileNumber, logNumber: this.logNumber() }),
+    );
   }
 
   // ---- background: flush and compaction ----------------------------------------------------
@@ -228,14 +222,14 @@ export class LsmEngine implements KvEngine {
 
   private async flushOldest(): Promise<void> {
     const memtable = this.immutables.at(-1)!;
-    while (this.tables.length >= TABLES_MAX && this.state === 'open') {
+    while (this.set.list.length >= TABLES_MAX && this.state === 'open') {
       this.counts.writeStalls += 1;
       this.maybeCompact();
       await this.nextProgress();
       if (this.backgroundError !== undefined) return;
     }
     // Every table is older than every memtable: a tombstone no table can hold has nothing to hide.
-    const older = this.tables;
+    const older = this.set.list;
     this.holders.hold(older);
     let written: WrittenTable | undefined;
     try {
@@ -247,12 +241,8 @@ export class LsmEngine implements KvEngine {
     }
     const table = written === undefined ? undefined : await Table.open(written.path, written.number, this.cache, this.counters);
     await this.commitManifest(() => {
-      if (table !== undefined) {
-        this.tables = [table, ...this.tables];
-        this.holders.hold([table]);
-      }
+      if (table !== undefined) this.set.prepend(table);
       this.immutables = this.immutables.filter((frozen) => frozen !== memtable);
-      this.install();
     });
     for (const number of memtable.walNumbers) await unlink(join(this.dir, walFileName(number))).catch(() => undefined);
     this.counts.flushes += 1;
@@ -262,12 +252,12 @@ export class LsmEngine implements KvEngine {
   private maybeCompact(): void {
     if (this.compacting !== undefined || this.state !== 'open' || this.backgroundError !== undefined) return;
     const pick = pickCompaction(
-      this.tables.map((table) => table.bytes),
+      this.set.list.map((table) => table.bytes),
       this.options.compactionTrigger,
       this.options.memtableBytes,
     );
     if (pick === undefined) return;
-    this.compacting = this.runCompaction(this.tables.slice(pick.start, pick.end), this.tables.slice(pick.end), pick.forced);
+    this.compacting = this.runCompaction(this.set.list.slice(pick.start, pick.end), this.set.list.slice(pick.end), pick.forced);
   }
 
   /** Runs one compaction as the running one; afterwards looks for the next. */
@@ -290,15 +280,8 @@ export class LsmEngine implements KvEngine {
       const cursors = await Promise.all(inputs.map((table) => table.cursor({}, false, COMPACTION_READAHEAD_BYTES)));
       const outcome = await writeSortedRun(new MergeCursor(cursors, false), older, () => this.newTableWriter(), () => this.state !== 'open');
       const table = outcome.written === undefined ? undefined : await Table.open(outcome.written.path, outcome.written.number, this.cache, this.counters);
-      await this.commitManifest(() => {
-        // Flushes only add tables in front, so the inputs are still adjacent.
-        const at = this.tables.indexOf(inputs[0]!);
-        assert(at >= 0 && inputs.every((input, i) => this.tables[at + i] === input), 'compaction inputs are adjacent in the current tables');
-        this.tables = [...this.tables.slice(0, at), ...(table === undefined ? [] : [table]), ...this.tables.slice(at + inputs.length)];
-        if (table !== undefined) this.holders.hold([table]);
-        this.install();
-      });
-      this.holders.retire(inputs);
+      await this.commitManifest(() => this.set.replace(inputs, table));
+      this.set.retire(inputs);
       this.counts.compactions += 1;
       if (forced) this.counts.forcedCompactions += 1;
       this.counts.tombstonesDropped += outcome.tombstonesDropped;
@@ -306,16 +289,6 @@ export class LsmEngine implements KvEngine {
       this.holders.letGo(inputs);
       this.holders.letGo(older);
     }
-  }
-
-  /** Closes and deletes a table nobody holds any more. */
-  private deleteTable(table: Table): void {
-    const deletion = table
-      .close()
-      .then(() => unlink(table.path))
-      .catch((error: unknown) => this.context.log.warn('kv.lsm could not delete an obsolete table', { file: table.path, error }))
-      .finally(() => this.deletions.delete(deletion));
-    this.deletions.add(deletion);
   }
 
   private fail(error: unknown): KvBackgroundError {
@@ -385,8 +358,8 @@ export class LsmEngine implements KvEngine {
       walGroups: this.commits.counts.groups,
       walSyncs: this.commits.counts.syncs,
       syncedBatches: this.commits.counts.syncedBatches,
-      tables: this.tables.length,
-      tableBytes: this.tables.reduce((sum, table) => sum + table.bytes, 0),
+      tables: this.set.list.length,
+      tableBytes: this.set.bytes,
       immutableMemtables: this.immutables.length,
       memtableBytes: this.active.bytes,
       bloomNegatives: this.counters.bloomNegatives,
@@ -397,8 +370,8 @@ export class LsmEngine implements KvEngine {
 
   /** Waits until no commit, flush, compaction or file deletion is running or due (for tests and benchmarks). */
   async settle(): Promise<void> {
-    while (this.flushing !== undefined || this.compacting !== undefined || this.commits.busy || this.deletions.size > 0) {
-      await Promise.all([this.flushing, this.compacting, this.commits.idle(), ...this.deletions]);
+    while (this.flushing !== undefined || this.compacting !== undefined || this.commits.busy || this.set.deleting) {
+      await Promise.all([this.flushing, this.compacting, this.commits.idle(), this.set.settled()]);
     }
   }
 
@@ -411,8 +384,8 @@ export class LsmEngine implements KvEngine {
     this.checkWritable();
     while (this.compacting !== undefined) await this.compacting;
     this.checkWritable();
-    if (this.tables.length === 0) return;
-    const inputs = [...this.tables];
+    if (this.set.list.length === 0) return;
+    const inputs = [...this.set.list];
     this.compacting = this.runCompaction(inputs, [], false);
     await this.compacting;
     if (this.backgroundError !== undefined) throw this.backgroundError;
@@ -430,13 +403,9 @@ export class LsmEngine implements KvEngine {
       while (this.commits.busy || this.flushing !== undefined || this.compacting !== undefined) {
         await Promise.all([this.commits.idle(), this.flushing, this.compacting]);
       }
-      await this.manifestLock;
-      this.holders.releaseAll();
       await this.wal?.close().catch((error: unknown) => this.context.log.warn('kv.lsm log close failed', { error }));
       this.wal = undefined;
-      await Promise.all(this.tables.map((table) => table.close()));
-      while (this.deletions.size > 0) await Promise.all(this.deletions);
-      this.tables = [];
+      await this.set.close();
       this.immutables = [];
       this.active = new Memtable([]);
       this.install();
