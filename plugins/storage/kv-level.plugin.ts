@@ -7,8 +7,8 @@
  * `{ snapshot }`, and range reads are iterators drained with `nextv(chunk)` and always closed
  * (also when the consumer breaks out of the loop, through the generator's `finally`).
  */
-import { mkdir, readdir, rm, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdir, rm } from 'node:fs/promises';
+import { directoryBytes } from './shared/disk-usage.js';
 import { Level } from 'level';
 import { definePlugin } from '../../core/plugins/define.js';
 import type { KvContext, KvEngine, KvEntry, KvOp, KvRange, KvReader, KvSnapshot } from '../../core/slots/kv.js';
@@ -128,20 +128,6 @@ class LevelKvEngine extends LevelReader implements KvEngine {
     this.db = undefined;
     if (options.destroy === true) await rm(this.context.dataDir, { recursive: true, force: true });
   }
-}
-
-/** Sum of the sizes of the regular files in `dir` (LevelDB keeps no subdirectories); files that vanish meanwhile count 0. */
-async function directoryBytes(dir: string): Promise<number> {
-  let total = 0;
-  for (const name of await readdir(dir)) {
-    try {
-      const info = await stat(join(dir, name));
-      if (info.isFile()) total += info.size;
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
-    }
-  }
-  return total;
 }
 
 export default definePlugin({

@@ -11,7 +11,7 @@
  * A new file's name is only durable once the directory is fsynced: the engine does that
  * after creating a log file and after renaming a manifest into place.
  */
-import { open, readdir, stat, type FileHandle } from 'node:fs/promises';
+import { open, readdir, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 
 export const MANIFEST_FILE = 'MANIFEST';
@@ -58,16 +58,3 @@ export async function writeAll(handle: FileHandle, buffers: Buffer[]): Promise<v
   for (let done = 0; done < rest.length; ) done += (await handle.write(rest, done)).bytesWritten;
 }
 
-/** Sum of the sizes of the regular files in `dir`; files deleted meanwhile count 0. */
-export async function directoryBytes(dir: string): Promise<number> {
-  let total = 0;
-  for (const name of await readdir(dir)) {
-    try {
-      const info = await stat(join(dir, name));
-      if (info.isFile()) total += info.size;
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
-    }
-  }
-  return total;
-}

@@ -2,6 +2,8 @@
  * Bytes on disk of a store, for `stats()` (which is synchronous): measured asynchronously,
  * at most once per `DISK_USAGE_INTERVAL_MS` after a write, and on demand (`refresh`).
  */
+import { readdir, stat } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { Clock, Timer } from '../../../core/clock.js';
 
 export const DISK_USAGE_INTERVAL_MS = 1_000;
@@ -35,4 +37,18 @@ export class DiskUsage {
     this.timer?.cancel();
     this.timer = undefined;
   }
+}
+
+/** Sum of the sizes of the regular files in `dir`; files deleted meanwhile count 0. */
+export async function directoryBytes(dir: string): Promise<number> {
+  let total = 0;
+  for (const name of await readdir(dir)) {
+    try {
+      const info = await stat(join(dir, name));
+      if (info.isFile()) total += info.size;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    }
+  }
+  return total;
 }
