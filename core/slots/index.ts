@@ -25,7 +25,7 @@ export const SLOTS = {
   'ingestion.server': { owner: 'ingestion', methods: ['start', 'accept', 'drain', 'stats'] },
   'queue.log': { owner: 'queue', methods: ['open', 'append', 'lastOffset', 'reader', 'trim', 'info', 'close'] },
   'storage.engine': { owner: 'storage', methods: ['open', 'appender', 'querier', 'positions', 'deleteSeries', 'scan', 'stats', 'cardinality', 'flush', 'close'] },
-  'storage.kv': { owner: 'storage', methods: ['open', 'get', 'getMany', 'iterate', 'batch', 'snapshot', 'bytesOnDisk', 'close'] },
+  'storage.kv': { owner: 'storage', methods: ['open', 'get', 'getMany', 'iterate', 'batch', 'snapshot', 'bytesOnDisk', 'compactAll', 'close'] },
   'query.evaluator': { owner: 'query', methods: ['evaluate'] },
   'alerting.evaluator': { owner: 'alerting', methods: ['rules', 'evaluate'] },
 } as const satisfies Record<SlotName, { owner: string; methods: readonly string[] }>;

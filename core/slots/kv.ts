@@ -55,6 +55,11 @@ export interface KvEngine extends KvReader {
   snapshot(): KvSnapshot;
   /** Bytes the engine's files take on disk now. */
   bytesOnDisk(): Promise<number>;
+  /**
+   * Compacts everything now (deleted and overwritten entries dropped, files merged), for
+   * benchmarks and explicit flushes; resolves when done. Normal operation never needs it.
+   */
+  compactAll(): Promise<void>;
   /** Closes; `destroy` also deletes the engine's files. Open snapshots and iterations end. */
   close(options?: { destroy?: boolean }): Promise<void>;
 }

@@ -118,6 +118,12 @@ class LevelKvEngine extends LevelReader implements KvEngine {
     return new LevelSnapshot(() => database, database.snapshot());
   }
 
+  async compactAll(): Promise<void> {
+    // classic-level's CompactRange over the whole key space (the stores' keys start with a tag byte below 0xff).
+    const db = this.opened() as unknown as { compactRange(start: Uint8Array, end: Uint8Array): Promise<void> };
+    await db.compactRange(new Uint8Array(0), Uint8Array.of(0xff, 0xff, 0xff, 0xff));
+  }
+
   async bytesOnDisk(): Promise<number> {
     return directoryBytes(this.context.dataDir);
   }

@@ -274,6 +274,7 @@ class LsmStore implements SampleStore {
   }
 
   async flush(): Promise<void> {
+    await this.kv.compactAll();
     await this.disk.refresh();
   }
 

@@ -383,6 +383,7 @@ export class LsmEngine implements KvEngine {
    */
   async compactAll(): Promise<void> {
     this.checkWritable();
+    await this.settle();
     while (this.compacting !== undefined) await this.compacting;
     this.checkWritable();
     if (this.set.list.length === 0) return;

@@ -714,6 +714,7 @@ export class ChunkStore implements SampleStore {
   flush(): Promise<void> {
     return this.exclusive(async () => {
       await this.checkpoint();
+      await this.kv.compactAll();
       await this.disk.refresh();
     });
   }
