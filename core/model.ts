@@ -48,13 +48,23 @@ export interface LabelMatcher {
 /** The canonical text of a series: `name{a="1",b="2"}` with labels sorted; a stable map key. */
 export function seriesKey(labels: Labels): string {
   const name = labels[METRIC_NAME_LABEL] ?? '';
-  const names = Object.keys(labels).filter((k) => k !== METRIC_NAME_LABEL).sort();
+  // This runs once per sample on every write path: no intermediate arrays beyond the names.
+  const names: string[] = [];
+  for (const key in labels) if (key !== METRIC_NAME_LABEL) names.push(key);
   if (names.length === 0) return name;
-  const parts = names.map((k) => `${k}="${escapeLabelValue(labels[k]!)}"`);
-  return `${name}{${parts.join(',')}}`;
+  if (names.length > 1) names.sort();
+  let out = `${name}{`;
+  for (let i = 0; i < names.length; i++) {
+    const key = names[i]!;
+    out += `${i === 0 ? '' : ','}${key}="${escapeLabelValue(labels[key]!)}"`;
+  }
+  return `${out}}`;
 }
 
+const NEEDS_ESCAPE = /[\\\n"]/;
+
 export function escapeLabelValue(value: string): string {
+  if (!NEEDS_ESCAPE.test(value)) return value;
   return value.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
 }
 
