@@ -50,17 +50,25 @@ t.test('storage.time-index: a 24-hour rollup decodes only the chunks at its edge
   await store.close();
 });
 
-t.test('decoded-chunk cache: least recently used go first; the byte limit holds', async (t) => {
-  const cache = new DecodedChunkCache(3 * (2 * 8 * 10 + 96));
+t.test('decoded-chunk cache: a scan cannot evict the chunks asked for twice; the byte limit holds', async (t) => {
+  const entry = 2 * 8 * 10 + 96;
+  const cache = new DecodedChunkCache(8 * entry);
   const chunk = (): { timestampsMs: Float64Array; values: Float64Array } => ({ timestampsMs: new Float64Array(10), values: new Float64Array(10) });
-  cache.set('a', chunk());
-  cache.set('b', chunk());
-  cache.set('c', chunk());
-  t.ok(cache.get('a') !== undefined, 'a is used, so b is now the oldest');
-  cache.set('d', chunk());
-  t.equal(cache.get('b'), undefined, 'b evicted');
-  t.ok(cache.get('a') !== undefined && cache.get('c') !== undefined && cache.get('d') !== undefined);
-  t.ok(cache.bytesUsed <= cache.bytesMax);
+  for (const key of ['a', 'b', 'c']) {
+    cache.set(key, chunk());
+    t.ok(cache.get(key) !== undefined, `${key} asked for again: protected`);
+  }
+  for (let i = 0; i < 100; i++) cache.set(`scan-${i}`, chunk());
+  t.ok(['a', 'b', 'c'].every((key) => cache.get(key) !== undefined), 'a scan of 100 chunks left the working set alone');
+  t.ok(cache.get('scan-99') !== undefined, 'the newest scanned chunk is on probation');
+  t.equal(cache.get('scan-0'), undefined, 'the oldest scanned chunk went');
+  t.ok(cache.bytesUsed <= cache.bytesMax, `bytes ${cache.bytesUsed} ≤ ${cache.bytesMax}`);
+  for (let i = 0; i < 20; i++) {
+    cache.set(`hot-${i}`, chunk());
+    cache.get(`hot-${i}`);
+  }
+  t.ok(cache.bytesUsed <= cache.bytesMax, 'protected entries evict the least recently used past the limit');
+  t.equal(cache.get('a'), undefined, 'the oldest protected chunk went');
   cache.set('huge', { timestampsMs: new Float64Array(1_000), values: new Float64Array(1_000) });
-  t.equal(cache.get('huge'), undefined, 'an entry larger than the limit is not kept');
+  t.equal(cache.get('huge'), undefined, 'an entry larger than the probation share is not kept');
 });

@@ -34,6 +34,7 @@ const options = chunkStoreOptions.extend(labelIndexOptions.shape).extend({
 });
 type Options = z.infer<typeof options>;
 
+const DECODED_BYTES_PER_SAMPLE = 16;
 const cacheKey = (series: SeriesState, chunk: PersistedChunk): string => `${series.ref}:${chunk.seq}`;
 
 /** The slice of a decoded chunk in `[minTimeMs, maxTimeMs]`, as a run. */
@@ -111,7 +112,8 @@ class TimeIndexStore extends ChunkStore {
     return out;
   }
 
-  private async decoded(series: SeriesState, chunks: PersistedChunk[]): Promise<(DecodedChunk | undefined)[]> {
+  /** `keep`: put what was decoded in the cache (false for a scan larger than the cache can hold). */
+  private async decoded(series: SeriesState, chunks: PersistedChunk[], keep = true): Promise<(DecodedChunk | undefined)[]> {
     const out: (DecodedChunk | undefined)[] = chunks.map((c) => this.cache.get(cacheKey(series, c)));
     const missing = chunks.map((_, i) => i).filter((i) => out[i] === undefined);
     if (missing.length === 0) return out;
@@ -120,14 +122,15 @@ class TimeIndexStore extends ChunkStore {
       const value = values[k];
       if (value === undefined) return;
       const chunk = decodeChunk(value.subarray(8));
-      this.cache.set(cacheKey(series, chunks[i]!), chunk);
+      if (keep) this.cache.set(cacheKey(series, chunks[i]!), chunk);
       out[i] = chunk;
     });
     return out;
   }
 
-  protected override async persistedRuns(series: SeriesState, chunks: PersistedChunk[], minTimeMs: number, maxTimeMs: number): Promise<Run[]> {
-    const decoded = await this.decoded(series, chunks);
+  protected override async persistedRuns(series: SeriesState, chunks: PersistedChunk[], minTimeMs: number, maxTimeMs: number, readSamples = 0): Promise<Run[]> {
+    // A scan that would fill the cache many times over would only churn it (and keep the GC busy): it reads through.
+    const decoded = await this.decoded(series, chunks, readSamples * DECODED_BYTES_PER_SAMPLE <= this.cache.bytesMax);
     const runs: Run[] = [];
     decoded.forEach((chunk, i) => {
       if (chunk !== undefined) runs.push(slice(chunk, minTimeMs, maxTimeMs, chunks[i]!.seq));

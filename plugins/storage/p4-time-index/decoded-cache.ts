@@ -1,7 +1,7 @@
 /**
  * An LRU cache of decoded chunks with a byte limit: a dashboard that refreshes the same
  * 24 hours every 30 s decodes each chunk once, not once a refresh. A decoded chunk costs
- * 16 bytes a sample (two Float64Arrays); the least recently used are evicted past the limit.
+ * 16 bytes a sample (two Float64Arrays); past the limit the least recently used go.
  * Keys name a chunk by series ref and sequence, which a rewrite never reuses, so an entry can
  * go stale only by never being asked for again.
  */
@@ -11,11 +11,84 @@ export interface DecodedChunk {
 }
 
 const ENTRY_OVERHEAD_BYTES = 96;
+/** Share of the bytes a chunk seen once may use: a long scan churns only this part. */
+const PROBATION_SHARE = 0.25;
 
+/** One LRU list: a map to nodes of a doubly linked list, oldest at the head (O(1) for every operation). */
+class LruSegment {
+  private readonly nodes = new Map<string, Node>();
+  private oldest: Node | undefined;
+  private newest: Node | undefined;
+  bytes = 0;
+
+  get size(): number {
+    return this.nodes.size;
+  }
+
+  take(key: string): DecodedChunk | undefined {
+    const node = this.nodes.get(key);
+    if (node === undefined) return undefined;
+    this.unlink(node);
+    return node.chunk;
+  }
+
+  peekTouch(key: string): DecodedChunk | undefined {
+    const node = this.nodes.get(key);
+    if (node === undefined) return undefined;
+    this.unlink(node);
+    this.link(node);
+    return node.chunk;
+  }
+
+  add(key: string, chunk: DecodedChunk): void {
+    this.link({ key, chunk, size: sizeOf(chunk), older: undefined, newer: undefined });
+  }
+
+  /** Drops the oldest entry; returns false when empty. */
+  dropOldest(): boolean {
+    const node = this.oldest;
+    if (node === undefined) return false;
+    this.unlink(node);
+    return true;
+  }
+
+  private link(node: Node): void {
+    node.older = this.newest;
+    node.newer = undefined;
+    if (this.newest !== undefined) this.newest.newer = node;
+    this.newest = node;
+    this.oldest ??= node;
+    this.nodes.set(node.key, node);
+    this.bytes += node.size;
+  }
+
+  private unlink(node: Node): void {
+    if (node.older !== undefined) node.older.newer = node.newer;
+    else this.oldest = node.newer;
+    if (node.newer !== undefined) node.newer.older = node.older;
+    else this.newest = node.older;
+    this.nodes.delete(node.key);
+    this.bytes -= node.size;
+  }
+}
+
+interface Node {
+  key: string;
+  chunk: DecodedChunk;
+  size: number;
+  older: Node | undefined;
+  newer: Node | undefined;
+}
+
+/**
+ * Two LRU segments (the "2Q" idea): a chunk enters on probation and moves to the protected
+ * segment when it is asked for again. A one-off scan of more chunks than fit — a 24-hour
+ * query over every series — then evicts only other once-seen chunks, not the working set of
+ * the dashboards that ask for the same chunks again and again.
+ */
 export class DecodedChunkCache {
-  /** Map iteration order is insertion order: re-inserting on a hit makes it the LRU order. */
-  private readonly entries = new Map<string, DecodedChunk>();
-  private bytes = 0;
+  private readonly probation = new LruSegment();
+  private readonly protected = new LruSegment();
   hits = 0;
   misses = 0;
   evictions = 0;
@@ -23,48 +96,44 @@ export class DecodedChunkCache {
   constructor(readonly bytesMax: number) {}
 
   get(key: string): DecodedChunk | undefined {
-    const entry = this.entries.get(key);
-    if (entry === undefined) {
+    const hot = this.protected.peekTouch(key);
+    if (hot !== undefined) {
+      this.hits += 1;
+      return hot;
+    }
+    const seen = this.probation.take(key);
+    if (seen === undefined) {
       this.misses += 1;
       return undefined;
     }
     this.hits += 1;
-    this.entries.delete(key);
-    this.entries.set(key, entry);
-    return entry;
+    this.protected.add(key, seen);
+    this.trim(this.protected, this.bytesMax - Math.min(this.probation.bytes, this.bytesMax * PROBATION_SHARE));
+    return seen;
   }
 
   set(key: string, chunk: DecodedChunk): void {
-    const size = sizeOf(chunk);
-    if (size > this.bytesMax) return;
-    const held = this.entries.get(key);
-    if (held !== undefined) {
-      this.bytes -= sizeOf(held);
-      this.entries.delete(key);
-    }
-    this.entries.set(key, chunk);
-    this.bytes += size;
-    for (const [oldest, entry] of this.entries) {
-      if (this.bytes <= this.bytesMax) break;
-      this.entries.delete(oldest);
-      this.bytes -= sizeOf(entry);
-      this.evictions += 1;
-    }
+    if (sizeOf(chunk) > this.bytesMax * PROBATION_SHARE) return;
+    this.delete(key);
+    this.probation.add(key, chunk);
+    this.trim(this.probation, Math.max(this.bytesMax * PROBATION_SHARE, this.bytesMax - this.protected.bytes));
+  }
+
+  private trim(segment: LruSegment, bytesMax: number): void {
+    while (segment.bytes > bytesMax && segment.dropOldest()) this.evictions += 1;
   }
 
   delete(key: string): void {
-    const held = this.entries.get(key);
-    if (held === undefined) return;
-    this.entries.delete(key);
-    this.bytes -= sizeOf(held);
+    this.probation.take(key);
+    this.protected.take(key);
   }
 
   get size(): number {
-    return this.entries.size;
+    return this.probation.size + this.protected.size;
   }
 
   get bytesUsed(): number {
-    return this.bytes;
+    return this.probation.bytes + this.protected.bytes;
   }
 }
 

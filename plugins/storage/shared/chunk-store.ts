@@ -555,7 +555,7 @@ export class ChunkStore implements SampleStore {
   }
 
   /** The samples of one series in `[minTimeMs, maxTimeMs]`, merged across its pieces. */
-  private async read(series: SeriesState, minTimeMs: number, maxTimeMs: number): Promise<{ timestampsMs: number[]; values: number[] }> {
+  private async read(series: SeriesState, minTimeMs: number, maxTimeMs: number, readSamples = 0): Promise<{ timestampsMs: number[]; values: number[] }> {
     const runs: Run[] = [];
     const overlapping = this.overlapping(series, minTimeMs, maxTimeMs);
     // In-memory pieces are read before the await: a checkpoint may move them meanwhile.
@@ -565,7 +565,7 @@ export class ChunkStore implements SampleStore {
     if (series.outOfOrder !== undefined) runs.push(outOfOrderRun(series.outOfOrder, minTimeMs, maxTimeMs));
     const head = series.head;
     if (head !== undefined && head.count > 0 && head.lastTimestampMs! >= minTimeMs && head.firstTimestampMs! <= maxTimeMs) runs.push(decodeRange(head.bytes(), minTimeMs, maxTimeMs, HEAD_SEQ));
-    if (overlapping.length > 0) runs.push(...(await this.persistedRuns(series, overlapping, minTimeMs, maxTimeMs)));
+    if (overlapping.length > 0) runs.push(...(await this.persistedRuns(series, overlapping, minTimeMs, maxTimeMs, readSamples)));
     return mergeRuns(runs);
   }
 
@@ -576,8 +576,12 @@ export class ChunkStore implements SampleStore {
     return series.persisted.filter((c) => c.maxTimeMs >= minTimeMs && c.minTimeMs <= maxTimeMs);
   }
 
-  /** Reads and decodes persisted chunks, keeping the samples in `[minTimeMs, maxTimeMs]`. */
-  protected async persistedRuns(series: SeriesState, chunks: PersistedChunk[], minTimeMs: number, maxTimeMs: number): Promise<Run[]> {
+  /**
+   * Reads and decodes persisted chunks, keeping the samples in `[minTimeMs, maxTimeMs]`.
+   * `readSamples` is how many persisted samples the whole request reads (0 when unknown), so
+   * a cache can tell a scan from a lookup.
+   */
+  protected async persistedRuns(series: SeriesState, chunks: PersistedChunk[], minTimeMs: number, maxTimeMs: number, _readSamples = 0): Promise<Run[]> {
     const values = await this.kv.getMany(chunks.map((c) => chunkKey(series.ref, c.minTimeMs, c.seq)));
     const runs: Run[] = [];
     for (let i = 0; i < chunks.length; i++) {
@@ -616,8 +620,11 @@ export class ChunkStore implements SampleStore {
     return {
       select: async (matchers) => {
         const out: SeriesSamples[] = [];
-        for (const series of this.candidates(matchers, minTimeMs, maxTimeMs)) {
-          const samples = await this.read(series, minTimeMs, maxTimeMs);
+        const candidates = this.candidates(matchers, minTimeMs, maxTimeMs);
+        let readSamples = 0;
+        for (const series of candidates) for (const chunk of this.overlapping(series, minTimeMs, maxTimeMs)) readSamples += chunk.count;
+        for (const series of candidates) {
+          const samples = await this.read(series, minTimeMs, maxTimeMs, readSamples);
           if (samples.timestampsMs.length > 0) out.push({ labels: series.labels, ...samples });
         }
         return out;
