@@ -19,6 +19,8 @@ import type { HandoverReply } from '../core/platform-context.js';
 import { runScenario } from './scenario/runner.js';
 import { runLoad, type LoadFlags } from './load/command.js';
 import { benchIngestion, benchTargets, parseTarget, WORKLOADS } from './bench/ingestion.js';
+import { benchStorage, parseStorageTarget, storageTargets } from './bench/storage.js';
+import { HOURS_MAX, SEED_DEFAULT, SERIES_MAX } from './bench/storage-dataset.js';
 import { renderReport } from './scenario/report.js';
 
 const log = createLogger('craft');
@@ -219,14 +221,34 @@ program
 
 program
   .command('bench')
-  .description('benchmarks; `craft bench ingestion` runs every ingestion phase under the same workloads')
-  .argument('<what>', 'ingestion')
-  .option('--duration <s>', 'seconds per run', '10')
-  .option('--phases <ids>', 'comma-separated targets: bare, or plugin[:option=value,…] (default: bare, every ingestion.server plugin, ingestion.event-driven:loops=2)')
-  .option('--workloads <ids>', `comma-separated workloads (default all): ${WORKLOADS.map((w) => w.id).join(',')}`)
+  .description('benchmarks; `craft bench ingestion` runs every ingestion phase under the same workloads, `craft bench storage` every storage engine on every KV engine')
+  .argument('<what>', 'ingestion | storage')
+  .option('--duration <s>', 'ingestion: seconds per run', '10')
+  .option(
+    '--phases <ids>',
+    'comma-separated targets. ingestion: bare, or plugin[:option=value,…] (default: bare, every ingestion.server plugin, ingestion.event-driven:loops=2). storage: engine@kv[:option=value,…], @- for no KV engine, options series and hours lower the dataset (default: every storage.engine on every storage.kv, craft0.jsonl-store@-:hours=1)',
+  )
+  .option('--workloads <ids>', `ingestion: comma-separated workloads (default all): ${WORKLOADS.map((w) => w.id).join(',')}`)
+  .option('--series <n>', 'storage: series in the dataset (default 1000, at most 10000)')
+  .option('--hours <h>', 'storage: hours of 15 s scrapes per series (default 24)')
   .option('--out <dir>', 'where results go', 'docs/results')
-  .action(async (what: string, flags: { duration: string; phases?: string; workloads?: string; out: string }) => {
-    if (what !== 'ingestion') throw new CraftError('CRAFT_BAD_REQUEST', `unknown benchmark ${what}; available: ingestion`);
+  .action(async (what: string, flags: { duration: string; phases?: string; workloads?: string; series?: string; hours?: string; out: string }) => {
+    if (what === 'storage') {
+      const { registry } = await PluginRegistry.load();
+      const defaults = { series: Number(flags.series ?? 1_000), hours: Number(flags.hours ?? 24), seed: SEED_DEFAULT };
+      const targets = flags.phases === undefined ? storageTargets(registry, defaults) : flags.phases.split(',').map((t) => parseStorageTarget(t.trim(), defaults));
+      for (const t of targets) {
+        registry.checkOptions('storage.engine', t.engine, t.options);
+        if (t.kv !== undefined) registry.resolve('storage.kv', t.kv);
+        if (!(Number.isInteger(t.dataset.series) && t.dataset.series >= 1 && t.dataset.series <= SERIES_MAX && t.dataset.hours > 0 && t.dataset.hours <= HOURS_MAX)) {
+          throw new CraftError('CRAFT_BAD_REQUEST', `${t.id}: series must be an integer 1–${SERIES_MAX} and hours in (0, ${HOURS_MAX}]`);
+        }
+      }
+      const command = ['node bin/craft.js bench storage', ...(flags.series === undefined ? [] : [`--series ${flags.series}`]), ...(flags.hours === undefined ? [] : [`--hours ${flags.hours}`]), ...(flags.phases === undefined ? [] : [`--phases ${flags.phases}`])].join(' ');
+      await benchStorage({ targets, dataset: defaults, outDir: flags.out, command });
+      return;
+    }
+    if (what !== 'ingestion') throw new CraftError('CRAFT_BAD_REQUEST', `unknown benchmark ${what}; available: ingestion, storage`);
     const targets = flags.phases?.split(',') ?? (await benchTargets());
     // `bare`, or an ingestion server plugin with options it accepts (`ingestion.event-driven:loops=2,http=node`).
     const { registry } = await PluginRegistry.load();
