@@ -10,6 +10,7 @@
  * dataset, and that the page quotes the report as this prints it.
  */
 import { pathToFileURL } from 'node:url';
+import { random } from '../cli/bench/storage-dataset.js';
 import { ChunkAppender, chunkIterator, decodeChunkInto, decodeChunkRange } from '../plugins/storage/shared/gorilla.js';
 
 /** Scrape interval of the dataset. */
@@ -34,16 +35,6 @@ export const START_MS = 1_700_000_000_000;
 export const SERIES_KINDS = ['counter', 'gauge', 'constant', 'constant-jittered'] as const;
 export type SeriesKind = (typeof SERIES_KINDS)[number];
 
-/** A deterministic pseudo-random generator (mulberry32) returning [0, 1). */
-export function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let mixed = Math.imul(state ^ (state >>> 15), 1 | state);
-    mixed = (mixed + Math.imul(mixed ^ (mixed >>> 7), 61 | mixed)) ^ mixed;
-    return ((mixed ^ (mixed >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
 
 /** One series of the dataset, deterministic in (kind, seed). */
 export function scrapeSeries(kind: SeriesKind, seed: number, samples = SERIES_SAMPLES): { timestampsMs: Float64Array; values: Float64Array } {

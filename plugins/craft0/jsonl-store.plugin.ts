@@ -6,6 +6,7 @@
  * write as a `{"$positions":{…}}` line. A torn last line (a crash mid-write) is cut off on
  * open; the queue delivers that batch again.
  */
+import { bufferedAppender } from '../../core/storage/buffered-appender.js';
 import { createReadStream } from 'node:fs';
 import { mkdir, open, rename, rm, stat, truncate, type FileHandle } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
@@ -145,17 +146,9 @@ class JsonLinesStore implements SampleStore {
   }
 
   appender(): Appender {
-    const pending: WireSample[] = [];
-    return {
-      append: (labels, timestampMs, value, serverStamped) => {
-        pending.push(serverStamped === true ? [labels, timestampMs, value, 1] : [labels, timestampMs, value]);
-      },
-      commit: (positions) => this.write(pending.splice(0), positions),
-      rollback: () => {
-        pending.length = 0;
-      },
-    };
+    return bufferedAppender((samples, positions) => this.write(samples, positions));
   }
+
 
   private async write(samples: WireSample[], positions: QueuePositions): Promise<AppendResult> {
     const result: AppendResult = { added: 0, replaced: 0, restamped: 0, seriesCreated: 0 };

@@ -17,6 +17,7 @@
  * key and value per sample before the engine's own overhead, and a key comparison per
  * sample on every write and read — the numbers phase 2's chunks improve on.
  */
+import { bufferedAppender } from '../../core/storage/buffered-appender.js';
 import { definePlugin } from '../../core/plugins/define.js';
 import { cardinalityOf, compileMatchers, labelNamesOf, labelValuesOf, pinnedMetricName, seriesKey, METRIC_NAME_LABEL, type Labels, type LabelMatcher, type SeriesSamples, type WireSample } from '../../core/model.js';
 import type { AppendResult, Appender, CardinalityStats, Querier, QueuePositions, SampleStore, StorageContext, StoreStats } from '../../core/slots/storage.js';
@@ -95,17 +96,9 @@ class LsmStore implements SampleStore {
   }
 
   appender(): Appender {
-    const pending: WireSample[] = [];
-    return {
-      append: (labels, timestampMs, value, serverStamped) => {
-        pending.push(serverStamped === true ? [labels, timestampMs, value, 1] : [labels, timestampMs, value]);
-      },
-      commit: (positions) => this.commit(pending.splice(0), positions),
-      rollback: () => {
-        pending.length = 0;
-      },
-    };
+    return bufferedAppender((samples, positions) => this.commit(samples, positions));
   }
+
 
   private async commit(samples: WireSample[], positions: QueuePositions): Promise<AppendResult> {
     const ops: KvOp[] = [];

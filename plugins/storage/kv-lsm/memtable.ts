@@ -54,14 +54,32 @@ export class Memtable {
   }
 }
 
-class ForwardCursor implements Cursor {
-  private node: SkipNode | null;
+/** What both directions share: the node a cursor stands on. */
+abstract class NodeCursor implements Cursor {
+  protected node: SkipNode | null = null;
 
+  valid(): boolean {
+    return this.node !== null;
+  }
+
+  key(): Uint8Array {
+    return this.node!.key;
+  }
+
+  value(): Uint8Array | null {
+    return this.node!.value;
+  }
+
+  abstract next(): void;
+}
+
+class ForwardCursor extends NodeCursor {
   constructor(
     private readonly list: SkipList,
     private readonly seq: number,
     private readonly bounds: Bounds,
   ) {
+    super();
     const lower = bounds.lower;
     let node = lower === undefined ? list.first() : lower.inclusive ? list.seekVisible(lower.key, seq) : list.seekAfter(lower.key);
     node = this.settle(node);
@@ -80,18 +98,6 @@ class ForwardCursor implements Cursor {
     return null;
   }
 
-  valid(): boolean {
-    return this.node !== null;
-  }
-
-  key(): Uint8Array {
-    return this.node!.key;
-  }
-
-  value(): Uint8Array | null {
-    return this.node!.value;
-  }
-
   next(): void {
     // Walk past a few older versions of the current key; a key overwritten many times is left by a seek instead, O(log n) rather than O(versions).
     const key = this.node!.key;
@@ -108,14 +114,13 @@ class ForwardCursor implements Cursor {
 }
 
 
-class ReverseCursor implements Cursor {
-  private node: SkipNode | null;
-
+class ReverseCursor extends NodeCursor {
   constructor(
     private readonly list: SkipList,
     private readonly seq: number,
     private readonly bounds: Bounds,
   ) {
+    super();
     const upper = bounds.upper;
     this.node = this.settle(upper === undefined ? list.last() : list.seekLast(upper.key, upper.inclusive));
   }
@@ -130,18 +135,6 @@ class ReverseCursor implements Cursor {
       node = this.list.seekLast(node.key, false);
     }
     return null;
-  }
-
-  valid(): boolean {
-    return this.node !== null;
-  }
-
-  key(): Uint8Array {
-    return this.node!.key;
-  }
-
-  value(): Uint8Array | null {
-    return this.node!.value;
   }
 
   next(): void {

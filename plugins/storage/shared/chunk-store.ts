@@ -27,6 +27,7 @@
  *   W<seq u64>                     → write-ahead record (p2-gorilla/wal-record.ts)
  *   Mpositions, Mstats, Mcheckpoint → JSON
  */
+import { bufferedAppender } from '../../../core/storage/buffered-appender.js';
 import { z } from 'zod';
 import { cardinalityOf, labelNamesOf, labelValuesOf, seriesKey, type Labels, type LabelMatcher, type SeriesSamples, type WireSample } from '../../../core/model.js';
 import type { AppendResult, Appender, CardinalityStats, Querier, QueuePositions, SampleStore, StorageContext, StoreStats } from '../../../core/slots/storage.js';
@@ -310,17 +311,9 @@ export class ChunkStore implements SampleStore {
   }
 
   appender(): Appender {
-    const pending: WireSample[] = [];
-    return {
-      append: (labels, timestampMs, value, serverStamped) => {
-        pending.push(serverStamped === true ? [labels, timestampMs, value, 1] : [labels, timestampMs, value]);
-      },
-      commit: (positions) => this.exclusive(() => this.commit(pending.splice(0), positions)),
-      rollback: () => {
-        pending.length = 0;
-      },
-    };
+    return bufferedAppender((samples, positions) => this.exclusive(() => this.commit(samples, positions)));
   }
+
 
   private async commit(samples: WireSample[], positions: QueuePositions): Promise<AppendResult> {
     if (this.broken) throw new Error('store is broken by an earlier failed commit; reopen it (its records replay)');

@@ -1,0 +1,19 @@
+/**
+ * The appender every store gives out: it buffers the transaction's samples (the store sees
+ * nothing before `commit`) and hands them to the store's own commit in one piece.
+ */
+import type { WireSample } from '../model.js';
+import type { AppendResult, Appender, QueuePositions } from '../slots/storage.js';
+
+export function bufferedAppender(commit: (samples: WireSample[], positions: QueuePositions) => Promise<AppendResult>): Appender {
+  const pending: WireSample[] = [];
+  return {
+    append: (labels, timestampMs, value, serverStamped) => {
+      pending.push(serverStamped === true ? [labels, timestampMs, value, 1] : [labels, timestampMs, value]);
+    },
+    commit: (positions) => commit(pending.splice(0), positions),
+    rollback: () => {
+      pending.length = 0;
+    },
+  };
+}
