@@ -562,6 +562,18 @@ export class ChunkStore implements SampleStore {
     return mergeRuns(runs);
   }
 
+  /**
+   * Whether a series has a sample in the range: a piece lying wholly inside it answers yes
+   * from metadata; only a range that cuts every piece needs the samples read.
+   */
+  private async hasSampleIn(series: SeriesState, minTimeMs: number, maxTimeMs: number): Promise<boolean> {
+    const inside = (a: number, b: number): boolean => a >= minTimeMs && b <= maxTimeMs;
+    const head = series.head;
+    if (head !== undefined && head.count > 0 && inside(head.firstTimestampMs!, head.lastTimestampMs!)) return true;
+    if (series.closed.some((c) => inside(c.minTimeMs, c.maxTimeMs)) || series.persisted.some((c) => c.count > 0 && inside(c.minTimeMs, c.maxTimeMs))) return true;
+    return (await this.read(series, minTimeMs, maxTimeMs)).timestampsMs.length > 0;
+  }
+
   // ---- Extension points of later phases (phase 4 overrides them) ----
 
   /** The persisted chunks of a series that overlap `[minTimeMs, maxTimeMs]`. */
@@ -606,7 +618,7 @@ export class ChunkStore implements SampleStore {
     const inRange = async (matchers: LabelMatcher[]): Promise<Labels[]> => {
       const out: Labels[] = [];
       for (const series of this.candidates(matchers, minTimeMs, maxTimeMs)) {
-        if ((await this.read(series, minTimeMs, maxTimeMs)).timestampsMs.length > 0) out.push(series.labels);
+        if (await this.hasSampleIn(series, minTimeMs, maxTimeMs)) out.push(series.labels);
       }
       return out;
     };
