@@ -88,6 +88,10 @@ export const ERROR_CODES = {
     message: 'store file is corrupt beyond its last complete record',
     fix: 'The torn tail is ignored and rewritten; nothing acknowledged is lost because the queue replays it.',
   },
+  CRAFT_QUERY_PARSE: {
+    message: 'query is not valid PromQL',
+    fix: 'Correct the query at the line:column the message gives; it names what was unexpected and what was expected.',
+  },
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
