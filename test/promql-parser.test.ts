@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { typeOf, type Expr } from '../core/promql/ast.js';
 import { FUNCTIONS } from '../core/promql/functions.js';
-import { parseDurationMs, parsePromQL, PromQLParseError, toCraftError } from '../core/promql/parser.js';
+import { EXPRESSION_DEPTH_MAX, parseDurationMs, parsePromQL, PromQLParseError, toCraftError } from '../core/promql/parser.js';
 import { printExpr } from '../core/promql/printer.js';
 import { GRAMMARS, generateParserSource, generateWithCli, repositoryRoot } from '../scripts/gen-grammars.js';
 
@@ -195,6 +195,14 @@ t.test('errors read like Prometheus and carry a position', async (t) => {
   t.ok(error instanceof PromQLParseError);
   t.match(error, { offset: 11, line: 2, column: 5, detail: 'unknown function with name "foo"' });
   t.match(toCraftError(error as PromQLParseError).toJSON(), { code: 'CRAFT_QUERY_PARSE', message: '2:5: parse error: unknown function with name "foo"', details: { offset: 11, line: 2, column: 5 } });
+});
+
+t.test('regression: deep nesting is a parse error, not a stack overflow', async (t) => {
+  const sum = (terms: number) => Array.from({ length: terms }, (_, i) => `m${i}`).join(' + ');
+  t.equal(typeOf(parsePromQL(sum(EXPRESSION_DEPTH_MAX))), 'vector', 'a sum as deep as the limit parses');
+  const tooDeep = { name: 'PromQLParseError', message: '1:1: parse error: expression nests too deeply' };
+  t.throws(() => parsePromQL(sum(3 * EXPRESSION_DEPTH_MAX)), tooDeep, 'the checks would recurse past the stack');
+  t.throws(() => parsePromQL(`${'('.repeat(5000)}x${')'.repeat(5000)}`), tooDeep, 'the generated parser would recurse past the stack');
 });
 
 t.test('the printer writes canonical text', async (t) => {

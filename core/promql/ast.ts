@@ -162,6 +162,40 @@ export function typeOf(expr: Expr): ValueType {
   }
 }
 
+/** The direct subexpressions of a node, in source order. */
+export function childrenOf(expr: Expr): Expr[] {
+  switch (expr.type) {
+    case 'NumberLiteral':
+    case 'StringLiteral':
+    case 'VectorSelector':
+      return [];
+    case 'MatrixSelector':
+      return [expr.selector];
+    case 'SubqueryExpr':
+    case 'ParenExpr':
+    case 'UnaryExpr':
+      return [expr.expr];
+    case 'BinaryExpr':
+      return [expr.lhs, expr.rhs];
+    case 'AggregateExpr':
+      return expr.param === undefined ? [expr.expr] : [expr.param, expr.expr];
+    case 'Call':
+      return expr.args;
+  }
+}
+
+/** The number of nodes on the longest path from `expr` down to a leaf; iterative, so any depth is safe. */
+export function depthOf(expr: Expr): number {
+  let deepest = 0;
+  const pending: Array<[Expr, number]> = [[expr, 1]];
+  for (let next = pending.pop(); next !== undefined; next = pending.pop()) {
+    const [node, depth] = next;
+    deepest = Math.max(deepest, depth);
+    for (const child of childrenOf(node)) pending.push([child, depth + 1]);
+  }
+  return deepest;
+}
+
 /** The names Prometheus uses for value types in its messages ("instant vector", "range vector"). */
 export function documentedType(type: ValueType): string {
   return type === 'vector' ? 'instant vector' : type === 'matrix' ? 'range vector' : type;

@@ -8,7 +8,7 @@
 import { CraftError } from '../errors.js';
 import { compileMatchers, METRIC_NAME_LABEL, type LabelMatcher } from '../model.js';
 import {
-  AGGREGATE_PARAM_TYPES, COMPARISON_OPS, documentedType, SET_OPS,
+  AGGREGATE_PARAM_TYPES, COMPARISON_OPS, depthOf, documentedType, SET_OPS,
   type BinaryExpr, type Expr, type PosRange, type ValueType, type VectorMatching, type VectorSelector,
 } from './ast.js';
 import { argumentCountRange, lookupFunction } from './functions.js';
@@ -45,14 +45,24 @@ export function toCraftError(error: PromQLParseError): CraftError {
   });
 }
 
+/**
+ * The deepest tree parsePromQL accepts (a 1,000-term sum is 1,000 deep). The checks, the printer
+ * and an evaluator recurse once per level; past this a query would exhaust the stack instead.
+ */
+export const EXPRESSION_DEPTH_MAX = 1_000;
+const TOO_DEEP = 'expression nests too deeply';
+
 /** Parses and checks a PromQL expression. Throws PromQLParseError. */
 export function parsePromQL(text: string): Expr {
   let expr: Expr;
   try {
     expr = generatedParse(text, { startRule: 'Expression' });
   } catch (error) {
+    // The generated parser recurses per nesting level too; it runs out of stack before the limit for parentheses.
+    if (error instanceof RangeError) throw new PromQLParseError(text, 0, TOO_DEEP);
     throw fromGeneratedError(text, error);
   }
+  if (depthOf(expr) > EXPRESSION_DEPTH_MAX) throw new PromQLParseError(text, 0, TOO_DEEP);
   new Checker(text).check(expr);
   return expr;
 }
