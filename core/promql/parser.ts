@@ -8,7 +8,7 @@
 import { CraftError } from '../errors.js';
 import { compileMatchers, METRIC_NAME_LABEL, type LabelMatcher } from '../model.js';
 import {
-  AGGREGATE_PARAM_TYPES, COMPARISON_OPS, depthOf, documentedType, SET_OPS,
+  AGGREGATE_OPS, AGGREGATE_PARAM_TYPES, COMPARISON_OPS, depthOf, documentedType, SET_OPS,
   type BinaryExpr, type Expr, type PosRange, type ValueType, type VectorMatching, type VectorSelector,
 } from './ast.js';
 import { argumentCountRange, lookupFunction } from './functions.js';
@@ -119,7 +119,7 @@ function describeExpected(expectations: Expectation[]): string {
 }
 
 const KEYWORD_TOKENS = new Set(['offset', 'by', 'without', 'on', 'ignoring', 'group_left', 'group_right', 'bool', 'start', 'end']);
-const AGGREGATOR_TOKENS = new Set(['sum', 'avg', 'min', 'max', 'count', 'group', 'stddev', 'stdvar', 'topk', 'bottomk', 'quantile', 'count_values', 'limitk', 'limit_ratio']);
+const AGGREGATOR_TOKENS: ReadonlySet<string> = new Set(AGGREGATE_OPS);
 const OPERATOR_WORDS = new Set(['and', 'or', 'unless', 'atan2']);
 
 /** The token at `offset`, described the way Prometheus's lexer items print (`<op:*>`, `identifier "x"`). */
@@ -141,8 +141,6 @@ function describeFound(text: string, offset: number): string {
   if (operator !== undefined) return `<op:${operator}>`;
   return JSON.stringify(String.fromCodePoint(rest.codePointAt(0)!));
 }
-
-const ONE_TO_ONE: VectorMatching = { card: 'one-to-one', on: false, labels: [], include: [] };
 
 /** Prometheus's checkAST: the type rules the grammar cannot express. Completes BinaryExpr.matching. */
 class Checker {
@@ -223,7 +221,8 @@ class Checker {
       this.fail(operator, 'comparisons between scalars must use BOOL modifier');
     }
     const written = expr.matching;
-    const matching = { ...(written ?? ONE_TO_ONE) };
+    // Fresh arrays: the evaluator owns the tree it gets and may keep or change them.
+    const matching: VectorMatching = written ?? { card: 'one-to-one', on: false, labels: [], include: [] };
     if (setOperator && matching.card === 'one-to-one') matching.card = 'many-to-many';
     const grouped = matching.card === 'many-to-one' || matching.card === 'one-to-many';
     if (matching.on) {

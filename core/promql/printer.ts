@@ -33,7 +33,7 @@ export function printExpr(expr: Expr): string {
     case 'NumberLiteral':
       return printNumber(expr.value);
     case 'StringLiteral':
-      return quote(expr.value);
+      return quoteString(expr.value);
     case 'VectorSelector':
       return printSelector(expr) + printModifiers(expr.at, expr.offsetMs);
     case 'MatrixSelector':
@@ -103,12 +103,12 @@ function printSelector(selector: VectorSelector): string {
 }
 
 function printMatcher(matcher: LabelMatcher): string {
-  const name = BARE_LABEL_NAME.test(matcher.name) ? matcher.name : quote(matcher.name);
-  return `${name}${matcher.op}${quote(matcher.value)}`;
+  const name = BARE_LABEL_NAME.test(matcher.name) ? matcher.name : quoteString(matcher.name);
+  return `${name}${matcher.op}${quoteString(matcher.value)}`;
 }
 
 function groupingLabel(label: string): string {
-  return BARE_LABEL_NAME.test(label) && !RESERVED_GROUPING_LABELS.has(label.toLowerCase()) ? label : quote(label);
+  return BARE_LABEL_NAME.test(label) && !RESERVED_GROUPING_LABELS.has(label.toLowerCase()) ? label : quoteString(label);
 }
 
 /** ` @ …` then ` offset …`, the order Prometheus prints them in. */
@@ -167,7 +167,7 @@ const NAMED_ESCAPES: Record<string, string> = {
 };
 
 /** A double-quoted string with Go's escapes, as Go's %q writes it (which the grammar reads back). */
-export function quote(value: string): string {
+export function quoteString(value: string): string {
   let out = '"';
   for (const char of value) {
     const code = char.codePointAt(0)!;
