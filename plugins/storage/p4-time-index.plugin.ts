@@ -22,13 +22,14 @@ import type { StorageContext } from '../../core/slots/storage.js';
 import { accumulateSamples, finish, mergeLater, windowIndex, type WindowAccumulator, type WindowSummary } from '../../core/storage/rollup.js';
 import { ChunkStore, chunkKey, chunkStoreOptions } from './shared/chunk-store.js';
 import { LabelIndex, labelIndexOptions } from './shared/label-index.js';
-import { decodeChunk } from './shared/gorilla.js';
-import { decodeRange, type ClosedChunk, type PersistedChunk, type Run, type SeriesState } from './shared/chunk-series.js';
+import { decodeRange, decodeStored, type ClosedChunk, type PersistedChunk, type Run, type SeriesState } from './shared/chunk-series.js';
 import { readTime } from './shared/keys.js';
 import { DecodedChunkCache, type DecodedChunk } from './p4-time-index/decoded-cache.js';
 import { SUMMARY_TAG, decodeSummary, encodeSummary, summarise, summaryKey, type StoredSummary } from './p4-time-index/summaries.js';
 
 const options = chunkStoreOptions.extend(labelIndexOptions.shape).extend({
+  /** Phase 4 packs closed chunks (decimal values, jittered timestamps) where that is smaller than Gorilla. */
+  chunkEncoding: z.enum(['gorilla', 'packed']).default('packed'),
   /** Bytes of decoded chunks the LRU cache keeps. */
   decodedCacheBytes: z.number().int().min(0).default(64 * 1024 * 1024),
 });
@@ -56,10 +57,10 @@ class TimeIndexStore extends ChunkStore {
   }
 
   protected override chunkWritten(_series: SeriesState, chunk: ClosedChunk, ops: KvOp[]): void {
-    const summary = summarise(decodeChunk(chunk.bytes));
+    const summary = summarise(decodeStored(chunk.bytes));
     if (summary === undefined) return;
     chunk.summary = summary;
-    ops.push({ type: 'put', key: summaryKey(chunkKey(_series.ref, chunk.minTimeMs, chunk.seq)), value: encodeSummary(summary) });
+    ops.push({ type: 'put', key: summaryKey(chunkKey(_series.ref, chunk.minTimeMs, chunk.seq)), value: encodeSummary(summary, chunk.minTimeMs, chunk.maxTimeMs) });
   }
 
   protected override chunkDropped(series: SeriesState, chunk: PersistedChunk, ops: KvOp[]): void {
@@ -79,7 +80,7 @@ class TimeIndexStore extends ChunkStore {
         const minTimeMs = readTime(key, 5);
         const seq = view.getUint32(13);
         const chunk = series === undefined ? undefined : this.findChunk(series, minTimeMs, seq);
-        if (chunk !== undefined) chunk.summary = decodeSummary(value);
+        if (chunk !== undefined) chunk.summary = decodeSummary(value, chunk.minTimeMs, chunk.maxTimeMs);
       }
     }
   }
@@ -121,7 +122,7 @@ class TimeIndexStore extends ChunkStore {
     missing.forEach((i, k) => {
       const value = values[k];
       if (value === undefined) return;
-      const chunk = decodeChunk(value.subarray(8));
+      const chunk = decodeStored(value.subarray(8));
       if (keep) this.cache.set(cacheKey(series, chunks[i]!), chunk);
       out[i] = chunk;
     });

@@ -3,8 +3,14 @@
  * once when the chunk is written and stored beside it, so a rollup window that covers a
  * whole chunk adds the summary instead of decoding 120 samples.
  *
- *   Z<ref u32><minT t64><seq u32> → count u32  min f64  max f64  first f64  firstMs f64
- *                                   last f64  lastMs f64  special f64  parts u8  part f64 × parts
+ *   Z<ref u32><minT t64><seq u32> → 0x02 · count uvarint · [ firstMs − minT uvarint · maxT − lastMs uvarint ·
+ *                                   min · max · first · last · special · parts u8 · part × parts ]   (when count > 0)
+ *
+ * Every float is written compactly: one byte e ≤ 15 and the zig-zag varint of n when the value
+ * is exactly n / 10^e (most readings are: `12.34` takes 3 bytes), else 0xff and the 8 bytes of
+ * the float64. Times are offsets from the chunk's own bounds (0 unless the chunk begins or ends
+ * with a staleness marker). A summary of a scraped chunk takes ~25 bytes instead of the 61 + 8
+ * a part that the first layout (still read: it begins with the zero byte of its count u32) used.
  *
  * The sum is kept as its exact expansion (core/storage/rollup.ts), so merging summaries
  * gives the same bits as adding every sample. A chunk of only staleness markers has count 0.
@@ -12,11 +18,14 @@
 import { accumulateSamples, type WindowAccumulator } from '../../../core/storage/rollup.js';
 import type { ChunkSummary } from '../shared/chunk-series.js';
 import { KEY_TAG } from '../shared/keys.js';
+import { decimalOf, fromDecimal, unzigzag, zigzag } from '../shared/packed-chunk.js';
 import type { DecodedChunk } from './decoded-cache.js';
 
 /** Parts of an exact sum a summary keeps at most; a longer expansion is not summarised (rare: it needs values spread over ~600 binary orders of magnitude). */
 export const SUMMARY_PARTS_MAX = 32;
 export const SUMMARY_TAG = 0x5a; // Z
+const SUMMARY_VERSION = 0x02;
+const RAW_FLOAT = 0xff;
 
 export type StoredSummary = ChunkSummary & { exact: { parts: number[]; special: number } };
 
@@ -40,18 +49,87 @@ export function summarise(chunk: DecodedChunk): StoredSummary | undefined {
   return { count, sum: 0, min, max, first, firstMs, last, lastMs, exact };
 }
 
-export function encodeSummary(summary: StoredSummary): Uint8Array {
-  const parts = summary.exact.parts;
-  const bytes = new Uint8Array(4 + 7 * 8 + 1 + parts.length * 8);
-  const view = new DataView(bytes.buffer);
-  view.setUint32(0, summary.count);
-  [summary.min, summary.max, summary.first, summary.firstMs, summary.last, summary.lastMs, summary.exact.special].forEach((v, i) => view.setFloat64(4 + i * 8, v));
-  view.setUint8(60, parts.length);
-  parts.forEach((p, i) => view.setFloat64(61 + i * 8, p));
-  return bytes;
+const scratch = new DataView(new ArrayBuffer(8));
+
+class ByteWriter {
+  readonly bytes: number[] = [];
+  uvarint(value: number): void {
+    let rest = value;
+    while (rest >= 0x80) {
+      this.bytes.push((rest % 0x80) | 0x80);
+      rest = Math.floor(rest / 0x80);
+    }
+    this.bytes.push(rest);
+  }
+  float(value: number): void {
+    const decimal = decimalOf(value);
+    if (decimal !== undefined) {
+      this.bytes.push(decimal.exponent);
+      this.uvarint(zigzag(decimal.n));
+      return;
+    }
+    this.bytes.push(RAW_FLOAT);
+    scratch.setFloat64(0, value);
+    for (let i = 0; i < 8; i++) this.bytes.push(scratch.getUint8(i));
+  }
 }
 
-export function decodeSummary(bytes: Uint8Array): StoredSummary {
+class ByteReader {
+  at = 0;
+  constructor(private readonly bytes: Uint8Array) {}
+  byte(): number {
+    if (this.at >= this.bytes.length) throw new Error(`chunk summary ends early at byte ${this.at}`);
+    return this.bytes[this.at++]!;
+  }
+  uvarint(): number {
+    let value = 0;
+    for (let scale = 1, i = 0; i < 8; i++, scale *= 0x80) {
+      const b = this.byte();
+      value += (b & 0x7f) * scale;
+      if ((b & 0x80) === 0) return value;
+    }
+    throw new Error('chunk summary: varint longer than 8 bytes');
+  }
+  float(): number {
+    const tag = this.byte();
+    if (tag !== RAW_FLOAT) return fromDecimal(tag, unzigzag(this.uvarint()));
+    for (let i = 0; i < 8; i++) scratch.setUint8(i, this.byte());
+    return scratch.getFloat64(0);
+  }
+}
+
+/** The bytes of a summary of the chunk spanning `[minTimeMs, maxTimeMs]`. */
+export function encodeSummary(summary: StoredSummary, minTimeMs: number, maxTimeMs: number): Uint8Array {
+  const out = new ByteWriter();
+  out.bytes.push(SUMMARY_VERSION);
+  out.uvarint(summary.count);
+  if (summary.count > 0) {
+    out.uvarint(summary.firstMs - minTimeMs);
+    out.uvarint(maxTimeMs - summary.lastMs);
+    for (const value of [summary.min, summary.max, summary.first, summary.last, summary.exact.special]) out.float(value);
+    out.bytes.push(summary.exact.parts.length);
+    for (const part of summary.exact.parts) out.float(part);
+  }
+  return Uint8Array.from(out.bytes);
+}
+
+export function decodeSummary(bytes: Uint8Array, minTimeMs: number, maxTimeMs: number): StoredSummary {
+  if (bytes[0] === 0) return decodeFirstLayout(bytes);
+  if (bytes[0] !== SUMMARY_VERSION) throw new Error(`chunk summary of unknown layout ${bytes[0]}`);
+  const input = new ByteReader(bytes);
+  input.at = 1;
+  const count = input.uvarint();
+  if (count === 0) return { count: 0, sum: 0, min: NaN, max: NaN, first: NaN, firstMs: 0, last: NaN, lastMs: 0, exact: { parts: [], special: 0 } };
+  const firstMs = minTimeMs + input.uvarint();
+  const lastMs = maxTimeMs - input.uvarint();
+  const [min, max, first, last, special] = [input.float(), input.float(), input.float(), input.float(), input.float()];
+  const parts = Array.from({ length: input.byte() }, () => input.float());
+  if (input.at !== bytes.length) throw new Error(`chunk summary has ${bytes.length - input.at} bytes after its parts`);
+  return { count, sum: 0, min, max, first, firstMs, last, lastMs, exact: { parts, special } };
+}
+
+/** The first layout: count u32, seven float64 (min max first firstMs last lastMs special), parts u8, parts. */
+function decodeFirstLayout(bytes: Uint8Array): StoredSummary {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const f = (i: number): number => view.getFloat64(4 + i * 8);
   const partCount = view.getUint8(60);

@@ -9,7 +9,8 @@
  * value, because it was written last. The head and the out-of-order buffer never overlap
  * each other: the buffer only takes samples older than the head's first one.
  */
-import { ChunkAppender, decodeChunk, decodeChunkRange, chunkSampleCount } from './gorilla.js';
+import { ChunkAppender, decodeChunk, decodeChunkRange, chunkSampleCount, type DecodedChunk } from './gorilla.js';
+import { decodePackedRange, isPackedChunk, packChunk } from './packed-chunk.js';
 import type { Labels } from '../../../core/model.js';
 import type { WindowSummary } from '../../../core/storage/rollup.js';
 
@@ -68,11 +69,48 @@ export function newSeries(ref: number, labels: Labels, key: string): SeriesState
   return { ref, labels, key, head: undefined, headSeq: 0, headDirty: false, closed: [], persisted: [], outOfOrder: undefined, newestMs: -Infinity };
 }
 
+/** How closed chunks are written: as Gorilla chunks, or packed where that is smaller (packed-chunk.ts). */
+export type ChunkEncoding = 'gorilla' | 'packed';
+
+/**
+ * Decodes the samples of a stored chunk — Gorilla or packed, told apart by the byte after the
+ * count — with minTimeMs ≤ t ≤ maxTimeMs into the arrays from `offset`; returns how many.
+ */
+export function decodeStoredRange(bytes: Uint8Array, minTimeMs: number, maxTimeMs: number, timestampsMs: Float64Array, values: Float64Array, offset = 0): number {
+  return isPackedChunk(bytes) ? decodePackedRange(bytes, minTimeMs, maxTimeMs, timestampsMs, values, offset) : decodeChunkRange(bytes, minTimeMs, maxTimeMs, timestampsMs, values, offset);
+}
+
+/** Every sample of a stored chunk (either format). */
+export function decodeStored(bytes: Uint8Array): DecodedChunk {
+  if (!isPackedChunk(bytes)) return decodeChunk(bytes);
+  const count = chunkSampleCount(bytes);
+  const timestampsMs = new Float64Array(count);
+  const values = new Float64Array(count);
+  decodePackedRange(bytes, 0, Number.MAX_SAFE_INTEGER, timestampsMs, values, 0);
+  return { timestampsMs, values };
+}
+
+/** The bytes a closed chunk is stored as: the Gorilla bytes, or the packed ones when asked for and smaller. */
+export function closedChunkBytes(gorilla: Uint8Array, encoding: ChunkEncoding, samples?: DecodedChunk): Uint8Array {
+  if (encoding === 'gorilla') return gorilla;
+  const { timestampsMs, values } = samples ?? decodeChunk(gorilla);
+  return packChunk(timestampsMs, values, timestampsMs.length, gorilla.length) ?? gorilla;
+}
+
+/** The head appender a checkpointed head's bytes (Gorilla, or packed by `closedChunkBytes`) continue. */
+export function resumeHead(bytes: Uint8Array): ChunkAppender {
+  if (!isPackedChunk(bytes)) return ChunkAppender.resume(bytes);
+  const { timestampsMs, values } = decodeStored(bytes);
+  const head = new ChunkAppender();
+  for (let i = 0; i < timestampsMs.length; i++) head.append(timestampsMs[i]!, values[i]!);
+  return head;
+}
+
 export function decodeRange(bytes: Uint8Array, minTimeMs: number, maxTimeMs: number, seq: number): Run {
   const count = chunkSampleCount(bytes);
   const timestampsMs = new Float64Array(count);
   const values = new Float64Array(count);
-  const n = decodeChunkRange(bytes, minTimeMs, maxTimeMs, timestampsMs, values, 0);
+  const n = decodeStoredRange(bytes, minTimeMs, maxTimeMs, timestampsMs, values, 0);
   return { timestampsMs: timestampsMs.subarray(0, n), values: values.subarray(0, n), seq };
 }
 

@@ -39,7 +39,7 @@ import { DiskUsage } from './disk-usage.js';
 import { retentionPolicy, retentionRuleSchema } from './retention.js';
 import { rollupSamples, rollupWindows, type SeriesRollup, type WindowSummary } from '../../../core/storage/rollup.js';
 import { WalRecordWriter, readWalRecord, valueFromBits } from './wal-record.js';
-import { HEAD_SEQ, decodeRange, mergeRuns, newSeries, outOfOrderRun, persistedOf, rebuildHead, runHas, type ClosedChunk, type PersistedChunk, type Run, type SeriesState } from './chunk-series.js';
+import { HEAD_SEQ, closedChunkBytes, resumeHead, decodeRange, decodeStored, mergeRuns, newSeries, outOfOrderRun, persistedOf, rebuildHead, runHas, type ClosedChunk, type PersistedChunk, type Run, type SeriesState } from './chunk-series.js';
 
 /** Retention rules a store takes, at most. */
 export const RETENTION_RULES_MAX = 100;
@@ -49,6 +49,11 @@ export const chunkStoreOptions = z
   .object({
     /** Samples at which a head chunk is cut (the Gorilla paper and Prometheus: 120). */
     chunkSamplesMax: z.number().int().min(2).max(65_535).default(120),
+    /**
+     * How closed chunks are stored: `gorilla` as cut from the head, or `packed` — decimal values
+     * and jittered timestamps bit-packed per chunk where that is smaller (shared/packed-chunk.ts).
+     */
+    chunkEncoding: z.enum(['gorilla', 'packed']).default('gorilla'),
     /** Time span at which a head chunk is cut, ms (2 h). */
     chunkRangeMs: z.number().int().positive().default(2 * 3_600_000),
     /** Write-ahead bytes after which a checkpoint runs. */
@@ -186,7 +191,7 @@ export class ChunkStore implements SampleStore {
         const series = this.byRef.get(new DataView(key.buffer, key.byteOffset, key.byteLength).getUint32(1));
         if (series === undefined) continue;
         series.headSeq = new DataView(value.buffer, value.byteOffset, value.byteLength).getUint32(0);
-        series.head = ChunkAppender.resume(value.subarray(4));
+        series.head = resumeHead(value.subarray(4));
         if (series.head.count > 0) this.index.noteTime?.(series, series.head.firstTimestampMs!, series.head.lastTimestampMs!);
         series.newestMs = Math.max(series.newestMs, series.head.lastTimestampMs ?? -Infinity);
         this.nextSeq = Math.max(this.nextSeq, series.headSeq + 1);
@@ -405,7 +410,7 @@ export class ChunkStore implements SampleStore {
       const values = await this.kv.getMany(entries.map(({ series, chunk }) => chunkKey(series.ref, chunk.minTimeMs, chunk.seq)));
       for (let i = 0; i < entries.length; i++) {
         const value = values[i];
-        if (value !== undefined) decoded.set(entries[i]!.chunk, decodeChunk(value.subarray(8)).timestampsMs);
+        if (value !== undefined) decoded.set(entries[i]!.chunk, decodeStored(value.subarray(8)).timestampsMs);
       }
     }
     let added = 0;
@@ -433,7 +438,7 @@ export class ChunkStore implements SampleStore {
     const lastMs = head.lastTimestampMs!;
     if (timestampMs > lastMs) {
       if (head.count >= this.options.chunkSamplesMax || timestampMs - firstMs >= this.options.chunkRangeMs) {
-        series.closed.push({ minTimeMs: firstMs, maxTimeMs: lastMs, count: head.count, seq: series.headSeq, bytes: head.bytes() });
+        series.closed.push({ minTimeMs: firstMs, maxTimeMs: lastMs, count: head.count, seq: series.headSeq, bytes: closedChunkBytes(head.bytes(), this.options.chunkEncoding) });
         this.startHead(series, timestampMs, value);
       } else head.append(timestampMs, value);
       series.headDirty = true;
@@ -464,7 +469,7 @@ export class ChunkStore implements SampleStore {
       if (runHas(decodeChunk(head.bytes()).timestampsMs, timestampMs)) return true;
     }
     for (const chunk of series.closed) {
-      if (timestampMs >= chunk.minTimeMs && timestampMs <= chunk.maxTimeMs && runHas(decodeChunk(chunk.bytes).timestampsMs, timestampMs)) return true;
+      if (timestampMs >= chunk.minTimeMs && timestampMs <= chunk.maxTimeMs && runHas(decodeStored(chunk.bytes).timestampsMs, timestampMs)) return true;
     }
     for (const chunk of series.persisted) {
       const times = decoded.get(chunk);
@@ -488,7 +493,7 @@ export class ChunkStore implements SampleStore {
         this.chunkWritten(series, chunk, ops);
       }
       if (series.headDirty && series.head !== undefined) {
-        const bytes = series.head.bytes();
+        const bytes = closedChunkBytes(series.head.bytes(), this.options.chunkEncoding);
         const value = new Uint8Array(4 + bytes.length);
         new DataView(value.buffer).setUint32(0, series.headSeq);
         value.set(bytes, 4);
@@ -527,7 +532,8 @@ export class ChunkStore implements SampleStore {
         appender.append(times[end]!, valueAt(end));
         end += 1;
       }
-      chunks.push({ minTimeMs: times[start]!, maxTimeMs: times[end - 1]!, count: end - start, seq: this.nextSeq++, bytes: appender.bytes() });
+      const bytes = closedChunkBytes(appender.bytes(), this.options.chunkEncoding);
+      chunks.push({ minTimeMs: times[start]!, maxTimeMs: times[end - 1]!, count: end - start, seq: this.nextSeq++, bytes });
       start = end;
     }
     return chunks;
