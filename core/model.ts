@@ -2,6 +2,8 @@
  * The data model: a series is a metric name plus labels (Prometheus model, `__name__` is
  * the name); a sample is an integer millisecond timestamp and a float64 value.
  */
+import { compileRegex } from './promql/regex.js';
+
 export const METRIC_NAME_LABEL = '__name__';
 
 /** Label name → value. Always contains `__name__`. Keys are compared in code-point order. */
@@ -77,11 +79,11 @@ export function compileMatchers(matchers: LabelMatcher[]): (labels: Labels) => b
       case '!=':
         return (labels: Labels) => (labels[m.name] ?? '') !== m.value;
       case '=~': {
-        const re = new RegExp(`^(?:${m.value})$`);
+        const re = compileRegex(m.value);
         return (labels: Labels) => re.test(labels[m.name] ?? '');
       }
       case '!~': {
-        const re = new RegExp(`^(?:${m.value})$`);
+        const re = compileRegex(m.value);
         return (labels: Labels) => !re.test(labels[m.name] ?? '');
       }
     }

@@ -10,6 +10,10 @@ import { rollupSeries } from '../core/storage/rollup.js';
 import type { WireSample } from '../core/model.js';
 import type { SampleStore } from '../core/slots/storage.js';
 import { DecodedChunkCache } from '../plugins/storage/p4-time-index/decoded-cache.js';
+import { SUMMARY_TAG, decodeSummary, splitTrailer } from '../plugins/storage/p4-time-index/summaries.js';
+import { readTime } from '../plugins/storage/shared/keys.js';
+import { createLogger } from '../core/log.js';
+import type { KvOp } from '../core/slots/kv.js';
 import { tempDir } from './helpers/nats.js';
 import { appendAll, openStore } from './helpers/storage.js';
 
@@ -72,3 +76,51 @@ t.test('decoded-chunk cache: a scan cannot evict the chunks asked for twice; the
   cache.set('huge', { timestampsMs: new Float64Array(1_000), values: new Float64Array(1_000) });
   t.equal(cache.get('huge'), undefined, 'an entry larger than the probation share is not kept');
 });
+
+t.test('storage.time-index: a store of the first layout (summaries under Z keys) is migrated on open and answers the same', async (t) => {
+  const dir = join(tempDir(t), 'store');
+  let store = await openStore(registry, 'storage.time-index', 'kv.level', dir);
+  await loadDay(store);
+  const matchers = [{ name: '__name__', op: '=' as const, value: 'g' }];
+  const expected = await store.querier(0, DAY_MS - 1).rollup(matchers, DAY_MS);
+  const samples = await store.querier(0, DAY_MS - 1).select(matchers);
+  await store.close();
+  // Rewrite the store into the first layout: C values without trailers, summaries under Z keys, no Mlayout.
+  const kv = registry.instantiate('storage.kv', 'kv.level', { dataDir: join(dir, 'kv'), log: createLogger('test') }, {});
+  await kv.open();
+  const ops: KvOp[] = [];
+  let chunks = 0;
+  for await (const entries of kv.iterate({ gte: Uint8Array.of(0x43), lt: Uint8Array.of(0x44) })) {
+    for (const [key, value] of entries) {
+      const { end, summary } = splitTrailer(value);
+      ops.push({ type: 'put', key, value: value.slice(0, end) });
+      const zKey = key.slice();
+      zKey[0] = SUMMARY_TAG;
+      if (summary.length > 0) ops.push({ type: 'put', key: zKey, value: firstLayoutSummary(decodeSummary(summary, readTime(key, 5), readTime(value, 0))) });
+      chunks += 1;
+    }
+  }
+  ops.push({ type: 'del', key: new TextEncoder().encode('Mlayout') });
+  await kv.batch(ops, { sync: true });
+  await kv.close();
+  t.ok(chunks > 100, `${chunks} chunks rewritten to the first layout`);
+  store = await openStore(registry, 'storage.time-index', 'kv.level', dir);
+  t.same(await store.querier(0, DAY_MS - 1).rollup(matchers, DAY_MS), expected, 'rollup from the migrated summaries');
+  t.same(await store.querier(0, DAY_MS - 1).select(matchers), samples, 'every sample');
+  await store.close();
+  store = await openStore(registry, 'storage.time-index', 'kv.level', dir);
+  t.same(await store.querier(0, DAY_MS - 1).rollup(matchers, DAY_MS), expected, 'and again after a second open (migrated once)');
+  await store.close();
+});
+
+/** A summary in the first layout: count u32, min max first firstMs last lastMs special (f64), parts u8, parts. */
+function firstLayoutSummary(summary: ReturnType<typeof decodeSummary>): Uint8Array {
+  const parts = summary.exact.parts;
+  const bytes = new Uint8Array(61 + parts.length * 8);
+  const view = new DataView(bytes.buffer);
+  view.setUint32(0, summary.count);
+  [summary.min, summary.max, summary.first, summary.firstMs, summary.last, summary.lastMs, summary.exact.special].forEach((v, i) => view.setFloat64(4 + i * 8, v));
+  view.setUint8(60, parts.length);
+  parts.forEach((p, i) => view.setFloat64(61 + i * 8, p));
+  return bytes;
+}

@@ -20,22 +20,32 @@ import { definePlugin } from '../../core/plugins/define.js';
 import type { KvOp } from '../../core/slots/kv.js';
 import type { StorageContext } from '../../core/slots/storage.js';
 import { accumulateSamples, finish, mergeLater, windowIndex, type WindowAccumulator, type WindowSummary } from '../../core/storage/rollup.js';
-import { ChunkStore, chunkKey, chunkStoreOptions } from './shared/chunk-store.js';
+import { ChunkStore, chunkKey, chunkStoreOptions, chunkValue } from './shared/chunk-store.js';
 import { LabelIndex, labelIndexOptions } from './shared/label-index.js';
 import { decodeRange, decodeStored, type ClosedChunk, type PersistedChunk, type Run, type SeriesState } from './shared/chunk-series.js';
-import { readTime } from './shared/keys.js';
+import { KEY_TAG, readTime } from './shared/keys.js';
 import { DecodedChunkCache, type DecodedChunk } from './p4-time-index/decoded-cache.js';
-import { SUMMARY_TAG, decodeSummary, encodeSummary, summarise, summaryKey, type StoredSummary } from './p4-time-index/summaries.js';
+import { SUMMARY_TAG, decodeSummary, splitTrailer, summarise, summaryTrailer, type StoredSummary } from './p4-time-index/summaries.js';
 
 const options = chunkStoreOptions.extend(labelIndexOptions.shape).extend({
   /** Phase 4 packs closed chunks (decimal values, jittered timestamps) where that is smaller than Gorilla. */
   chunkEncoding: z.enum(['gorilla', 'packed']).default('packed'),
+  /**
+   * Samples at which a head is cut: 480, so a 15 s scrape fills one chunk per 2 h block. A packed
+   * chunk's header, key and summary cost ~60 bytes whatever its length (0.5 B a sample at 120
+   * samples, 0.13 at 480), while Gorilla gains little past 120; the price is a longer head in memory.
+   */
+  chunkSamplesMax: z.number().int().min(2).max(65_535).default(480),
   /** Bytes of decoded chunks the LRU cache keeps. */
   decodedCacheBytes: z.number().int().min(0).default(64 * 1024 * 1024),
 });
 type Options = z.infer<typeof options>;
 
 const DECODED_BYTES_PER_SAMPLE = 16;
+/** Layout of this phase's chunk values: 1 = summaries under `Z` keys, 2 = summaries inside the `C` value. */
+const LAYOUT = 2;
+const encoder = new TextEncoder();
+const LAYOUT_KEY = encoder.encode('Mlayout');
 const cacheKey = (series: SeriesState, chunk: PersistedChunk): string => `${series.ref}:${chunk.seq}`;
 
 /** The slice of a decoded chunk in `[minTimeMs, maxTimeMs]`, as a run. */
@@ -56,15 +66,22 @@ class TimeIndexStore extends ChunkStore {
     this.cache = new DecodedChunkCache(phaseOptions.decodedCacheBytes);
   }
 
-  protected override chunkWritten(_series: SeriesState, chunk: ClosedChunk, ops: KvOp[]): void {
+  protected override storedChunk(chunk: ClosedChunk): Uint8Array {
     const summary = summarise(decodeStored(chunk.bytes));
-    if (summary === undefined) return;
-    chunk.summary = summary;
-    ops.push({ type: 'put', key: summaryKey(chunkKey(_series.ref, chunk.minTimeMs, chunk.seq)), value: encodeSummary(summary, chunk.minTimeMs, chunk.maxTimeMs) });
+    if (summary !== undefined) chunk.summary = summary;
+    return chunkValue(chunk, summaryTrailer(summary, chunk.minTimeMs, chunk.maxTimeMs));
   }
 
-  protected override chunkDropped(series: SeriesState, chunk: PersistedChunk, ops: KvOp[]): void {
-    ops.push({ type: 'del', key: summaryKey(chunkKey(series.ref, chunk.minTimeMs, chunk.seq)) });
+  protected override chunkBytes(value: Uint8Array): Uint8Array {
+    return value.subarray(8, splitTrailer(value).end);
+  }
+
+  protected override chunkLoaded(chunk: PersistedChunk, value: Uint8Array): void {
+    const { summary } = splitTrailer(value);
+    if (summary.length > 0) chunk.summary = decodeSummary(summary, chunk.minTimeMs, chunk.maxTimeMs);
+  }
+
+  protected override chunkDropped(series: SeriesState, chunk: PersistedChunk): void {
     this.cache.delete(cacheKey(series, chunk));
   }
 
@@ -72,17 +89,35 @@ class TimeIndexStore extends ChunkStore {
     series.persisted.sort((a, b) => a.minTimeMs - b.minTimeMs || a.seq - b.seq);
   }
 
-  protected override async loaded(): Promise<void> {
+  /**
+   * Stores of the first layout kept each summary under a `Z` key of its own; they are moved
+   * into their chunks' values once, in one synced batch, before the chunks are read.
+   */
+  protected override async opening(): Promise<void> {
+    if ((await this.kv.get(LAYOUT_KEY)) !== undefined) return;
+    const summaries = new Map<string, Uint8Array>();
+    const ops: KvOp[] = [];
     for await (const entries of this.kv.iterate({ gte: Uint8Array.of(SUMMARY_TAG), lt: Uint8Array.of(SUMMARY_TAG + 1) })) {
       for (const [key, value] of entries) {
-        const view = new DataView(key.buffer, key.byteOffset, key.byteLength);
-        const series = this.byRef.get(view.getUint32(1));
-        const minTimeMs = readTime(key, 5);
-        const seq = view.getUint32(13);
-        const chunk = series === undefined ? undefined : this.findChunk(series, minTimeMs, seq);
-        if (chunk !== undefined) chunk.summary = decodeSummary(value, chunk.minTimeMs, chunk.maxTimeMs);
+        summaries.set(Buffer.from(key.subarray(1)).toString('hex'), value);
+        ops.push({ type: 'del', key });
       }
     }
+    for await (const entries of this.kv.iterate({ gte: Uint8Array.of(KEY_TAG.chunk), lt: Uint8Array.of(KEY_TAG.chunk + 1) })) {
+      for (const [key, value] of entries) {
+        const old = summaries.get(Buffer.from(key.subarray(1)).toString('hex'));
+        const minTimeMs = readTime(key, 5);
+        const maxTimeMs = readTime(value, 0);
+        const trailer = summaryTrailer(old === undefined ? undefined : decodeSummary(old, minTimeMs, maxTimeMs), minTimeMs, maxTimeMs);
+        const moved = new Uint8Array(value.length + trailer.length);
+        moved.set(value, 0);
+        moved.set(trailer, value.length);
+        ops.push({ type: 'put', key, value: moved });
+      }
+    }
+    ops.push({ type: 'put', key: LAYOUT_KEY, value: encoder.encode(String(LAYOUT)) });
+    await this.kv.batch(ops, { sync: true });
+    if (summaries.size > 0) this.context.log.info('moved chunk summaries into their chunks (layout 2)', { chunks: summaries.size });
   }
 
   private findChunk(series: SeriesState, minTimeMs: number, seq: number): PersistedChunk | undefined {
@@ -122,7 +157,7 @@ class TimeIndexStore extends ChunkStore {
     missing.forEach((i, k) => {
       const value = values[k];
       if (value === undefined) return;
-      const chunk = decodeStored(value.subarray(8));
+      const chunk = decodeStored(this.chunkBytes(value));
       if (keep) this.cache.set(cacheKey(series, chunks[i]!), chunk);
       out[i] = chunk;
     });

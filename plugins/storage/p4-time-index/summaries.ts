@@ -3,7 +3,7 @@
  * once when the chunk is written and stored beside it, so a rollup window that covers a
  * whole chunk adds the summary instead of decoding 120 samples.
  *
- *   Z<ref u32><minT t64><seq u32> → 0x02 · count uvarint · [ firstMs − minT uvarint · maxT − lastMs uvarint ·
+ *   (end of the chunk's C value)  0x02 · count uvarint · [ firstMs − minT uvarint · maxT − lastMs uvarint ·
  *                                   min · max · first · last · special · parts u8 · part × parts ]   (when count > 0)
  *
  * Every float is written compactly: one byte e ≤ 15 and the zig-zag varint of n when the value
@@ -17,26 +17,17 @@
  */
 import { accumulateSamples, type WindowAccumulator } from '../../../core/storage/rollup.js';
 import type { ChunkSummary } from '../shared/chunk-series.js';
-import { KEY_TAG } from '../shared/keys.js';
 import { decimalOf, fromDecimal, unzigzag, zigzag } from '../shared/packed-chunk.js';
 import type { DecodedChunk } from './decoded-cache.js';
 
 /** Parts of an exact sum a summary keeps at most; a longer expansion is not summarised (rare: it needs values spread over ~600 binary orders of magnitude). */
 export const SUMMARY_PARTS_MAX = 32;
+/** Tag of the first layout's summary keys `Z<ref u32><minT t64><seq u32>` (moved into chunk values on open). */
 export const SUMMARY_TAG = 0x5a; // Z
 const SUMMARY_VERSION = 0x02;
 const RAW_FLOAT = 0xff;
 
 export type StoredSummary = ChunkSummary & { exact: { parts: number[]; special: number } };
-
-export function summaryKey(chunkKey: Uint8Array): Uint8Array {
-  const key = chunkKey.slice();
-  key[0] = SUMMARY_TAG;
-  return key;
-}
-
-/** Whether `key[0]` is the chunk tag this module mirrors. */
-export const isChunkKey = (key: Uint8Array): boolean => key[0] === KEY_TAG.chunk;
 
 /** The summary of a decoded chunk, or undefined when its sum cannot be kept compactly. */
 export function summarise(chunk: DecodedChunk): StoredSummary | undefined {
@@ -126,6 +117,28 @@ export function decodeSummary(bytes: Uint8Array, minTimeMs: number, maxTimeMs: n
   const parts = Array.from({ length: input.byte() }, () => input.float());
   if (input.at !== bytes.length) throw new Error(`chunk summary has ${bytes.length - input.at} bytes after its parts`);
   return { count, sum: 0, min, max, first, firstMs, last, lastMs, exact: { parts, special } };
+}
+
+/**
+ * The summary as stored at the end of its chunk's `C` value: `<summary><length u16>` (length 0:
+ * no summary, e.g. a sum too long to keep). Inside the chunk's own value it costs no key, and
+ * the open that reads every chunk's metadata reads the summaries with it.
+ */
+export function summaryTrailer(summary: StoredSummary | undefined, minTimeMs: number, maxTimeMs: number): Uint8Array {
+  const bytes = summary === undefined ? new Uint8Array(0) : encodeSummary(summary, minTimeMs, maxTimeMs);
+  const trailer = new Uint8Array(bytes.length + 2);
+  trailer.set(bytes, 0);
+  trailer[bytes.length] = bytes.length >>> 8;
+  trailer[bytes.length + 1] = bytes.length & 0xff;
+  return trailer;
+}
+
+/** Where the summary trailer of a `C` value begins, and the summary's bytes (empty when none). */
+export function splitTrailer(value: Uint8Array): { end: number; summary: Uint8Array } {
+  const length = (value[value.length - 2]! << 8) | value[value.length - 1]!;
+  const end = value.length - 2 - length;
+  if (end < 8) throw new Error(`chunk value of ${value.length} bytes cannot hold a summary of ${length}`);
+  return { end, summary: value.subarray(end, value.length - 2) };
 }
 
 /** The first layout: count u32, seven float64 (min max first firstMs last lastMs special), parts u8, parts. */

@@ -92,10 +92,12 @@ function walKey(seq: number): Uint8Array {
   return key;
 }
 
-function chunkValue(chunk: ClosedChunk): Uint8Array {
-  const value = new Uint8Array(8 + chunk.bytes.length);
+/** `<maxT t64><chunk bytes><extra>`: what a `C` key holds; phases may append `extra` (phase 4: the chunk's summary). */
+export function chunkValue(chunk: ClosedChunk, extra?: Uint8Array): Uint8Array {
+  const value = new Uint8Array(8 + chunk.bytes.length + (extra?.length ?? 0));
   writeTime(new DataView(value.buffer), 0, chunk.maxTimeMs);
   value.set(chunk.bytes, 8);
+  if (extra !== undefined) value.set(extra, 8 + chunk.bytes.length);
   return value;
 }
 
@@ -164,6 +166,7 @@ export class ChunkStore implements SampleStore {
 
   async open(): Promise<void> {
     this.kv = await this.context.openKv('kv');
+    await this.opening();
     this.disk = new DiskUsage(() => this.kv.bytesOnDisk(), this.context.clock);
     for await (const entries of this.kv.iterate({ gte: Uint8Array.of(KEY_TAG.info), lt: Uint8Array.of(KEY_TAG.info + 1) })) {
       for (const [key, value] of entries) {
@@ -180,6 +183,7 @@ export class ChunkStore implements SampleStore {
         if (series === undefined) continue;
         const seq = view.getUint32(13);
         const chunk: PersistedChunk = { minTimeMs: readTime(key, 5), maxTimeMs: readTime(value, 0), count: (value[8]! << 8) | value[9]!, seq };
+        this.chunkLoaded(chunk, value);
         series.persisted.push(chunk);
         series.newestMs = Math.max(series.newestMs, chunk.maxTimeMs);
         this.index.noteTime?.(series, chunk.minTimeMs, chunk.maxTimeMs);
@@ -410,7 +414,7 @@ export class ChunkStore implements SampleStore {
       const values = await this.kv.getMany(entries.map(({ series, chunk }) => chunkKey(series.ref, chunk.minTimeMs, chunk.seq)));
       for (let i = 0; i < entries.length; i++) {
         const value = values[i];
-        if (value !== undefined) decoded.set(entries[i]!.chunk, decodeStored(value.subarray(8)).timestampsMs);
+        if (value !== undefined) decoded.set(entries[i]!.chunk, decodeStored(this.chunkBytes(value)).timestampsMs);
       }
     }
     let added = 0;
@@ -489,8 +493,7 @@ export class ChunkStore implements SampleStore {
       const chunks = [...series.closed];
       if (series.outOfOrder !== undefined && series.outOfOrder.size > 0) chunks.push(...this.chunksOf(series.outOfOrder));
       for (const chunk of chunks) {
-        ops.push({ type: 'put', key: chunkKey(series.ref, chunk.minTimeMs, chunk.seq), value: chunkValue(chunk) });
-        this.chunkWritten(series, chunk, ops);
+        ops.push({ type: 'put', key: chunkKey(series.ref, chunk.minTimeMs, chunk.seq), value: this.storedChunk(chunk) });
       }
       if (series.headDirty && series.head !== undefined) {
         const bytes = closedChunkBytes(series.head.bytes(), this.options.chunkEncoding);
@@ -597,7 +600,7 @@ export class ChunkStore implements SampleStore {
     const runs: Run[] = [];
     for (let i = 0; i < chunks.length; i++) {
       const value = values[i];
-      if (value !== undefined) runs.push(decodeRange(value.subarray(8), minTimeMs, maxTimeMs, chunks[i]!.seq));
+      if (value !== undefined) runs.push(decodeRange(this.chunkBytes(value), minTimeMs, maxTimeMs, chunks[i]!.seq));
     }
     return runs;
   }
@@ -608,14 +611,27 @@ export class ChunkStore implements SampleStore {
     return rollupSamples(timestampsMs, values, minTimeMs, maxTimeMs, stepMs);
   }
 
-  /** A chunk goes into the KV engine with `ops` (a checkpoint or a rewrite): add what belongs with it. */
-  protected chunkWritten(_series: SeriesState, _chunk: ClosedChunk, _ops: KvOp[]): void {}
+  /** The `C` value a closed chunk is written as (a checkpoint or a rewrite); phases may add to it. */
+  protected storedChunk(chunk: ClosedChunk): Uint8Array {
+    return chunkValue(chunk);
+  }
+
+  /** The chunk's bytes in a `C` value that `storedChunk` wrote. */
+  protected chunkBytes(value: Uint8Array): Uint8Array {
+    return value.subarray(8);
+  }
+
+  /** A persisted chunk's metadata was read at open from its `C` value. */
+  protected chunkLoaded(_chunk: PersistedChunk, _value: Uint8Array): void {}
 
   /** A persisted chunk is deleted with `ops`. */
   protected chunkDropped(_series: SeriesState, _chunk: PersistedChunk, _ops: KvOp[]): void {}
 
   /** `series.persisted` changed (chunks added or replaced) and is durable. */
   protected chunksPersisted(_series: SeriesState): void {}
+
+  /** Right after the KV engine opened, before anything is read from it (a phase's layout migration). */
+  protected async opening(): Promise<void> {}
 
   /** After the series and chunks are loaded, before the write-ahead records are replayed. */
   protected async loaded(): Promise<void> {}
@@ -687,8 +703,7 @@ export class ChunkStore implements SampleStore {
         }
         const chunks = this.chunksOf(kept);
         for (const chunk of chunks) {
-          ops.push({ type: 'put', key: chunkKey(series.ref, chunk.minTimeMs, chunk.seq), value: chunkValue(chunk) });
-          this.chunkWritten(series, chunk, ops);
+          ops.push({ type: 'put', key: chunkKey(series.ref, chunk.minTimeMs, chunk.seq), value: this.storedChunk(chunk) });
         }
         rewritten.push({ series, chunks });
       }

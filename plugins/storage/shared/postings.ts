@@ -14,15 +14,13 @@
  * every series.
  */
 import type { LabelMatcher } from '../../../core/model.js';
+import { compileRegex } from '../../../core/promql/regex.js';
 
-/** Compiled regexes kept for reuse, at most this many. */
-export const REGEX_CACHE_MAX = 256;
 
 export class Postings {
   private readonly lists = new Map<string, Map<string, number[]>>();
   /** Every id, ascending. */
   private all: number[] = [];
-  private readonly regexes = new Map<string, RegExp>();
 
   /** Adds a series; ids must be added in ascending order (they are assigned so). */
   add(id: number, labels: Record<string, string>): void {
@@ -71,13 +69,7 @@ export class Postings {
   }
 
   private regex(pattern: string): RegExp {
-    let re = this.regexes.get(pattern);
-    if (re === undefined) {
-      if (this.regexes.size >= REGEX_CACHE_MAX) this.regexes.delete(this.regexes.keys().next().value!);
-      re = new RegExp(`^(?:${pattern})$`);
-      this.regexes.set(pattern, re);
-    }
-    return re;
+    return compileRegex(pattern);
   }
 
   /** Union of the postings of the values of `name` that `accept` keeps. */
