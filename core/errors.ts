@@ -92,6 +92,18 @@ export const ERROR_CODES = {
     message: 'query is not valid PromQL',
     fix: 'Correct the query at the line:column the message gives; it names what was unexpected and what was expected.',
   },
+  CRAFT_QUERY_EXECUTION: {
+    message: 'query could not be evaluated',
+    fix: 'Read the message (e.g. many-to-many matching, duplicate label sets, a bad function argument) and change the query; HTTP answers 422.',
+  },
+  CRAFT_QUERY_LIMIT: {
+    message: 'query would exceed a limit',
+    fix: 'Narrow the selectors or the time range, or raise the step; the limit (samples, series or points per series) is named in the message.',
+  },
+  CRAFT_QUERY_TIMEOUT: {
+    message: 'query took longer than its timeout',
+    fix: 'Narrow the query, or pass a longer `timeout` (the query API default is 2 minutes); HTTP answers 503.',
+  },
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
