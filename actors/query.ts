@@ -39,7 +39,7 @@ export class QueryActor extends Actor {
 
   protected override async onStart(): Promise<void> {
     const choice = await currentChoice(this.context, 'query.evaluator');
-    this.evaluator = this.context.registry.instantiate('query.evaluator', choice.id, { log: this.log }, choice.options);
+    this.evaluator = this.context.registry.instantiate('query.evaluator', choice.id, { log: this.log, clock: this.clock }, choice.options);
     this.pluginId = choice.id;
     const { host, queryPort } = this.context.config.http;
     const http = createServer((request, response) => {
@@ -108,7 +108,7 @@ export class QueryActor extends Actor {
   private async handover(request: HandoverRequest): Promise<HandoverReply> {
     invariant(request.slot === 'query.evaluator', `query actor asked to swap ${request.slot}`);
     const started = this.clock.now();
-    const next = this.context.registry.instantiate('query.evaluator', request.plugin, { log: this.log }, request.options);
+    const next = this.context.registry.instantiate('query.evaluator', request.plugin, { log: this.log, clock: this.clock }, request.options);
     const from = this.pluginId;
     this.evaluator = next;
     this.pluginId = request.plugin;

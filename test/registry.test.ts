@@ -65,8 +65,8 @@ t.test('resolve and instantiate check slot and instance shape', async (t) => {
   registry.register({ id: 'q.broken', craft: 4, phase: 2, slot: 'query.evaluator', version: '1.0.0', summary: 's', create: () => ({}) });
   t.throws(() => registry.resolve('storage.engine', 'q.one'), { code: 'CRAFT_PLUGIN_WRONG_SLOT' });
   t.throws(() => registry.resolve('query.evaluator', 'q.none'), { code: 'CRAFT_PLUGIN_UNKNOWN', message: /q\.one/ });
-  t.throws(() => registry.instantiate('query.evaluator', 'q.broken', { log: undefined as never }), { code: 'CRAFT_PLUGIN_SHAPE', message: /without evaluate/ });
-  t.ok(registry.instantiate('query.evaluator', 'q.one', { log: undefined as never }));
+  t.throws(() => registry.instantiate('query.evaluator', 'q.broken', { log: undefined as never, clock: undefined as never }), { code: 'CRAFT_PLUGIN_SHAPE', message: /without evaluate/ });
+  t.ok(registry.instantiate('query.evaluator', 'q.one', { log: undefined as never, clock: undefined as never }));
 });
 
 t.test('plugin options are checked against the plugin\'s schema before anything starts', async (t) => {

@@ -191,7 +191,7 @@ export async function runScenario(file: string, options: RunOptions): Promise<Sc
           const q = step.query;
           const now = Date.now();
           const result = await queries.query(q.range === undefined ? { expr: q.expr } : { expr: q.expr, startMs: now - q.range, endMs: now });
-          const series = result.resultType === 'scalar' ? 0 : result.result.length;
+          const series = result.resultType === 'scalar' || result.resultType === 'string' ? 0 : result.result.length;
           const samples = result.resultType === 'matrix' ? result.result.reduce((s, r) => s + r.timestampsMs.length, 0) : series;
           record.detail = `${series} series, ${samples} samples`;
           if (q.minSeries > 0 || q.minSamples > 0) {

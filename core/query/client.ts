@@ -17,6 +17,8 @@ export function encodeQueryResult(result: QueryResult): unknown {
       return { resultType: 'vector', result: result.result.map((r) => ({ ...r, value: encodeValue(r.value) })) };
     case 'scalar':
       return { resultType: 'scalar', result: { ...result.result, value: encodeValue(result.result.value) } };
+    case 'string':
+      return result;
   }
 }
 
@@ -30,6 +32,8 @@ export function decodeQueryResult(wire: QueryResult): QueryResult {
       return { resultType: 'vector', result: wire.result.map((r) => ({ ...r, value: num(r.value) })) };
     case 'scalar':
       return { resultType: 'scalar', result: { ...wire.result, value: num(wire.result.value) } };
+    case 'string':
+      return wire;
   }
 }
 
@@ -49,6 +53,7 @@ export function queryResultParts(result: QueryResult): unknown[] {
       return parts;
     }
     case 'scalar':
+    case 'string':
       return [encodeQueryResult(result)];
   }
 }
