@@ -4,7 +4,8 @@
  * `GET /health`. It reads samples from storage over the bus. Evaluators hold no state, so
  * a swap replaces the instance between two queries.
  */
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { PrometheusApi, QUERY_BODY_BYTES_MAX, type ApiResponse } from './query-api.js';
 import { Actor } from '../core/actor/actor.js';
 import { CraftError, invariant } from '../core/errors.js';
 import { SUBJECTS, handoverSubject } from '../core/subjects.js';
@@ -15,15 +16,41 @@ import { METRIC_NAME_LABEL } from '../core/model.js';
 import { currentChoice, type HandoverReply, type HandoverRequest, type PlatformContext } from '../core/platform-context.js';
 import type { QueryEvaluator, QueryRequest, QueryResult, SampleSource } from '../core/slots/query.js';
 
+/** Longest a client may take to send a whole request, and its headers, ms. */
+const HTTP_REQUEST_TIMEOUT_MS = 30_000;
+const HTTP_HEADERS_TIMEOUT_MS = 10_000;
+
+/** The body as text, or undefined when it is longer than `bytesMax` (the rest is not read). */
+function readBody(request: IncomingMessage, bytesMax: number): Promise<string | undefined> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let bytes = 0;
+    request.on('data', (chunk: Buffer) => {
+      bytes += chunk.length;
+      if (bytes > bytesMax) {
+        request.removeAllListeners('data');
+        request.resume();
+        resolve(undefined);
+        return;
+      }
+      chunks.push(chunk);
+    });
+    request.on('end', () => resolve(bytes > bytesMax ? undefined : Buffer.concat(chunks).toString('utf8')));
+    request.on('error', reject);
+  });
+}
+
 export class QueryActor extends Actor {
   private evaluator!: QueryEvaluator;
   private pluginId = '';
   private http: Server | undefined;
   private readonly source: SampleSource;
+  private readonly api: PrometheusApi;
 
   constructor(private readonly context: PlatformContext) {
     super('query', context);
     this.source = new StorageClient(context.bus);
+    this.api = new PrometheusApi(() => this.evaluator, this.source, context.bus, () => this.clock.now());
     this.handle(SUBJECTS.queryRun, async (body: QueryRequest) => new PartsReply(queryResultParts(await this.run(body))), { concurrency: 32, parts: true });
     this.handle(handoverSubject(this.id), (body: HandoverRequest) => this.handover(body));
   }
@@ -43,11 +70,13 @@ export class QueryActor extends Actor {
     this.pluginId = choice.id;
     const { host, queryPort } = this.context.config.http;
     const http = createServer((request, response) => {
-      void this.serveHttp(request.method ?? 'GET', request.url ?? '/').then(({ status, body }) => {
-        response.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) });
+      void this.serveHttp(request).catch((error: Error) => ({ status: 400, body: JSON.stringify({ status: 'error', errorType: 'bad_data', error: `request could not be read: ${error.message}` }), headers: undefined })).then(({ status, body, headers }) => {
+        response.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body), ...headers });
         response.end(body);
       });
     });
+    http.requestTimeout = HTTP_REQUEST_TIMEOUT_MS;
+    http.headersTimeout = HTTP_HEADERS_TIMEOUT_MS;
     await new Promise<void>((resolve, reject) => {
       http.once('error', reject);
       http.listen({ host, port: queryPort }, () => {
@@ -82,8 +111,18 @@ export class QueryActor extends Actor {
     return this.evaluator.evaluate(request, this.source);
   }
 
-  private async serveHttp(method: string, url: string): Promise<{ status: number; body: string }> {
-    const parsed = new URL(url, 'http://localhost');
+  private async serveHttp(request: IncomingMessage): Promise<ApiResponse> {
+    const method = request.method ?? 'GET';
+    const parsed = new URL(request.url ?? '/', 'http://localhost');
+    if (parsed.pathname.startsWith('/api/v1/')) {
+      const params = new URLSearchParams(parsed.searchParams);
+      if (method === 'POST') {
+        const body = await readBody(request, QUERY_BODY_BYTES_MAX);
+        if (body === undefined) return { status: 413, body: JSON.stringify({ status: 'error', errorType: 'bad_data', error: `request body larger than ${QUERY_BODY_BYTES_MAX} bytes` }) };
+        for (const [key, value] of new URLSearchParams(body)) params.append(key, value);
+      }
+      return this.api.handle(method, parsed.pathname, params);
+    }
     if (method !== 'GET') return { status: 405, body: JSON.stringify({ error: 'method not allowed; use GET' }) };
     if (parsed.pathname === '/health') return { status: 200, body: JSON.stringify({ status: 'healthy', service: 'query', plugin: this.pluginId }) };
     if (parsed.pathname !== '/query') return { status: 404, body: JSON.stringify({ error: 'route not found' }) };

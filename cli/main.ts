@@ -9,6 +9,7 @@ import { SLOT_NAMES } from '../core/slots/index.js';
 import { SUBJECTS } from '../core/subjects.js';
 import { createLogger } from '../core/log.js';
 import { QueryClient } from '../core/query/client.js';
+import { parseDurationMs } from '../core/promql/parser.js';
 import { Platform } from '../actors/platform.js';
 import { connectToPlatform } from './connect.js';
 import { StorageClient } from '../core/storage/client.js';
@@ -175,19 +176,23 @@ addPlatformFlags(
   program
     .command('query')
     .description('evaluate a query expression in a running platform (over NATS request-reply)')
-    .argument('<expr>', 'expression, e.g. cpu_usage{host="a"}')
-    .option('--start <time>', 'range start: ms, ISO date, or relative like -5m')
+    .argument('<expr>', 'PromQL expression, e.g. \'sum by (host) (rate(cpu_seconds_total[5m]))\'')
+    .option('--start <time>', 'range start: ms, ISO date, or relative like -5m (without --step: the stored samples of a plain selector)')
     .option('--end <time>', 'range end (default now when --start is given)')
+    .option('--step <duration>', 'range query step, e.g. 15s or 1m (needs --start)')
+
     .option('--time <time>', 'evaluation time of an instant query (default now)')
     .option('--json', 'print the raw JSON result'),
-).action(async (expr: string, flags: { nats?: string; data?: string; start?: string; end?: string; time?: string; json?: boolean }) => {
+).action(async (expr: string, flags: { nats?: string; data?: string; start?: string; end?: string; time?: string; step?: string; json?: boolean }) => {
   const now = Date.now();
   const startMs = timeFlag(flags.start, now);
   const endMs = timeFlag(flags.end, now) ?? (startMs === undefined ? undefined : now);
   const timeMs = timeFlag(flags.time, now);
+  const stepMs = flags.step === undefined ? undefined : parseDurationMs(flags.step);
+  if (stepMs !== undefined && startMs === undefined) throw new CraftError('CRAFT_BAD_REQUEST', '--step needs --start (and optionally --end)');
   const bus = await connectToPlatform(flags);
   try {
-    const result = await new QueryClient(bus).query({ expr, ...(startMs === undefined ? {} : { startMs }), ...(endMs === undefined ? {} : { endMs }), ...(timeMs === undefined ? {} : { timeMs }) });
+    const result = await new QueryClient(bus).query({ expr, ...(startMs === undefined ? {} : { startMs }), ...(endMs === undefined ? {} : { endMs }), ...(timeMs === undefined ? {} : { timeMs }), ...(stepMs === undefined ? {} : { stepMs }) });
     if (flags.json === true) {
       process.stdout.write(JSON.stringify(result, null, 2) + '\n');
       return;
@@ -198,7 +203,7 @@ addPlatformFlags(
     } else if (result.resultType === 'vector') {
       process.stdout.write(renderTable(['series', 'time', 'value'], result.result.map((r) => [JSON.stringify(r.labels), new Date(r.timestampMs).toISOString(), r.value])) + '\n');
     } else {
-      process.stdout.write(`${result.result.value} @ ${new Date(result.result.timestampMs).toISOString()}\n`);
+      process.stdout.write(`${String(result.result.value)} @ ${new Date(result.result.timestampMs).toISOString()}\n`);
     }
   } finally {
     await bus.close();

@@ -6,6 +6,10 @@ import { compileRegex } from './promql/regex.js';
 
 export const METRIC_NAME_LABEL = '__name__';
 
+const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
+/** Whether a string is a valid label name (`[a-zA-Z_][a-zA-Z0-9_]*`). */
+export const isLabelName = (name: string): boolean => LABEL_NAME.test(name);
+
 /** Label name → value. Always contains `__name__`. Keys are compared in code-point order. */
 export type Labels = Record<string, string>;
 

@@ -16,7 +16,7 @@ export const DEFAULT_PLUGINS: Record<SlotName, string> = {
   'queue.log': 'queue.jetstream',
   'storage.engine': 'storage.gorilla',
   'storage.kv': 'kv.level',
-  'query.evaluator': 'craft0.full-scan',
+  'query.evaluator': 'query.interpreter',
   'alerting.evaluator': 'craft0.polling-alerts',
 };
 

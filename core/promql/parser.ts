@@ -45,6 +45,15 @@ export function toCraftError(error: PromQLParseError): CraftError {
   });
 }
 
+/** parsePromQL for request handlers: a malformed query is a CraftError with code CRAFT_QUERY_PARSE. */
+export function parseQuery(text: string): Expr {
+  try {
+    return parsePromQL(text);
+  } catch (error) {
+    throw error instanceof PromQLParseError ? toCraftError(error) : error;
+  }
+}
+
 /**
  * The deepest tree parsePromQL accepts (a 1,000-term sum is 1,000 deep). The checks, the printer
  * and an evaluator recurse once per level; past this a query would exhaust the stack instead.

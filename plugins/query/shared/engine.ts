@@ -11,7 +11,7 @@
 import { z } from 'zod';
 import type { Expr } from '../../../core/promql/ast.js';
 import { typeOf } from '../../../core/promql/ast.js';
-import { PromQLParseError, parsePromQL, toCraftError } from '../../../core/promql/parser.js';
+import { parseQuery } from '../../../core/promql/parser.js';
 import { CraftError } from '../../../core/errors.js';
 import type { QueryContext, QueryEvaluator, QueryRequest, QueryResult, SampleSource } from '../../../core/slots/query.js';
 import { Evaluator, type EvaluatorOptions } from './evaluator.js';
@@ -38,15 +38,6 @@ export const engineOptions = z
 export type EngineOptions = z.infer<typeof engineOptions>;
 
 const unwrap = (expr: Expr): Expr => (expr.type === 'ParenExpr' ? unwrap(expr.expr) : expr);
-
-export function parseQuery(text: string): Expr {
-  try {
-    return parsePromQL(text);
-  } catch (error) {
-    if (error instanceof PromQLParseError) throw toCraftError(error);
-    throw error;
-  }
-}
 
 const finite = (value: number | undefined, name: string): number => {
   if (value === undefined || !Number.isFinite(value)) throw new CraftError('CRAFT_BAD_REQUEST', `${name} must be a finite number of milliseconds`);

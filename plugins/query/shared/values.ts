@@ -96,8 +96,8 @@ export function compareLabels(a: Labels, b: Labels): number {
 /** Ascending order of numbers with NaN first, safe for infinities (a − b is NaN for Inf − Inf). */
 export const compareNumbers = (a: number, b: number): number => (Number.isNaN(a) ? (Number.isNaN(b) ? 0 : -1) : Number.isNaN(b) ? 1 : a < b ? -1 : a > b ? 1 : 0);
 
-const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
-export const isLabelName = (name: string): boolean => LABEL_NAME.test(name);
+export { isLabelName } from '../../../core/model.js';
+export { formatFloat } from '../../../core/promql/format.js';
 
 /**
  * Collects output series by label set, point by point. Two points for one label set at one
@@ -164,22 +164,3 @@ export function byStep(series: Series[], count: number): StepTable {
 
 /** A scalar of one value at every step. */
 export const constantScalar = (value: number, count: number): ScalarValue => ({ kind: 'scalar', values: new Float64Array(count).fill(value) });
-
-/** Prometheus's float formatting for labels and the API (`strconv.FormatFloat(v, 'f', -1, 64)`): shortest digits, no exponent. */
-export function formatFloat(value: number): string {
-  if (Number.isNaN(value)) return 'NaN';
-  if (value === Infinity) return '+Inf';
-  if (value === -Infinity) return '-Inf';
-  const text = String(value);
-  if (!/e/i.test(text)) return Object.is(value, -0) ? '-0' : text;
-  const [mantissa, exponentText] = text.toLowerCase().split('e') as [string, string];
-  const exponent = Number(exponentText);
-  const negative = mantissa.startsWith('-');
-  const digits = mantissa.replace('-', '').replace('.', '');
-  const point = (mantissa.replace('-', '').indexOf('.') === -1 ? mantissa.replace('-', '').length : mantissa.replace('-', '').indexOf('.')) + exponent;
-  let out: string;
-  if (point <= 0) out = `0.${'0'.repeat(-point)}${digits}`;
-  else if (point >= digits.length) out = digits + '0'.repeat(point - digits.length);
-  else out = `${digits.slice(0, point)}.${digits.slice(point)}`;
-  return negative ? `-${out}` : out;
-}
