@@ -15,6 +15,7 @@ import { printExpr } from '../core/promql/printer.js';
 import { parseDurationMs, parseQuery } from '../core/promql/parser.js';
 import { formatFloat } from '../core/promql/format.js';
 import { SUBJECTS } from '../core/subjects.js';
+import { StorageClient } from '../core/storage/client.js';
 import { isLabelName, labelNamesOf, labelValuesOf, type LabelMatcher, type Labels } from '../core/model.js';
 import type { Bus } from '../core/nats/bus.js';
 import type { QueryEvaluator, QueryResult, SampleSource } from '../core/slots/query.js';
@@ -105,7 +106,11 @@ export class PrometheusApi {
     private readonly source: SampleSource,
     private readonly bus: Bus,
     private readonly now: () => number,
-  ) {}
+  ) {
+    this.storage = new StorageClient(bus);
+  }
+
+  private readonly storage: StorageClient;
 
   /** Answers one request; never throws. */
   async handle(method: string, path: string, params: URLSearchParams): Promise<ApiResponse> {
@@ -134,8 +139,7 @@ export class PrometheusApi {
       case '/api/v1/labels':
         return this.labels(params);
       case '/api/v1/metadata':
-        // Metric metadata (type, help, unit) is not stored yet: an honest empty answer.
-        return {};
+        return this.metadata(params);
       case '/api/v1/query_exemplars':
         // Exemplars are not stored: none to return.
         return [];
@@ -205,7 +209,15 @@ export class PrometheusApi {
 
   private async series(params: URLSearchParams): Promise<unknown> {
     const { selectors, startMs, endMs } = this.selection(params, true);
-    return this.seriesOf(selectors, startMs, endMs);
+    const series = await this.seriesOf(selectors, startMs, endMs);
+    const limit = limitParam(params);
+    return limit === undefined ? series : series.slice(0, limit);
+  }
+
+  private async metadata(params: URLSearchParams): Promise<unknown> {
+    const metric = params.get('metric') ?? undefined;
+    const limit = limitParam(params);
+    return this.storage.metadata({ ...(metric === undefined || metric === '' ? {} : { metric }), ...(limit === undefined ? {} : { limit }) });
   }
 
   private async labels(params: URLSearchParams): Promise<unknown> {
@@ -235,6 +247,15 @@ export class PrometheusApi {
     });
     return [{ name: 'craft', file: 'alerting.evaluator', interval: 0, rules }];
   }
+}
+
+/** `limit`: a non-negative integer; 0 or absent means no limit. */
+function limitParam(params: URLSearchParams): number | undefined {
+  const text = params.get('limit');
+  if (text === null || text === '') return undefined;
+  const limit = Number(text);
+  if (!Number.isInteger(limit) || limit < 0) throw new ApiError('bad_data', `invalid parameter "limit": ${text} is not a non-negative integer`);
+  return limit === 0 ? undefined : limit;
 }
 
 function required(params: URLSearchParams, name: string): string {

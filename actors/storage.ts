@@ -10,13 +10,14 @@
  * and writes switch over, the old store is closed and deleted, consumption resumes.
  */
 import { join } from 'node:path';
+import { MetricMetadata, type MetricMetadataEntry } from './storage-metadata.js';
 import { randomUUID } from 'node:crypto';
 import { Actor } from '../core/actor/actor.js';
 import { CraftError, invariant } from '../core/errors.js';
 import { PartsReply } from '../core/nats/bus.js';
 import { SUBJECTS, handoverSubject } from '../core/subjects.js';
 import { QueueClient, isStaleGeneration, type FetchedDelivery } from '../core/queue/protocol.js';
-import type { LabelMatcher } from '../core/model.js';
+import { METRIC_NAME_LABEL, type LabelMatcher } from '../core/model.js';
 import { decodeQueueMessage } from '../core/queue/message.js';
 import { positionKey, type QueuePositions, type SampleStore, type StorageContext, type StoreStats } from '../core/slots/storage.js';
 import type { KvEngine } from '../core/slots/kv.js';
@@ -86,6 +87,7 @@ export class StorageActor extends Actor {
   private samplesApplied = 0;
   private samplesRestamped = 0;
   private readonly lag = new LagWindow();
+  private metadata!: MetricMetadata;
   private readonly member = `storage-${randomUUID().slice(0, 8)}`;
 
   constructor(private readonly context: PlatformContext) {
@@ -101,6 +103,7 @@ export class StorageActor extends Actor {
     this.handle(SUBJECTS.storageCardinality, (body: { limit?: unknown }) => this.store.cardinality(cardinalityLimit(body?.limit)), { concurrency: 2 });
     this.handle(SUBJECTS.storageFlush, () => this.withLock(async () => (await this.store.flush(), this.store.stats())));
     this.handle(SUBJECTS.storageInfo, () => this.info(), { concurrency: 4 });
+    this.handle(SUBJECTS.storageMetadata, (body: { metric?: unknown; limit?: unknown }) => this.metricMetadata(body), { concurrency: 2 });
     this.handle(handoverSubject(this.id), (body: HandoverRequest) => this.handover(body));
   }
 
@@ -129,6 +132,7 @@ export class StorageActor extends Actor {
   }
 
   protected override async onStart(): Promise<void> {
+    this.metadata = new MetricMetadata(join(this.context.dataDir, 'storage', 'metadata.json'), this.clock);
     this.choice = { engine: await currentChoice(this.context, 'storage.engine'), kv: await currentChoice(this.context, 'storage.kv') };
     const store = this.makeStore(this.choice);
     await store.open();
@@ -141,6 +145,7 @@ export class StorageActor extends Actor {
   protected override async onStop(): Promise<void> {
     this.running = false;
     await this.loop;
+    this.metadata.save();
     await this.withLock(() => this.store.close());
   }
 
@@ -225,6 +230,7 @@ export class StorageActor extends Actor {
         continue;
       }
       for (const batch of batches) {
+        this.metadata.note(batch.types);
         for (const sample of batch.samples) appender.append(sample[0], sample[1], sample[2], sample[3] === 1);
         samples += batch.samples.length;
         receivedAtMs.push(batch.receivedAtMs);
@@ -242,6 +248,13 @@ export class StorageActor extends Actor {
     this.samplesApplied += samples;
     this.samplesRestamped += result.restamped;
     return [...commitsByKey.values()];
+  }
+
+  private async metricMetadata(body: { metric?: unknown; limit?: unknown }): Promise<Record<string, MetricMetadataEntry[]>> {
+    const metric = typeof body?.metric === 'string' && body.metric !== '' ? body.metric : undefined;
+    const limit = typeof body?.limit === 'number' && Number.isInteger(body.limit) ? body.limit : undefined;
+    const names = await this.store.querier(0, Number.MAX_SAFE_INTEGER).labelValues(METRIC_NAME_LABEL);
+    return this.metadata.list(names, metric, limit);
   }
 
   private checkRange(request: RangeRequest): void {

@@ -64,6 +64,8 @@ export const SUBJECTS = {
   storageFlush: 'craft.storage.flush',
   /** Storage actor: count matching series and samples `{matchers, startMs, endMs}` without shipping them. */
   storageCount: 'craft.storage.count',
+  /** Storage actor: metric metadata `{metric?, limit?}` → name → [{type, help, unit}] (Prometheus's /api/v1/metadata). */
+  storageMetadata: 'craft.storage.metadata',
   /** Storage actor: counts of series and samples, applied queue positions. */
   storageInfo: 'craft.storage.info',
 

@@ -67,6 +67,8 @@ t.test('the Prometheus HTTP API over a running platform', async (t) => {
     t.same(names.body.data, ['http_requests_total', 'temperature']);
     const hosts = await api(`/api/v1/label/host/values?match[]=${encodeURIComponent('http_requests_total{host!="b"}')}`);
     t.same(hosts.body.data, ['a']);
+    const limited = await api(`/api/v1/series?match[]=${encodeURIComponent('{host="a"}')}&limit=1`);
+    t.equal(limited.body.data.length, 1, 'limit');
     const ranged = await api(`/api/v1/series?match[]=temperature&start=0&end=1`);
     t.same(ranged.body.data, [], 'nothing in a range before the data');
   });
@@ -75,7 +77,12 @@ t.test('the Prometheus HTTP API over a running platform', async (t) => {
     t.match((await api('/api/v1/status/buildinfo')).body, { status: 'success', data: { version: /^2\./ } });
     t.same((await api(`/api/v1/format_query?query=${encodeURIComponent('sum(rate(x[5m]))by(job)')}`)).body.data, 'sum by (job) (rate(x[5m]))');
     t.same((await api('/api/v1/query_exemplars?query=x&start=0&end=1')).body.data, []);
-    t.same((await api('/api/v1/metadata')).body.data, {});
+    t.same((await api('/api/v1/metadata')).body.data, {
+      http_requests_total: [{ type: 'counter', help: '', unit: '' }],
+      temperature: [{ type: 'gauge', help: '', unit: '' }],
+    }, 'types as sent (a metric sent without one is a gauge)');
+    t.same(Object.keys((await api('/api/v1/metadata?metric=temperature')).body.data), ['temperature']);
+    t.equal(Object.keys((await api('/api/v1/metadata?limit=1')).body.data).length, 1);
     const rules = await api('/api/v1/rules');
     t.equal(rules.body.status, 'success');
     t.ok(Array.isArray(rules.body.data.groups));
@@ -105,6 +112,39 @@ t.test('the Prometheus HTTP API over a running platform', async (t) => {
     t.match(await api('/api/v1/nope'), { status: 404, body: { status: 'error', errorType: 'not_found' } });
     const huge = await api('/api/v1/query', { method: 'POST', body: `query=${'x'.repeat(2_000_000)}`, headers: { 'content-type': 'application/x-www-form-urlencoded' } });
     t.equal(huge.status, 413, 'a body over 1 MiB is refused');
+  });
+
+  await t.test('Grafana’s Prometheus data source: the requests it sends, the fields it reads', async (t) => {
+    const form = (fields: Record<string, string>): RequestInit => ({ method: 'POST', body: new URLSearchParams(fields).toString(), headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+    // Save & test.
+    const test = await api('/api/v1/query?query=1%2B1&time=4');
+    t.same(test.body, { status: 'success', data: { resultType: 'scalar', result: [4, '2'] } });
+    const version = (await api('/api/v1/status/buildinfo')).body.data.version as string;
+    const [major, minor] = version.split('.').map(Number) as [number, number];
+    t.ok(major > 2 || (major === 2 && minor >= 24), `version ${version} ≥ 2.24, so Grafana uses the match[] label APIs`);
+    // A panel: range query by form POST with float seconds, an instant query by GET.
+    const panel = await api('/api/v1/query_range', form({ query: 'rate(http_requests_total[1m])', start: String(T - 120.5), end: String(T), step: '15' }));
+    t.equal(panel.body.status, 'success');
+    t.equal(panel.body.data.resultType, 'matrix');
+    for (const series of panel.body.data.result) {
+      t.type(series.metric, 'object');
+      t.ok(series.values.every(([time, value]: [number, string]) => typeof time === 'number' && typeof value === 'string'), 'values are [seconds, "string"]');
+    }
+    t.ok(panel.body.warnings === undefined || Array.isArray(panel.body.warnings), 'warnings absent or a list');
+    const instant = await api(`/api/v1/query?query=${encodeURIComponent('temperature')}&time=${T}`);
+    t.ok(instant.body.data.result.every((s: { value: [number, string] }) => typeof s.value[1] === 'string'));
+    t.equal((await api(`/api/v1/query_exemplars?query=temperature&start=${T - 60}&end=${T}`)).body.status, 'success');
+    // Metric browser and autocompletion.
+    const names = await api(`/api/v1/label/__name__/values?start=${T - 3600}&end=${T}`);
+    t.same(names.body.data, ['http_requests_total', 'temperature']);
+    const labels = await api(`/api/v1/labels?start=${T - 3600}&end=${T}&match[]=temperature&match[]=http_requests_total`);
+    t.same(labels.body.data, ['__name__', 'host', 'job']);
+    const values = await api(`/api/v1/label/host/values?start=${T - 3600}&end=${T}&match[]=${encodeURIComponent('{__name__="temperature"}')}`);
+    t.same(values.body.data, ['a', 'b']);
+    const series = await api(`/api/v1/series?match[]=temperature&start=${T - 3600}&end=${T}&limit=40000`);
+    t.equal(series.body.data.length, 2);
+    t.match((await api('/api/v1/metadata')).body.data, { temperature: [{ type: 'gauge' }] });
+    t.equal((await api('/api/v1/rules')).body.status, 'success');
   });
 
   await t.test('the seed GET /query still answers raw samples', async (t) => {

@@ -108,6 +108,10 @@ export class StorageClient {
     return this.bus.request(SUBJECTS.storageCount, request, { timeoutMs });
   }
 
+  metadata(request: { metric?: string; limit?: number } = {}, timeoutMs = DEFAULT_TIMEOUT_MS): Promise<Record<string, { type: string; help: string; unit: string }[]>> {
+    return this.bus.request(SUBJECTS.storageMetadata, request, { timeoutMs });
+  }
+
   info(): Promise<StorageInfo> {
     return this.bus.request<StorageInfo>(SUBJECTS.storageInfo, {});
   }
