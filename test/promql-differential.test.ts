@@ -8,6 +8,10 @@
  * The queries are a hand-written list covering every operator, aggregation, modifier and
  * function Prometheus 2.42 has, each as instant queries at several times and as a range query,
  * plus random expressions built from the same pieces (fast-check).
+ *
+ * Every Craft #4 evaluator (query.interpreter, query.planner, …) answers every query; each must
+ * agree with Prometheus, and every later phase must give exactly the answer of phase 1 — the
+ * same series, the same points, the same bits.
  */
 import t, { type Test } from 'tap';
 import fc from 'fast-check';
@@ -93,20 +97,35 @@ const data = dataset();
 const oracle = await startPrometheusOracle(data, { test: t });
 const local = await loadStore(registry, 'storage.time-index', data);
 t.teardown(() => local.dispose());
-const evaluator = makeEvaluator({ registry });
+const phases = registry.list().filter((p) => p.slot === 'query.evaluator' && p.craft === 4).sort((a, b) => a.phase - b.phase);
+const evaluators = phases.map((p) => ({ id: p.id, evaluator: makeEvaluator({ registry, evaluator: p.id }) }));
 const INSTANTS = [0, 7 * MINUTE + 30_000, 45 * MINUTE, 61 * MINUTE, END_MS];
+
+type Eval = Parameters<typeof runEval>[2];
+
+/** Problems of every phase's answer: against Prometheus, and against phase 1 exactly. */
+async function problemsOf(command: Eval, theirs: Awaited<ReturnType<typeof oracle.query>>, ordered: boolean, ties: boolean): Promise<string[]> {
+  const problems: string[] = [];
+  let first: string | undefined;
+  for (const { id, evaluator } of evaluators) {
+    const ours = await runEval(evaluator, local.store, command);
+    problems.push(...compareAnswers(ours, theirs, ordered, ties).map((p) => `${id}: ${p}`));
+    const exact = JSON.stringify(ours, (_, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? String(v) : v));
+    if (first === undefined) first = exact;
+    else if (exact !== first) problems.push(`${id}: not identical to ${evaluators[0]!.id}`);
+  }
+  return problems;
+}
 
 async function check(t: Test, expr: string): Promise<void> {
   const ordered = /^\s*sort(_desc)?\(/.test(expr);
   const ties = /topk|bottomk/.test(expr);
   for (const atMs of INSTANTS) {
-    const ours = await runEval(evaluator, local.store, { kind: 'eval', mode: 'instant', atMs, expr, expected: [], line: 0 });
-    const theirs = await oracle.query(expr, atMs);
-    t.same(compareAnswers(ours, theirs, ordered, ties), [], `${expr} @ ${atMs / 1000}s`);
+    const command: Eval = { kind: 'eval', mode: 'instant', atMs, expr, expected: [], line: 0 };
+    t.same(await problemsOf(command, await oracle.query(expr, atMs), ordered, ties), [], `${expr} @ ${atMs / 1000}s`);
   }
-  const ours = await runEval(evaluator, local.store, { kind: 'eval', mode: 'range', startMs: 0, endMs: END_MS, stepMs: 70_000, expr, expected: [], line: 0 });
-  const theirs = await oracle.queryRange(expr, 0, END_MS, 70_000);
-  t.same(compareAnswers(ours, theirs, false, ties), [], `${expr} over 0–2 h, step 70 s`);
+  const command: Eval = { kind: 'eval', mode: 'range', startMs: 0, endMs: END_MS, stepMs: 70_000, expr, expected: [], line: 0 };
+  t.same(await problemsOf(command, await oracle.queryRange(expr, 0, END_MS, 70_000), false, ties), [], `${expr} over 0–2 h, step 70 s`);
 }
 
 t.test('hand-written queries agree with Prometheus', async (t) => {
@@ -131,13 +150,12 @@ t.test('random expressions agree with Prometheus', async (t) => {
   );
   await fc.assert(
     fc.asyncProperty(vector(3), async (expr) => {
+      const ties = /topk|bottomk/.test(expr);
       for (const atMs of [45 * MINUTE, END_MS]) {
-        const ours = await runEval(evaluator, local.store, { kind: 'eval', mode: 'instant', atMs, expr, expected: [], line: 0 });
-        const problems = compareAnswers(ours, await oracle.query(expr, atMs), false, /topk|bottomk/.test(expr));
+        const problems = await problemsOf({ kind: 'eval', mode: 'instant', atMs, expr, expected: [], line: 0 }, await oracle.query(expr, atMs), false, ties);
         if (problems.length > 0) throw new Error(`${expr} @ ${atMs / 1000}s: ${problems.slice(0, 5).join('; ')}`);
       }
-      const ours = await runEval(evaluator, local.store, { kind: 'eval', mode: 'range', startMs: 30 * MINUTE, endMs: END_MS, stepMs: 90_000, expr, expected: [], line: 0 });
-      const problems = compareAnswers(ours, await oracle.queryRange(expr, 30 * MINUTE, END_MS, 90_000), false, /topk|bottomk/.test(expr));
+      const problems = await problemsOf({ kind: 'eval', mode: 'range', startMs: 30 * MINUTE, endMs: END_MS, stepMs: 90_000, expr, expected: [], line: 0 }, await oracle.queryRange(expr, 30 * MINUTE, END_MS, 90_000), false, ties);
       if (problems.length > 0) throw new Error(`${expr} range: ${problems.slice(0, 5).join('; ')}`);
     }),
     { numRuns: 150, seed: 20261203 },

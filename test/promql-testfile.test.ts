@@ -203,7 +203,8 @@ const expand = (items: Item[]): (number | null)[] => {
   for (const item of items) {
     if (item.kind === 'number') out.push(item.a);
     else if (item.kind === 'sequence') for (let i = 0, v = item.a; i <= item.n; i++, v += item.b) out.push(v);
-    else if (item.kind === 'repeat') for (let i = 0; i <= item.n; i++) out.push(item.a);
+    // `axn` is `a+0xn`: the value is built by adding 0, so −0 becomes 0 after the first (as in Prometheus).
+    else if (item.kind === 'repeat') for (let i = 0, v = item.a; i <= item.n; i++, v += 0) out.push(v);
     else if (item.kind === 'gap') out.push(null);
     else if (item.kind === 'gaps') for (let i = 0; i < item.n; i++) out.push(null);
     else out.push(STALE_NAN);

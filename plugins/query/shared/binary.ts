@@ -159,6 +159,8 @@ function vectorVector(node: BinaryExpr, lhs: VectorValue, rhs: VectorValue, matc
   const oneBySig = new Map<string, number>();
   const oneValueBySig = new Map<string, number>();
   for (let step = 0; step < grid.count; step++) {
+    // Nothing can match when a side is empty: Prometheus returns before it looks for duplicates.
+    if (oneTable.offsets[step] === oneTable.offsets[step + 1] || manyTable.offsets[step] === manyTable.offsets[step + 1]) continue;
     oneBySig.clear();
     oneValueBySig.clear();
     for (let at = oneTable.offsets[step]!; at < oneTable.offsets[step + 1]!; at++) {

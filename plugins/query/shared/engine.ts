@@ -12,8 +12,10 @@ import { z } from 'zod';
 import type { Expr } from '../../../core/promql/ast.js';
 import { typeOf } from '../../../core/promql/ast.js';
 import { parseQuery } from '../../../core/promql/parser.js';
-import { CraftError } from '../../../core/errors.js';
-import type { QueryContext, QueryEvaluator, QueryRequest, QueryResult, SampleSource } from '../../../core/slots/query.js';
+import { CraftError, InvariantError } from '../../../core/errors.js';
+import type { QueryContext, QueryEvaluator, QueryPlan, QueryRequest, QueryResult, SampleSource } from '../../../core/slots/query.js';
+import { printExpr } from '../../../core/promql/printer.js';
+import { collectSelects, matchersText, planText, renderTree, type SelectPlan } from './plan.js';
 import { Evaluator, type EvaluatorOptions } from './evaluator.js';
 import { SORT_FUNCTIONS } from './functions.js';
 import { compareLabels, compareNumbers, gridTime, type Grid, type Value } from './values.js';
@@ -37,6 +39,24 @@ export const engineOptions = z
   .strict();
 export type EngineOptions = z.infer<typeof engineOptions>;
 
+interface Prepared {
+  expr: Expr;
+  rewrites: string[];
+  nowMs: number;
+  startMs: number;
+  endMs: number;
+  /** Undefined for a raw query. */
+  grid?: Grid;
+  mode: string;
+}
+
+/** For EXPLAIN, which reads nothing: a source that refuses to be read. */
+const NO_SOURCE: SampleSource = {
+  querier: () => {
+    throw new InvariantError('EXPLAIN does not read storage');
+  },
+};
+
 const unwrap = (expr: Expr): Expr => (expr.type === 'ParenExpr' ? unwrap(expr.expr) : expr);
 
 const finite = (value: number | undefined, name: string): number => {
@@ -50,11 +70,14 @@ export class QueryEngine implements QueryEvaluator {
     protected readonly options: EngineOptions,
   ) {}
 
-  async evaluate(request: QueryRequest, source: SampleSource): Promise<QueryResult> {
-    const expr = this.prepare(parseQuery(request.expr));
+  /** The prepared tree, its rewrites, and the grid it is evaluated over (undefined for a raw query). */
+  private prepareRequest(request: QueryRequest): Prepared {
+    const prepared = this.prepare(parseQuery(request.expr));
     const nowMs = this.context.clock.now();
     if (request.stepMs === undefined && request.timeMs === undefined && (request.startMs !== undefined || request.endMs !== undefined)) {
-      return this.raw(expr, request.startMs ?? 0, request.endMs ?? Number.MAX_SAFE_INTEGER, source);
+      const startMs = request.startMs ?? 0;
+      const endMs = request.endMs ?? Number.MAX_SAFE_INTEGER;
+      return { ...prepared, nowMs, startMs, endMs, mode: `raw stored samples in [${startMs}, ${endMs}] ms` };
     }
     if (request.stepMs !== undefined) {
       const startMs = finite(request.startMs, 'start');
@@ -66,23 +89,55 @@ export class QueryEngine implements QueryEvaluator {
       if (count > this.options.pointsPerSeriesMax) {
         throw new CraftError('CRAFT_BAD_REQUEST', `exceeded maximum resolution of ${this.options.pointsPerSeriesMax} points per timeseries. Try decreasing the query resolution (?step=XX)`);
       }
-      const type = typeOf(expr);
+      const type = typeOf(prepared.expr);
       if (type !== 'vector' && type !== 'scalar') {
         throw new CraftError('CRAFT_BAD_REQUEST', `invalid expression type "${type === 'matrix' ? 'range vector' : type}" for range query, must be Scalar or instant Vector`);
       }
-      const grid = { startMs, stepMs, count };
-      const value = await this.evaluator(source, request, nowMs, startMs, endMs).eval(expr, grid);
-      return rangeResult(value, grid);
+      return { ...prepared, nowMs, startMs, endMs, grid: { startMs, stepMs, count }, mode: `range from ${startMs} to ${endMs} ms, step ${stepMs} ms (${count} steps)` };
     }
     const timeMs = finite(request.timeMs ?? nowMs, 'time');
-    const grid = { startMs: timeMs, stepMs: 0, count: 1 };
-    const value = await this.evaluator(source, request, nowMs, timeMs, timeMs).eval(expr, grid);
-    return instantResult(value, timeMs, unwrap(expr));
+    return { ...prepared, nowMs, startMs: timeMs, endMs: timeMs, grid: { startMs: timeMs, stepMs: 0, count: 1 }, mode: `instant at ${timeMs} ms` };
   }
 
-  /** The tree to evaluate; later phases rewrite it (constant folding, pushdown). */
-  protected prepare(expr: Expr): Expr {
-    return expr;
+  async evaluate(request: QueryRequest, source: SampleSource): Promise<QueryResult> {
+    const prepared = this.prepareRequest(request);
+    if (prepared.grid === undefined) return this.raw(prepared.expr, prepared.startMs, prepared.endMs, source);
+    const evaluator = this.evaluator(source, request, prepared.nowMs, prepared.startMs, prepared.endMs, prepared.expr, prepared.grid);
+    const value = await evaluator.eval(prepared.expr, prepared.grid);
+    return request.stepMs !== undefined ? rangeResult(value, prepared.grid) : instantResult(value, prepared.startMs, unwrap(prepared.expr));
+  }
+
+  async explain(request: QueryRequest): Promise<QueryPlan> {
+    const prepared = this.prepareRequest(request);
+    const base = { evaluator: this.id, expr: printExpr(prepared.expr), mode: prepared.mode, rewrites: prepared.rewrites };
+    if (prepared.grid === undefined) {
+      const selector = unwrap(prepared.expr);
+      const selects = selector.type === 'VectorSelector' ? [{ matchers: matchersText(selector.matchers), minTimeMs: prepared.startMs, maxTimeMs: prepared.endMs, hints: {}, nodes: 1 }] : [];
+      return { ...base, selects, text: planText({ ...base, selects }, renderTree(prepared.expr, () => undefined)) };
+    }
+    const evaluator = this.evaluator(NO_SOURCE, request, prepared.nowMs, prepared.startMs, prepared.endMs, prepared.expr, prepared.grid);
+    const { selects, notes } = this.selectsOf(collectSelects(prepared.expr, prepared.grid, evaluator));
+    return { ...base, selects, text: planText({ ...base, selects }, renderTree(prepared.expr, (node) => notes.get(node))) };
+  }
+
+  /** EXPLAIN's storage selects: here one per selector node, as phase 1 runs them. */
+  protected selectsOf(plans: SelectPlan[]): { selects: QueryPlan['selects']; notes: Map<unknown, string> } {
+    const notes = new Map<unknown, string>();
+    const selects = plans.map((p, i) => {
+      notes.set(p.node, `select #${i + 1}`);
+      return { matchers: matchersText(p.matchers), minTimeMs: p.minTimeMs, maxTimeMs: p.maxTimeMs, hints: { ...p.hints }, nodes: 1 };
+    });
+    return { selects, notes };
+  }
+
+  /** The plugin id, for EXPLAIN. */
+  protected get id(): string {
+    return 'query.interpreter';
+  }
+
+  /** The tree to evaluate and what was rewritten; later phases rewrite it (constant folding, pushdown). */
+  protected prepare(expr: Expr): { expr: Expr; rewrites: string[] } {
+    return { expr, rewrites: [] };
   }
 
   protected evaluatorOptions(request: QueryRequest, nowMs: number, startMs: number, endMs: number): EvaluatorOptions {
@@ -99,7 +154,8 @@ export class QueryEngine implements QueryEvaluator {
     };
   }
 
-  protected evaluator(source: SampleSource, request: QueryRequest, nowMs: number, startMs: number, endMs: number): Evaluator {
+  /** The evaluator of one query; later phases return their own (sharing, parallel reads). */
+  protected evaluator(source: SampleSource, request: QueryRequest, nowMs: number, startMs: number, endMs: number, _expr: Expr, _grid: Grid): Evaluator {
     return new Evaluator(source, this.evaluatorOptions(request, nowMs, startMs, endMs));
   }
 

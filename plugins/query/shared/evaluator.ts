@@ -176,18 +176,30 @@ export class Evaluator {
    * `expr[range:step]`: expr evaluated at the multiples of step inside the windows of every
    * outer step, as Prometheus aligns them (the first time at or after the earliest window start).
    */
-  private async subquery(node: SubqueryExpr, grid: Grid): Promise<MatrixValue> {
+  /**
+   * The inner grid of a subquery for an outer grid: the multiples of its step from the first at
+   * or after the earliest window start up to the last window end; and each outer step's window end.
+   */
+  subqueryGrid(node: SubqueryExpr, grid: Grid): { inner: Grid; ends: Float64Array } {
     const stepMs = node.stepMs > 0 ? node.stepMs : this.options.subqueryStepMs;
     const ends = this.referenceTimes(node.at, node.offsetMs, grid);
-    if (grid.count === 0) return { kind: 'matrix', series: [], rangeMs: node.rangeMs, windowEndMs: ends };
+    if (grid.count === 0) return { inner: { startMs: 0, stepMs, count: 0 }, ends };
     const first = ends[0]! - node.rangeMs;
     const last = ends[grid.count - 1]!;
     let startMs = stepMs * Math.trunc(first / stepMs);
     if (startMs < first) startMs += stepMs;
     const count = last >= startMs ? Math.floor((last - startMs) / stepMs) + 1 : 0;
-    this.account(count);
-    const inner = await this.vector(node.expr, { startMs, stepMs, count });
-    const innerGrid = { startMs, stepMs, count };
+    return { inner: { startMs, stepMs, count }, ends };
+  }
+
+  /**
+   * `expr[range:step]`: expr evaluated at the multiples of step inside the windows of every
+   * outer step, as Prometheus aligns them (the first time at or after the earliest window start).
+   */
+  private async subquery(node: SubqueryExpr, grid: Grid): Promise<MatrixValue> {
+    const { inner: innerGrid, ends } = this.subqueryGrid(node, grid);
+    this.account(innerGrid.count);
+    const inner = await this.vector(node.expr, innerGrid);
     const series = inner.series.map((s) => ({ labels: s.labels, timesMs: s.steps.map((step) => gridTime(innerGrid, step)), values: s.values }));
     return { kind: 'matrix', series, rangeMs: node.rangeMs, windowEndMs: ends };
   }

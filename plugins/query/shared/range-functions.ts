@@ -9,6 +9,7 @@
 import type { Evaluator } from './evaluator.js';
 import { QueryExecutionError, SeriesSet, dropName, gridTime, type Grid, type MatrixValue, type VectorValue } from './values.js';
 import { quantileOf } from './aggregate.js';
+import { addExact, exactValue, type ExactSum } from '../../../core/storage/rollup.js';
 
 /** The window of one step: samples `times[from..to)` of a series, its bounds and extra scalar arguments. */
 export interface Window {
@@ -140,27 +141,15 @@ function linearRegression(times: number[], values: number[], from: number, to: n
   return [slope, sumY / n - (slope * sumX) / n];
 }
 
+/**
+ * The correctly rounded sum (core/storage/rollup.ts), not Prometheus's compensated one: it is
+ * at least as accurate, and it is what storage's chunk summaries add up to, so a phase that
+ * answers sum_over_time and avg_over_time from summaries gives these very bits.
+ */
 function sumOf(values: number[], from: number, to: number): number {
-  let sum = 0;
-  let c = 0;
-  for (let i = from; i < to; i++) [sum, c] = kahan(sum, c, values[i]!);
-  return Number.isFinite(sum) ? sum + c : sum;
-}
-
-function averageOf(values: number[], from: number, to: number): number {
-  let mean = 0;
-  let c = 0;
-  let count = 0;
-  for (let i = from; i < to; i++) {
-    const v = values[i]!;
-    count += 1;
-    if (!Number.isFinite(mean) && !Number.isNaN(mean)) {
-      if (!Number.isFinite(v) && !Number.isNaN(v) && mean > 0 === v > 0) continue;
-      if (Number.isFinite(v)) continue;
-    }
-    [mean, c] = kahan(mean, c, v / count - mean / count);
-  }
-  return Number.isFinite(mean) ? mean + c : mean;
+  const sum: ExactSum = { parts: [], special: 0 };
+  for (let i = from; i < to; i++) addExact(sum, values[i]!);
+  return exactValue(sum);
 }
 
 function varianceOf(values: number[], from: number, to: number): number {
@@ -241,7 +230,7 @@ export const RANGE_FUNCTIONS: Record<string, { fn: WindowFunction; matrixArg: nu
     },
     matrixArg: 0,
   },
-  avg_over_time: { fn: ({ values, from, to }) => averageOf(values, from, to), matrixArg: 0 },
+  avg_over_time: { fn: ({ values, from, to }) => sumOf(values, from, to) / (to - from), matrixArg: 0 },
   sum_over_time: { fn: ({ values, from, to }) => sumOf(values, from, to), matrixArg: 0 },
   count_over_time: { fn: ({ from, to }) => to - from, matrixArg: 0 },
   min_over_time: { fn: extreme(false), matrixArg: 0 },
