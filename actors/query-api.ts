@@ -134,6 +134,8 @@ export class PrometheusApi {
         return this.query(params);
       case '/api/v1/query_range':
         return this.queryRange(params);
+      case '/api/v1/explain':
+        return this.explain(params);
       case '/api/v1/series':
         return this.series(params);
       case '/api/v1/labels':
@@ -172,6 +174,19 @@ export class PrometheusApi {
     if (stepMs <= 0) throw new ApiError('bad_data', 'invalid parameter "step": zero or negative query resolution step widths are not accepted. Try a positive integer');
     const result = await this.evaluator().evaluate({ expr, startMs, endMs, stepMs, ...this.common(params) }, this.source);
     return resultData(result);
+  }
+
+  /** Ours, not Prometheus's: how the active evaluator would run a query (range when `start`, `end` and `step` are given). */
+  private async explain(params: URLSearchParams): Promise<unknown> {
+    const expr = required(params, 'query');
+    const evaluator = this.evaluator();
+    if (evaluator.explain === undefined) throw new ApiError('bad_data', 'the active evaluator does not explain its plans');
+    if (params.has('step')) {
+      const startMs = parseTimeParam('start', params.get('start') ?? undefined);
+      const endMs = parseTimeParam('end', params.get('end') ?? undefined);
+      return evaluator.explain({ expr, startMs, endMs, stepMs: parseDurationParam('step', params.get('step') ?? undefined) });
+    }
+    return evaluator.explain({ expr, timeMs: parseTimeParam('time', params.get('time') ?? undefined, this.now()) });
   }
 
   private common(params: URLSearchParams): { timeoutMs?: number; lookbackDeltaMs?: number } {

@@ -14,7 +14,7 @@ import { queryResultParts } from '../core/query/client.js';
 import { PartsReply } from '../core/nats/bus.js';
 import { METRIC_NAME_LABEL } from '../core/model.js';
 import { currentChoice, type HandoverReply, type HandoverRequest, type PlatformContext } from '../core/platform-context.js';
-import type { QueryEvaluator, QueryRequest, QueryResult, SampleSource } from '../core/slots/query.js';
+import type { QueryEvaluator, QueryPlan, QueryRequest, QueryResult, SampleSource } from '../core/slots/query.js';
 
 /** Longest a client may take to send a whole request, and its headers, ms. */
 const HTTP_REQUEST_TIMEOUT_MS = 30_000;
@@ -52,6 +52,7 @@ export class QueryActor extends Actor {
     this.source = new StorageClient(context.bus);
     this.api = new PrometheusApi(() => this.evaluator, this.source, context.bus, () => this.clock.now());
     this.handle(SUBJECTS.queryRun, async (body: QueryRequest) => new PartsReply(queryResultParts(await this.run(body))), { concurrency: 32, parts: true });
+    this.handle(SUBJECTS.queryExplain, (body: QueryRequest) => this.explain(body), { concurrency: 8 });
     this.handle(handoverSubject(this.id), (body: HandoverRequest) => this.handover(body));
   }
 
@@ -104,6 +105,12 @@ export class QueryActor extends Actor {
 
   protected override async onCrash(): Promise<void> {
     await this.closeHttp();
+  }
+
+  private explain(request: QueryRequest): Promise<QueryPlan> {
+    if (typeof request?.expr !== 'string' || request.expr === '') throw new CraftError('CRAFT_BAD_REQUEST', 'explain needs {expr: string}');
+    if (this.evaluator.explain === undefined) throw new CraftError('CRAFT_BAD_REQUEST', `the evaluator ${this.pluginId} does not explain its plans; swap to query.interpreter or query.planner`);
+    return this.evaluator.explain(request);
   }
 
   private run(request: QueryRequest): Promise<QueryResult> {

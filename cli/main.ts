@@ -180,10 +180,11 @@ addPlatformFlags(
     .option('--start <time>', 'range start: ms, ISO date, or relative like -5m (without --step: the stored samples of a plain selector)')
     .option('--end <time>', 'range end (default now when --start is given)')
     .option('--step <duration>', 'range query step, e.g. 15s or 1m (needs --start)')
+    .option('--explain', 'print how the active evaluator would run the query (tree, storage selects, rewrites) instead of running it')
 
     .option('--time <time>', 'evaluation time of an instant query (default now)')
     .option('--json', 'print the raw JSON result'),
-).action(async (expr: string, flags: { nats?: string; data?: string; start?: string; end?: string; time?: string; step?: string; json?: boolean }) => {
+).action(async (expr: string, flags: { nats?: string; data?: string; start?: string; end?: string; time?: string; step?: string; json?: boolean; explain?: boolean }) => {
   const now = Date.now();
   const startMs = timeFlag(flags.start, now);
   const endMs = timeFlag(flags.end, now) ?? (startMs === undefined ? undefined : now);
@@ -192,6 +193,12 @@ addPlatformFlags(
   if (stepMs !== undefined && startMs === undefined) throw new CraftError('CRAFT_BAD_REQUEST', '--step needs --start (and optionally --end)');
   const bus = await connectToPlatform(flags);
   try {
+    const request = { expr, ...(startMs === undefined ? {} : { startMs }), ...(endMs === undefined ? {} : { endMs }), ...(timeMs === undefined ? {} : { timeMs }), ...(stepMs === undefined ? {} : { stepMs }) };
+    if (flags.explain === true) {
+      const plan = await new QueryClient(bus).explain(request);
+      process.stdout.write(flags.json === true ? JSON.stringify(plan, null, 2) + '\n' : plan.text + '\n');
+      return;
+    }
     const result = await new QueryClient(bus).query({ expr, ...(startMs === undefined ? {} : { startMs }), ...(endMs === undefined ? {} : { endMs }), ...(timeMs === undefined ? {} : { timeMs }), ...(stepMs === undefined ? {} : { stepMs }) });
     if (flags.json === true) {
       process.stdout.write(JSON.stringify(result, null, 2) + '\n');

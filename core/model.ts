@@ -41,7 +41,32 @@ export interface SeriesSamples {
   labels: Labels;
   /** Parallel arrays: timestampsMs[i] pairs with values[i]. */
   timestampsMs: number[];
-  values: number[];
+  /**
+   * A typed array, not a number[]: V8 may replace a NaN's payload when it stores the NaN in a
+   * plain array of doubles (sometimes only its quiet bit, sometimes all of it, depending on
+   * which code path stores it), and staleness markers are NaNs told apart by their payload.
+   */
+  values: Float64Array;
+}
+
+/** Collects float64 values into a typed array (growing it), so NaN payloads survive (see SeriesSamples). */
+export class Float64Builder {
+  private buffer = new Float64Array(16);
+  length = 0;
+
+  push(value: number): void {
+    if (this.length === this.buffer.length) {
+      const grown = new Float64Array(this.buffer.length * 2);
+      grown.set(this.buffer);
+      this.buffer = grown;
+    }
+    this.buffer[this.length++] = value;
+  }
+
+  /** The values pushed, as a typed array of exactly that length. */
+  finish(): Float64Array {
+    return this.buffer.slice(0, this.length);
+  }
 }
 
 export type MatchOp = '=' | '!=' | '=~' | '!~';

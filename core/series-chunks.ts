@@ -39,17 +39,28 @@ export function chunkSeries(series: SeriesSamples[], partBytesMax = NATS_PAYLOAD
 
 /** Joins parts back into one list of series (parts of one series are concatenated in order). */
 export function mergeSeriesParts(parts: SeriesSamples[][]): SeriesSamples[] {
-  const byKey = new Map<string, SeriesSamples>();
+  const byKey = new Map<string, SeriesSamples[]>();
   for (const part of parts) {
     for (const s of part) {
       const key = seriesKey(s.labels);
-      const existing = byKey.get(key);
-      if (existing === undefined) byKey.set(key, { labels: s.labels, timestampsMs: [...s.timestampsMs], values: [...s.values] });
-      else {
-        existing.timestampsMs.push(...s.timestampsMs);
-        existing.values.push(...s.values);
-      }
+      const pieces = byKey.get(key);
+      if (pieces === undefined) byKey.set(key, [s]);
+      else pieces.push(s);
     }
   }
-  return [...byKey.values()];
+  return [...byKey.values()].map((pieces) => (pieces.length === 1 ? pieces[0]! : concatSeries(pieces)));
+}
+
+/** One series from pieces of it in time order (values stay in a typed array: see SeriesSamples). */
+export function concatSeries(pieces: SeriesSamples[]): SeriesSamples {
+  const length = pieces.reduce((n, p) => n + p.values.length, 0);
+  const values = new Float64Array(length);
+  const timestampsMs: number[] = [];
+  let at = 0;
+  for (const piece of pieces) {
+    values.set(piece.values, at);
+    at += piece.values.length;
+    for (const t of piece.timestampsMs) timestampsMs.push(t);
+  }
+  return { labels: pieces[0]!.labels, timestampsMs, values };
 }

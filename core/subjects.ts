@@ -71,6 +71,8 @@ export const SUBJECTS = {
 
   /** Query actor: evaluate an expression `{expr, startMs?, endMs?}`. */
   queryRun: 'craft.query.run',
+  /** Query actor: how a query would run `{expr, startMs?, endMs?, stepMs?, timeMs?}` → QueryPlan. */
+  queryExplain: 'craft.query.explain',
 
   /** Alerting actor: rules and their current state. */
   alertingRules: 'craft.alerting.rules',

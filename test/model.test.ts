@@ -47,7 +47,7 @@ t.test('property: fetch frames round-trip deliveries byte for byte', async (t) =
 
 t.test('property: chunked select results merge back to the same series, each part under the limit', async (t) => {
   const series = fc.array(
-    fc.record({ labels, n: fc.nat(400) }).map(({ labels: l, n }): SeriesSamples => ({ labels: l, timestampsMs: Array.from({ length: n }, (_, i) => i), values: Array.from({ length: n }, (_, i) => i / 3) })),
+    fc.record({ labels, n: fc.nat(400) }).map(({ labels: l, n }): SeriesSamples => ({ labels: l, timestampsMs: Array.from({ length: n }, (_, i) => i), values: Float64Array.from({ length: n }, (_, i) => i / 3) })),
     { maxLength: 6 },
   );
   fc.assert(

@@ -77,6 +77,8 @@ t.test('the Prometheus HTTP API over a running platform', async (t) => {
     t.match((await api('/api/v1/status/buildinfo')).body, { status: 'success', data: { version: /^2\./ } });
     t.same((await api(`/api/v1/format_query?query=${encodeURIComponent('sum(rate(x[5m]))by(job)')}`)).body.data, 'sum by (job) (rate(x[5m]))');
     t.same((await api('/api/v1/query_exemplars?query=x&start=0&end=1')).body.data, []);
+    const plan = await api(`/api/v1/explain?query=${encodeURIComponent('rate(temperature[5m])')}&start=${T - 60}&end=${T}&step=15`);
+    t.match(plan.body.data, { evaluator: 'query.interpreter', selects: [{ matchers: '{__name__="temperature"}' }], text: /storage selects \(1\)/ });
     t.same((await api('/api/v1/metadata')).body.data, {
       http_requests_total: [{ type: 'counter', help: '', unit: '' }],
       temperature: [{ type: 'gauge', help: '', unit: '' }],

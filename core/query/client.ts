@@ -5,7 +5,7 @@
 import type { Bus } from '../nats/bus.js';
 import { SUBJECTS } from '../subjects.js';
 import { decodeValue, encodeValue } from '../model.js';
-import type { QueryRequest, QueryResult } from '../slots/query.js';
+import type { QueryPlan, QueryRequest, QueryResult } from '../slots/query.js';
 import { encodeSeriesValues } from '../storage/client.js';
 import { chunkSeries, mergeSeriesParts } from '../series-chunks.js';
 
@@ -27,7 +27,7 @@ const num = (v: unknown): number => (typeof v === 'number' ? v : decodeValue(v))
 export function decodeQueryResult(wire: QueryResult): QueryResult {
   switch (wire.resultType) {
     case 'matrix':
-      return { resultType: 'matrix', result: wire.result.map((s) => ({ ...s, values: s.values.map(num) })) };
+      return { resultType: 'matrix', result: wire.result.map((s) => ({ ...s, values: Float64Array.from(s.values as ArrayLike<unknown>, num) })) };
     case 'vector':
       return { resultType: 'vector', result: wire.result.map((r) => ({ ...r, value: num(r.value) })) };
     case 'scalar':
@@ -70,6 +70,10 @@ export function mergeQueryParts(parts: QueryResult[]): QueryResult {
 
 export class QueryClient {
   constructor(private readonly bus: Bus) {}
+
+  explain(request: QueryRequest, timeoutMs = 30_000): Promise<QueryPlan> {
+    return this.bus.request<QueryPlan>(SUBJECTS.queryExplain, request, { timeoutMs });
+  }
 
   async query(request: QueryRequest, timeoutMs = 30_000): Promise<QueryResult> {
     const parts = await this.bus.requestParts<QueryResult>(SUBJECTS.queryRun, request, { timeoutMs });

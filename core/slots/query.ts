@@ -35,12 +35,30 @@ export type QueryResult =
   | { resultType: 'scalar'; result: { timestampMs: number; value: number } }
   | { resultType: 'string'; result: { timestampMs: number; value: string } };
 
+/** What EXPLAIN answers: how an evaluator would run a query, without running it. */
+export interface QueryPlan {
+  /** The evaluator that made the plan. */
+  evaluator: string;
+  /** The expression as it would be evaluated (after the evaluator's rewrites), canonical text. */
+  expr: string;
+  /** `instant at …`, `range … step …` or `raw …`. */
+  mode: string;
+  /** Storage selects, in evaluation order: matchers, time range (ms, inclusive), hints, selector nodes served. */
+  selects: { matchers: string; minTimeMs: number; maxTimeMs: number; hints: Record<string, unknown>; nodes: number }[];
+  /** What the evaluator changed or shared, one line each. */
+  rewrites: string[];
+  /** Everything above as indented text. */
+  text: string;
+}
+
 export interface QueryEvaluator {
   /**
    * Parses and evaluates. Errors are `CraftError`s: CRAFT_QUERY_PARSE (malformed expression),
    * CRAFT_BAD_REQUEST (bad parameters), CRAFT_QUERY_EXECUTION, CRAFT_QUERY_LIMIT, CRAFT_QUERY_TIMEOUT.
    */
   evaluate(request: QueryRequest, source: SampleSource): Promise<QueryResult>;
+  /** How `evaluate` would run the request (parse errors as in `evaluate`). */
+  explain?(request: QueryRequest): Promise<QueryPlan>;
 }
 
 export interface QueryContext {

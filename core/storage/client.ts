@@ -59,10 +59,16 @@ export interface StorageInfo {
   lagMs: number;
 }
 
-type WireSeries = { labels: Record<string, string>; timestampsMs: number[]; values: (number | string)[] };
+export type WireSeries = { labels: Record<string, string>; timestampsMs: number[]; values: (number | string)[] };
 
+/** Series as JSON can carry them: values a plain array, non-finite ones as strings (core/model.ts). */
 export function encodeSeriesValues(series: SeriesSamples[]): WireSeries[] {
-  return series.map((s) => (s.values.every(Number.isFinite) ? s : { ...s, values: s.values.map(encodeValue) }));
+  return series.map((s) => ({ labels: s.labels, timestampsMs: s.timestampsMs, values: s.values.every(Number.isFinite) ? Array.from(s.values) : Array.from(s.values, encodeValue) }));
+}
+
+/** The inverse of encodeSeriesValues. */
+export function decodeSeriesValues(series: WireSeries[]): SeriesSamples[] {
+  return series.map((s) => ({ labels: s.labels, timestampsMs: s.timestampsMs, values: Float64Array.from(s.values, (v) => (typeof v === 'number' ? v : decodeValue(v))) }));
 }
 
 const DEFAULT_TIMEOUT_MS = 30_000;
@@ -72,8 +78,7 @@ export class StorageClient {
 
   async select(request: SelectRequest, timeoutMs = DEFAULT_TIMEOUT_MS): Promise<SeriesSamples[]> {
     const parts = await this.bus.requestParts<WireSeries[]>(SUBJECTS.storageSelect, request, { timeoutMs });
-    const decoded = parts.map((part) => part.map((s) => ({ ...s, values: s.values.map((v) => (typeof v === 'number' ? v : decodeValue(v))) })));
-    return mergeSeriesParts(decoded);
+    return mergeSeriesParts(parts.map(decodeSeriesValues));
   }
 
   async rollup(request: RollupRequest, timeoutMs = DEFAULT_TIMEOUT_MS): Promise<SeriesRollup[]> {

@@ -220,7 +220,7 @@ class JsonLinesStore implements SampleStore {
       .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
       .map(([, { labels, points }]) => {
         const timestampsMs = [...points.keys()].sort((a, b) => a - b);
-        return { labels, timestampsMs, values: timestampsMs.map((t) => points.get(t)!) };
+        return { labels, timestampsMs, values: Float64Array.from(timestampsMs, (t) => points.get(t)!) };
       });
   }
 

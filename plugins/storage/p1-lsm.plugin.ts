@@ -19,7 +19,7 @@
  */
 import { bufferedAppender } from '../../core/storage/buffered-appender.js';
 import { definePlugin } from '../../core/plugins/define.js';
-import { cardinalityOf, compileMatchers, labelNamesOf, labelValuesOf, pinnedMetricName, seriesKey, METRIC_NAME_LABEL, type Labels, type LabelMatcher, type SeriesSamples, type WireSample } from '../../core/model.js';
+import { Float64Builder, cardinalityOf, compileMatchers, labelNamesOf, labelValuesOf, pinnedMetricName, seriesKey, METRIC_NAME_LABEL, type Labels, type LabelMatcher, type SeriesSamples, type WireSample } from '../../core/model.js';
 import type { AppendResult, Appender, CardinalityStats, Querier, QueuePositions, SampleStore, StorageContext, StoreStats } from '../../core/slots/storage.js';
 import type { KvEngine, KvOp } from '../../core/slots/kv.js';
 import { dataKey, float64Bytes, idKey, readFloat64, readTime, timeBytes, KEY_TAG } from './shared/keys.js';
@@ -175,7 +175,7 @@ class LsmStore implements SampleStore {
 
   private async readSeries(entry: SeriesEntry, minTimeMs: number, maxTimeMs: number, limit?: number): Promise<SeriesSamples> {
     const timestampsMs: number[] = [];
-    const values: number[] = [];
+    const values = new Float64Builder();
     const range = limit === undefined ? { gte: dataKey(entry.id, minTimeMs), lte: dataKey(entry.id, maxTimeMs) } : { gte: dataKey(entry.id, minTimeMs), lte: dataKey(entry.id, maxTimeMs), limit };
     for await (const entries of this.kv.iterate(range, READ_CHUNK_ENTRIES)) {
       for (const [key, value] of entries) {
@@ -183,7 +183,7 @@ class LsmStore implements SampleStore {
         values.push(readFloat64(value));
       }
     }
-    return { labels: entry.labels, timestampsMs, values };
+    return { labels: entry.labels, timestampsMs, values: values.finish() };
   }
 
   querier(minTimeMs: number, maxTimeMs: number): Querier {

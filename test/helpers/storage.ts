@@ -87,7 +87,7 @@ export class StorageModel {
       const entry = this.series.get(key)!;
       if (!matches(entry.labels)) continue;
       const timestampsMs = [...entry.points.keys()].filter((t) => t >= minTimeMs && t <= maxTimeMs).sort((a, b) => a - b);
-      if (timestampsMs.length > 0) out.push({ labels: entry.labels, timestampsMs, values: timestampsMs.map((t) => entry.points.get(t)!) });
+      if (timestampsMs.length > 0) out.push({ labels: entry.labels, timestampsMs, values: Float64Array.from(timestampsMs, (t) => entry.points.get(t)!) });
     }
     return out;
   }

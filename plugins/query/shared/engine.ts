@@ -171,12 +171,12 @@ export class QueryEngine implements QueryEvaluator {
 function rangeResult(value: Value, grid: Grid): QueryResult {
   if (value.kind === 'scalar') {
     const timestampsMs = Array.from({ length: grid.count }, (_, i) => gridTime(grid, i));
-    return { resultType: 'matrix', result: [{ labels: {}, timestampsMs, values: Array.from(value.values) }] };
+    return { resultType: 'matrix', result: [{ labels: {}, timestampsMs, values: value.values }] };
   }
   if (value.kind !== 'vector') throw new CraftError('CRAFT_BAD_REQUEST', `a range query must give a scalar or an instant vector, not a ${value.kind}`);
   const result = value.series
     .filter((s) => s.steps.length > 0)
-    .map((s) => ({ labels: s.labels, timestampsMs: s.steps.map((step) => gridTime(grid, step)), values: s.values }))
+    .map((s) => ({ labels: s.labels, timestampsMs: s.steps.map((step) => gridTime(grid, step)), values: Float64Array.from(s.values) }))
     .sort((a, b) => compareLabels(a.labels, b.labels));
   return { resultType: 'matrix', result };
 }
@@ -201,7 +201,7 @@ function instantResult(value: Value, timeMs: number, top: Expr): QueryResult {
       const result = value.series
         .map((s) => {
           const keep = s.timesMs.map((t, i) => [t, i] as const).filter(([t]) => t >= end - value.rangeMs && t <= end);
-          return { labels: s.labels, timestampsMs: keep.map(([t]) => t), values: keep.map(([, i]) => s.values[i]!) };
+          return { labels: s.labels, timestampsMs: keep.map(([t]) => t), values: Float64Array.from(keep, ([, i]) => s.values[i]!) };
         })
         .filter((s) => s.timestampsMs.length > 0)
         .sort((a, b) => compareLabels(a.labels, b.labels));

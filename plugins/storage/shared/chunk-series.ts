@@ -11,7 +11,7 @@
  */
 import { ChunkAppender, decodeChunk, decodeChunkRange, chunkSampleCount, type DecodedChunk } from './gorilla.js';
 import { decodePackedRange, isPackedChunk, packChunk } from './packed-chunk.js';
-import type { Labels } from '../../../core/model.js';
+import { Float64Builder, type Labels } from '../../../core/model.js';
 import type { WindowSummary } from '../../../core/storage/rollup.js';
 
 /** Count, sum, min, max, first and last of a chunk's samples (staleness markers left out; rules in core/storage/rollup.ts). */
@@ -126,9 +126,10 @@ export function outOfOrderRun(buffer: Map<number, number>, minTimeMs: number, ma
  * Joins runs into one strictly ascending series. Runs that do not overlap are concatenated
  * (the common case: in-order data); otherwise the run with the higher sequence wins a tie.
  */
-export function mergeRuns(runs: Run[]): { timestampsMs: number[]; values: number[] } {
+export function mergeRuns(runs: Run[]): { timestampsMs: number[]; values: Float64Array } {
   const timestampsMs: number[] = [];
-  const values: number[] = [];
+  // Values go from typed array to typed array only: a NaN's payload (staleness) must survive.
+  const values = new Float64Builder();
   const nonEmpty = runs.filter((r) => r.timestampsMs.length > 0).sort((a, b) => a.timestampsMs[0]! - b.timestampsMs[0]! || a.seq - b.seq);
   let disjoint = true;
   for (let i = 1; i < nonEmpty.length; i++) {
@@ -141,21 +142,22 @@ export function mergeRuns(runs: Run[]): { timestampsMs: number[]; values: number
         values.push(run.values[i]!);
       }
     }
-    return { timestampsMs, values };
+    return { timestampsMs, values: values.finish() };
   }
-  const latest = new Map<number, { value: number; seq: number }>();
+  const latest = new Map<number, { run: Run; index: number }>();
   for (const run of nonEmpty) {
     for (let i = 0; i < run.timestampsMs.length; i++) {
       const t = run.timestampsMs[i]!;
       const held = latest.get(t);
-      if (held === undefined || held.seq < run.seq) latest.set(t, { value: run.values[i]!, seq: run.seq });
+      if (held === undefined || held.run.seq < run.seq) latest.set(t, { run, index: i });
     }
   }
   for (const t of [...latest.keys()].sort((a, b) => a - b)) {
+    const { run, index } = latest.get(t)!;
     timestampsMs.push(t);
-    values.push(latest.get(t)!.value);
+    values.push(run.values[index]!);
   }
-  return { timestampsMs, values };
+  return { timestampsMs, values: values.finish() };
 }
 
 /** The head with one sample put in place (replacing the value at an equal time): decode, merge, re-encode. */

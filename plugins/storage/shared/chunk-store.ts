@@ -29,7 +29,7 @@
  */
 import { bufferedAppender } from '../../../core/storage/buffered-appender.js';
 import { z } from 'zod';
-import { cardinalityOf, labelNamesOf, labelValuesOf, seriesKey, type Labels, type LabelMatcher, type SeriesSamples, type WireSample } from '../../../core/model.js';
+import { Float64Builder, cardinalityOf, labelNamesOf, labelValuesOf, seriesKey, type Labels, type LabelMatcher, type SeriesSamples, type WireSample } from '../../../core/model.js';
 import type { AppendResult, Appender, CardinalityStats, Querier, QueuePositions, SampleStore, StorageContext, StoreStats } from '../../../core/slots/storage.js';
 import type { KvEngine, KvOp } from '../../../core/slots/kv.js';
 import type { Timer } from '../../../core/clock.js';
@@ -524,7 +524,7 @@ export class ChunkStore implements SampleStore {
 
   /** Sorted samples as chunks of at most `chunkSamplesMax`, each with a fresh sequence. */
   /** Sorted samples as chunks of at most `chunkSamplesMax` samples spanning less than `chunkRangeMs`, each with a fresh sequence. */
-  private chunksOf(samples: Map<number, number> | { timestampsMs: number[]; values: number[] }): ClosedChunk[] {
+  private chunksOf(samples: Map<number, number> | { timestampsMs: number[]; values: Float64Array }): ClosedChunk[] {
     const times = samples instanceof Map ? [...samples.keys()].sort((a, b) => a - b) : samples.timestampsMs;
     const valueAt = samples instanceof Map ? (i: number) => samples.get(times[i]!)! : (i: number) => samples.values[i]!;
     const chunks: ClosedChunk[] = [];
@@ -557,7 +557,7 @@ export class ChunkStore implements SampleStore {
   }
 
   /** The samples of one series in `[minTimeMs, maxTimeMs]`, merged across its pieces. */
-  private async read(series: SeriesState, minTimeMs: number, maxTimeMs: number, readSamples = 0): Promise<{ timestampsMs: number[]; values: number[] }> {
+  private async read(series: SeriesState, minTimeMs: number, maxTimeMs: number, readSamples = 0): Promise<{ timestampsMs: number[]; values: Float64Array }> {
     const runs: Run[] = [];
     const overlapping = this.overlapping(series, minTimeMs, maxTimeMs);
     // In-memory pieces are read before the await: a checkpoint may move them meanwhile.
@@ -681,15 +681,17 @@ export class ChunkStore implements SampleStore {
       const emptied: SeriesState[] = [];
       for (const series of this.candidates(matchers, minTimeMs, maxTimeMs)) {
         const all = await this.read(series, 0, Number.MAX_SAFE_INTEGER);
-        const kept = { timestampsMs: [] as number[], values: [] as number[] };
+        const keptTimes: number[] = [];
+        const keptValues = new Float64Builder();
         for (let i = 0; i < all.timestampsMs.length; i++) {
           const t = all.timestampsMs[i]!;
           if (t >= minTimeMs && t <= maxTimeMs) deleted += 1;
           else {
-            kept.timestampsMs.push(t);
-            kept.values.push(all.values[i]!);
+            keptTimes.push(t);
+            keptValues.push(all.values[i]!);
           }
         }
+        const kept = { timestampsMs: keptTimes, values: keptValues.finish() };
         if (kept.timestampsMs.length === all.timestampsMs.length) continue;
         for (const chunk of series.persisted) {
           ops.push({ type: 'del', key: chunkKey(series.ref, chunk.minTimeMs, chunk.seq) });
