@@ -101,10 +101,12 @@ export class QueryActor extends Actor {
 
   protected override async onStop(): Promise<void> {
     await this.closeHttp();
+    await this.evaluator?.close?.();
   }
 
   protected override async onCrash(): Promise<void> {
     await this.closeHttp();
+    await this.evaluator?.close?.().catch(() => undefined);
   }
 
   private explain(request: QueryRequest): Promise<QueryPlan> {
@@ -156,8 +158,11 @@ export class QueryActor extends Actor {
     const started = this.clock.now();
     const next = this.context.registry.instantiate('query.evaluator', request.plugin, { log: this.log, clock: this.clock }, request.options);
     const from = this.pluginId;
+    const previous = this.evaluator;
     this.evaluator = next;
     this.pluginId = request.plugin;
-    return { slot: 'query.evaluator', from, to: request.plugin, tookMs: this.clock.now() - started, detail: 'stateless: the next query uses the new evaluator' };
+    // Queries already running keep the old evaluator; its threads go once the swap is done.
+    await previous.close?.().catch((error: unknown) => this.log.warn('the previous evaluator did not close cleanly', { error }));
+    return { slot: 'query.evaluator', from, to: request.plugin, tookMs: this.clock.now() - started, detail: 'the next query uses the new evaluator; queries in flight finish on the old one' };
   }
 }

@@ -99,6 +99,17 @@ export function escapeLabelValue(value: string): string {
   return value.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
 }
 
+/**
+ * The shard of a series among `count`: a stable hash (FNV-1a) of its canonical key, so every
+ * process puts a series in the same shard. Readers split one select into shards this way.
+ */
+export function seriesShard(labels: Labels, count: number): number {
+  const key = seriesKey(labels);
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < key.length; i++) hash = Math.imul(hash ^ key.charCodeAt(i), 0x01000193);
+  return (hash >>> 0) % count;
+}
+
 /** Compiles matchers once; regexes are anchored as in PromQL. */
 export function compileMatchers(matchers: LabelMatcher[]): (labels: Labels) => boolean {
   const tests = matchers.map((m) => {

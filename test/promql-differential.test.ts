@@ -98,7 +98,8 @@ const oracle = await startPrometheusOracle(data, { test: t });
 const local = await loadStore(registry, 'storage.time-index', data);
 t.teardown(() => local.dispose());
 const phases = registry.list().filter((p) => p.slot === 'query.evaluator' && p.craft === 4).sort((a, b) => a.phase - b.phase);
-const evaluators = phases.map((p) => ({ id: p.id, evaluator: makeEvaluator({ registry, evaluator: p.id }) }));
+const evaluators = phases.map((p) => ({ id: p.id, evaluator: makeEvaluator({ registry, evaluator: p.id, ...(p.id === 'query.parallel' ? { evaluatorOptions: { inlineSamplesMax: 0, shards: 5 } } : {}) }) }));
+t.teardown(() => Promise.all(evaluators.map(({ evaluator }) => evaluator.close?.())));
 const INSTANTS = [0, 7 * MINUTE + 30_000, 45 * MINUTE, 61 * MINUTE, END_MS];
 
 type Eval = Parameters<typeof runEval>[2];

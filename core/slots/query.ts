@@ -59,6 +59,8 @@ export interface QueryEvaluator {
   evaluate(request: QueryRequest, source: SampleSource): Promise<QueryResult>;
   /** How `evaluate` would run the request (parse errors as in `evaluate`). */
   explain?(request: QueryRequest): Promise<QueryPlan>;
+  /** Releases what the evaluator holds (worker threads, caches); called when it is swapped out or its actor stops. */
+  close?(): Promise<void>;
 }
 
 export interface QueryContext {

@@ -95,6 +95,11 @@ export interface SelectHints {
   grouping?: string[];
   /** Whether `grouping` is a `without` list. */
   without?: boolean;
+  /**
+   * Only the series of one shard are wanted: those with `seriesShard(labels, count) === index`
+   * (core/model.ts). A store may still return others; the reader filters again.
+   */
+  shard?: { index: number; count: number };
 }
 
 /** Reads bound to one inclusive time range `[minTimeMs, maxTimeMs]` (ms). Safe to use while the actor appends. */

@@ -1,6 +1,8 @@
 /**
- * Aggregation operators with Prometheus's arithmetic: `sum`, `avg` (an incremental mean that
- * survives infinities), `min`/`max` (NaN only when every value is NaN), `count`, `group`,
+ * Aggregation operators with Prometheus's arithmetic: `sum` and `avg` (from the correctly
+ * rounded sum — at least as accurate as Prometheus's running sum and mean, and independent of the
+ * order samples are added in, so a phase that adds partial sums from shards gets the same bits),
+ * `min`/`max` (NaN only when every value is NaN), `count`, `group`,
  * `stddev`/`stdvar` (Welford, population), `topk`/`bottomk` (whole samples, name kept),
  * `quantile` (linear interpolation between the nearest ranks), `count_values` (a label of the
  * value's text), and `limitk`/`limit_ratio` (a subset of the samples, unchanged).
@@ -11,9 +13,11 @@
 import type { AggregateExpr } from '../../../core/promql/ast.js';
 import { METRIC_NAME_LABEL, type Labels } from '../../../core/model.js';
 import type { Evaluator } from './evaluator.js';
+import { addExact, exactValue, type ExactSum } from '../../../core/storage/rollup.js';
 import { QueryExecutionError, SeriesSet, byStep, compareNumbers, formatFloat, isLabelName, labelsKey, type Grid, type Series, type VectorValue } from './values.js';
 
-function groupLabels(labels: Labels, grouping: string[], without: boolean): Labels {
+/** The labels of a series' group: `by` keeps the listed labels, `without` drops them and the name. */
+export function groupLabels(labels: Labels, grouping: string[], without: boolean): Labels {
   const out: Labels = {};
   if (without) {
     const drop = new Set(grouping);
@@ -114,6 +118,8 @@ interface Accumulator {
   count: number;
   value: number;
   mean: number;
+  /** sum and avg: the exact sum, so the order samples are added in cannot change the result. */
+  exact: ExactSum;
   /** Samples of the group at this step (topk, bottomk, quantile, limitk). */
   members: number[];
 }
@@ -161,7 +167,7 @@ export async function evalAggregate(ev: Evaluator, node: AggregateExpr, grid: Gr
       const v = table.values[at]!;
       let acc = accumulators[g];
       if (acc === undefined || lastStep[g] !== step) {
-        acc = { count: 0, value: 0, mean: 0, members: [] };
+        acc = { count: 0, value: 0, mean: 0, exact: { parts: [], special: 0 }, members: [] };
         accumulators[g] = acc;
         lastStep[g] = step;
         touched.push(g);
@@ -177,19 +183,8 @@ function accumulate(op: AggregateExpr['op'], acc: Accumulator, v: number, at: nu
   acc.count += 1;
   switch (op) {
     case 'sum':
-      acc.value = acc.count === 1 ? v : acc.value + v;
-      return;
     case 'avg':
-      if (acc.count === 1) {
-        acc.mean = v;
-        return;
-      }
-      if (!Number.isFinite(acc.mean) && !Number.isNaN(acc.mean)) {
-        // An infinite mean stays what it is unless a NaN or an infinity of the other sign arrives.
-        if (!Number.isFinite(v) && !Number.isNaN(v) && acc.mean > 0 === v > 0) return;
-        if (Number.isFinite(v)) return;
-      }
-      acc.mean += v / acc.count - acc.mean / acc.count;
+      addExact(acc.exact, v);
       return;
     case 'max':
       if (acc.count === 1 || acc.value < v || Number.isNaN(acc.value)) acc.value = v;
@@ -223,13 +218,15 @@ function accumulate(op: AggregateExpr['op'], acc: Accumulator, v: number, at: nu
 
 function emit(node: AggregateExpr, acc: Accumulator, labels: Labels, step: number, param: number | undefined, table: ReturnType<typeof byStep>, series: Series[], out: SeriesSet): void {
   switch (node.op) {
-    case 'sum':
     case 'max':
     case 'min':
       out.add(labels, step, acc.value);
       return;
+    case 'sum':
+      out.add(labels, step, exactValue(acc.exact));
+      return;
     case 'avg':
-      out.add(labels, step, acc.mean);
+      out.add(labels, step, exactValue(acc.exact) / acc.count);
       return;
     case 'count':
       out.add(labels, step, acc.count);

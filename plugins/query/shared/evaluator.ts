@@ -24,6 +24,22 @@ import { evalBinary } from './binary.js';
 import { evalAggregate } from './aggregate.js';
 import { evalCall } from './functions.js';
 
+/**
+ * An instant selector's points of one series: at each step the latest sample at or before the
+ * step's reference time, if it is no older than the lookback and not a staleness marker.
+ */
+export function instantPoints(times: ArrayLike<number>, values: ArrayLike<number>, refs: ArrayLike<number>, lookbackMs: number, emit: (step: number, value: number, sampleTimeMs: number) => void): void {
+  let next = 0;
+  for (let step = 0; step < refs.length; step++) {
+    const ref = refs[step]!;
+    while (next < times.length && times[next]! <= ref) next++;
+    const last = next - 1;
+    if (last < 0 || times[last]! < ref - lookbackMs) continue;
+    const value = values[last]!;
+    if (!isStaleNaN(value)) emit(step, value, times[last]!);
+  }
+}
+
 export interface EvaluatorOptions {
   /** How far back an instant selector looks for a sample, ms (Prometheus: 5 minutes). */
   lookbackDeltaMs: number;
@@ -134,20 +150,12 @@ export class Evaluator {
     const raw = await this.select(node.matchers, refs[0]! - lookback, refs[grid.count - 1]!, { stepMs: grid.stepMs });
     const out: Series[] = [];
     for (const s of raw) {
-      const times = s.timestampsMs;
       const series: Series = { labels: s.labels, steps: [], values: [], sampleTimesMs: [] };
-      let next = 0;
-      for (let i = 0; i < grid.count; i++) {
-        const ref = refs[i]!;
-        while (next < times.length && times[next]! <= ref) next++;
-        const last = next - 1;
-        if (last < 0 || times[last]! < ref - lookback) continue;
-        const value = s.values[last]!;
-        if (isStaleNaN(value)) continue;
-        series.steps.push(i);
+      instantPoints(s.timestampsMs, s.values, refs, lookback, (step, value, sampleTimeMs) => {
+        series.steps.push(step);
         series.values.push(value);
-        series.sampleTimesMs!.push(times[last]!);
-      }
+        series.sampleTimesMs!.push(sampleTimeMs);
+      });
       if (series.steps.length > 0) out.push(series);
     }
     return { kind: 'vector', series: out };

@@ -13,8 +13,8 @@ import { addExact, exactValue, type ExactSum } from '../../../core/storage/rollu
 
 /** The window of one step: samples `times[from..to)` of a series, its bounds and extra scalar arguments. */
 export interface Window {
-  times: number[];
-  values: number[];
+  times: ArrayLike<number>;
+  values: ArrayLike<number>;
   from: number;
   to: number;
   startMs: number;
@@ -28,37 +28,54 @@ export interface Window {
 
 export type WindowFunction = (window: Window) => number | undefined;
 
+/**
+ * Applies `fn` to one series' window at every step of `grid` (windows `[end − rangeMs, end]`,
+ * ends non-decreasing) and hands each value to `emit`. Shared by the evaluator and by phase 3's
+ * workers, so both compute the same numbers.
+ */
+export function seriesWindows(
+  times: ArrayLike<number>,
+  values: ArrayLike<number>,
+  windowEndMs: ArrayLike<number>,
+  rangeMs: number,
+  grid: Grid,
+  fn: WindowFunction,
+  scalars: ArrayLike<number>[],
+  emit: (step: number, value: number) => void,
+): void {
+  const window: Window = { times, values, from: 0, to: 0, startMs: 0, endMs: 0, rangeMs, stepTimeMs: 0, scalars: new Array(scalars.length) };
+  let from = 0;
+  let to = 0;
+  for (let step = 0; step < grid.count; step++) {
+    const endMs = windowEndMs[step]!;
+    const startMs = endMs - rangeMs;
+    while (from < times.length && times[from]! < startMs) from++;
+    if (to < from) to = from;
+    while (to < times.length && times[to]! <= endMs) to++;
+    if (from >= to) continue;
+    window.from = from;
+    window.to = to;
+    window.startMs = startMs;
+    window.endMs = endMs;
+    window.stepTimeMs = gridTime(grid, step);
+    for (let i = 0; i < scalars.length; i++) window.scalars[i] = scalars[i]![step]!;
+    const value = fn(window);
+    if (value !== undefined) emit(step, value);
+  }
+}
+
 /** Applies `fn` to every series' window at every step. */
 export function overWindows(ev: Evaluator, matrix: MatrixValue, grid: Grid, fn: WindowFunction, scalars: Float64Array[] = [], keepName = false): VectorValue {
   const out = new SeriesSet();
-  const window: Window = { times: [], values: [], from: 0, to: 0, startMs: 0, endMs: 0, rangeMs: matrix.rangeMs, stepTimeMs: 0, scalars: new Array(scalars.length) };
   for (const series of matrix.series) {
     ev.checkDeadline();
     const labels = keepName ? series.labels : dropName(series.labels);
-    const times = series.timesMs;
-    window.times = times;
-    window.values = series.values;
-    let from = 0;
-    let to = 0;
-    for (let step = 0; step < grid.count; step++) {
-      const endMs = matrix.windowEndMs[step]!;
-      const startMs = endMs - matrix.rangeMs;
-      while (from < times.length && times[from]! < startMs) from++;
-      if (to < from) to = from;
-      while (to < times.length && times[to]! <= endMs) to++;
-      if (from >= to) continue;
-      window.from = from;
-      window.to = to;
-      window.startMs = startMs;
-      window.endMs = endMs;
-      window.stepTimeMs = gridTime(grid, step);
-      for (let i = 0; i < scalars.length; i++) window.scalars[i] = scalars[i]![step]!;
-      const value = fn(window);
-      if (value !== undefined) out.add(labels, step, value);
-    }
+    seriesWindows(series.timesMs, series.values, matrix.windowEndMs, matrix.rangeMs, grid, fn, scalars, (step, value) => out.add(labels, step, value));
   }
   return { kind: 'vector', series: out.series() };
 }
+
+const sliceOf = (values: ArrayLike<number>, from: number, to: number): number[] => Array.from({ length: to - from }, (_, i) => values[from + i]!);
 
 /** Neumaier's compensated addition, as Prometheus's kahanSumInc. */
 function kahan(sum: number, compensation: number, increment: number): [number, number] {
@@ -115,7 +132,7 @@ function instantValue(isRate: boolean): WindowFunction {
 }
 
 /** Least-squares slope and intercept at `interceptTimeMs`, Prometheus's linearRegression. */
-function linearRegression(times: number[], values: number[], from: number, to: number, interceptTimeMs: number): [slope: number, intercept: number] {
+function linearRegression(times: ArrayLike<number>, values: ArrayLike<number>, from: number, to: number, interceptTimeMs: number): [slope: number, intercept: number] {
   let n = 0;
   let sumX = 0, cX = 0, sumY = 0, cY = 0, sumXY = 0, cXY = 0, sumX2 = 0, cX2 = 0;
   const initial = values[from]!;
@@ -146,13 +163,13 @@ function linearRegression(times: number[], values: number[], from: number, to: n
  * at least as accurate, and it is what storage's chunk summaries add up to, so a phase that
  * answers sum_over_time and avg_over_time from summaries gives these very bits.
  */
-function sumOf(values: number[], from: number, to: number): number {
+function sumOf(values: ArrayLike<number>, from: number, to: number): number {
   const sum: ExactSum = { parts: [], special: 0 };
   for (let i = from; i < to; i++) addExact(sum, values[i]!);
   return exactValue(sum);
 }
 
-function varianceOf(values: number[], from: number, to: number): number {
+function varianceOf(values: ArrayLike<number>, from: number, to: number): number {
   let count = 0, mean = 0, cMean = 0, aux = 0, cAux = 0;
   for (let i = from; i < to; i++) {
     const v = values[i]!;
@@ -239,10 +256,10 @@ export const RANGE_FUNCTIONS: Record<string, { fn: WindowFunction; matrixArg: nu
   present_over_time: { fn: () => 1, matrixArg: 0 },
   stdvar_over_time: { fn: ({ values, from, to }) => varianceOf(values, from, to), matrixArg: 0 },
   stddev_over_time: { fn: ({ values, from, to }) => Math.sqrt(varianceOf(values, from, to)), matrixArg: 0 },
-  quantile_over_time: { fn: ({ values, from, to, scalars }) => quantileOf(scalars[0]!, values.slice(from, to)), matrixArg: 1 },
+  quantile_over_time: { fn: ({ values, from, to, scalars }) => quantileOf(scalars[0]!, sliceOf(values, from, to)), matrixArg: 1 },
   mad_over_time: {
     fn: ({ values, from, to }) => {
-      const window = values.slice(from, to);
+      const window = sliceOf(values, from, to);
       const median = quantileOf(0.5, window);
       return quantileOf(0.5, window.map((v) => Math.abs(v - median)));
     },

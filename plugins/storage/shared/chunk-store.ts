@@ -29,7 +29,7 @@
  */
 import { bufferedAppender } from '../../../core/storage/buffered-appender.js';
 import { z } from 'zod';
-import { Float64Builder, cardinalityOf, labelNamesOf, labelValuesOf, seriesKey, type Labels, type LabelMatcher, type SeriesSamples, type WireSample } from '../../../core/model.js';
+import { Float64Builder, seriesShard, cardinalityOf, labelNamesOf, labelValuesOf, seriesKey, type Labels, type LabelMatcher, type SeriesSamples, type WireSample } from '../../../core/model.js';
 import type { AppendResult, Appender, CardinalityStats, Querier, QueuePositions, SampleStore, StorageContext, StoreStats } from '../../../core/slots/storage.js';
 import type { KvEngine, KvOp } from '../../../core/slots/kv.js';
 import type { Timer } from '../../../core/clock.js';
@@ -645,9 +645,11 @@ export class ChunkStore implements SampleStore {
       return out;
     };
     return {
-      select: async (matchers) => {
+      select: async (matchers, hints) => {
         const out: SeriesSamples[] = [];
-        const candidates = this.candidates(matchers, minTimeMs, maxTimeMs);
+        const shard = hints?.shard;
+        const all = this.candidates(matchers, minTimeMs, maxTimeMs);
+        const candidates = shard === undefined ? all : all.filter((s) => seriesShard(s.labels, shard.count) === shard.index);
         let readSamples = 0;
         for (const series of candidates) for (const chunk of this.overlapping(series, minTimeMs, maxTimeMs)) readSamples += chunk.count;
         for (const series of candidates) {

@@ -13,9 +13,9 @@ import { printExpr } from '../../../core/promql/printer.js';
 import type { LabelMatcher, SeriesSamples } from '../../../core/model.js';
 import type { SelectHints } from '../../../core/slots/storage.js';
 import type { SampleSource } from '../../../core/slots/query.js';
-import { Evaluator, type EvaluatorOptions } from '../shared/evaluator.js';
-import type { SelectPlan } from '../shared/plan.js';
-import type { Grid, Value } from '../shared/values.js';
+import { Evaluator, type EvaluatorOptions } from './evaluator.js';
+import type { SelectPlan } from './plan.js';
+import type { Grid, Value } from './values.js';
 
 export const matchersKey = (matchers: LabelMatcher[]): string => JSON.stringify([...matchers].map((m) => [m.name, m.op, m.value]).sort());
 
@@ -82,7 +82,8 @@ export class PlannedEvaluator extends Evaluator {
   override async select(matchers: LabelMatcher[], minTimeMs: number, maxTimeMs: number, hints: SelectHints): Promise<SeriesSamples[]> {
     const key = matchersKey(matchers);
     const plan = this.shared.get(key);
-    if (plan === undefined || plan.nodes === 1) return super.select(matchers, minTimeMs, maxTimeMs, hints);
+    // A shard's select is its own: sharing would hand every shard all the series.
+    if (plan === undefined || plan.nodes === 1 || hints.shard !== undefined) return super.select(matchers, minTimeMs, maxTimeMs, hints);
     let all = this.fetched.get(key);
     if (all === undefined) this.fetched.set(key, (all = super.select(plan.matchers, plan.minTimeMs, plan.maxTimeMs, plan.hints)));
     const out: SeriesSamples[] = [];

@@ -19,8 +19,8 @@ import type { BinaryExpr, Expr, VectorSelector } from '../../../core/promql/ast.
 import { COMPARISON_OPS } from '../../../core/promql/ast.js';
 import { printExpr } from '../../../core/promql/printer.js';
 import { METRIC_NAME_LABEL, type LabelMatcher } from '../../../core/model.js';
-import { arithmetic, compare } from '../shared/binary.js';
-import { RANGE_FUNCTIONS } from '../shared/range-functions.js';
+import { arithmetic, compare } from './binary.js';
+import { RANGE_FUNCTIONS } from './range-functions.js';
 
 /** A copy of `expr` with each direct child replaced by `map(child)` (the same node when nothing changed). */
 export function mapChildren(expr: Expr, map: (child: Expr) => Expr): Expr {
