@@ -18,6 +18,7 @@ import { SUBJECTS } from '../core/subjects.js';
 import { StorageClient } from '../core/storage/client.js';
 import { isLabelName, labelNamesOf, labelValuesOf, type LabelMatcher, type Labels } from '../core/model.js';
 import type { Bus } from '../core/nats/bus.js';
+import type { GroupStatus } from './recording-rules.js';
 import type { QueryEvaluator, QueryResult, SampleSource } from '../core/slots/query.js';
 
 /** What Grafana reads to pick its Prometheus features: the PromQL dialect we follow. */
@@ -106,6 +107,7 @@ export class PrometheusApi {
     private readonly source: SampleSource,
     private readonly bus: Bus,
     private readonly now: () => number,
+    private readonly recordingGroups: () => GroupStatus[] = () => [],
   ) {
     this.storage = new StorageClient(bus);
   }
@@ -152,7 +154,7 @@ export class PrometheusApi {
       case '/api/v1/rules':
         return { groups: await this.ruleGroups() };
       case '/api/v1/alerts':
-        return { alerts: (await this.ruleGroups()).flatMap((g) => g.rules.flatMap((r) => r.alerts)) };
+        return { alerts: (await this.alertingGroups()).flatMap((g) => g.rules.flatMap((r) => r.alerts)) };
       default:
         throw new ApiError('not_found', `unknown API endpoint ${path}`);
     }
@@ -248,8 +250,13 @@ export class PrometheusApi {
     return labelValuesOf(await this.seriesOf(selectors, startMs, endMs), name);
   }
 
-  /** The alerting actor's rules in Prometheus's rule-group shape (empty when no alerting actor answers). */
-  private async ruleGroups(): Promise<{ name: string; file: string; interval: number; rules: { alerts: unknown[] }[] }[]> {
+  /** Recording groups (the query actor's) and the alerting actor's rules, in Prometheus's rule-group shape. */
+  private async ruleGroups(): Promise<unknown[]> {
+    return [...this.recordingGroups(), ...(await this.alertingGroups())];
+  }
+
+  /** The alerting actor's rules (none when no alerting actor answers). */
+  private async alertingGroups(): Promise<{ name: string; file: string; interval: number; rules: { alerts: unknown[] }[] }[]> {
     type Rules = { rules: { name: string; expr: string; labels?: Labels; state: { active: boolean; lastValue: number | null; lastChangeMs: number } | null }[] };
     const answer = await this.bus.request<Rules>(SUBJECTS.alertingRules, {}, { timeoutMs: 2_000 }).catch(() => undefined);
     if (answer === undefined) return [];

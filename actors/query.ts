@@ -6,6 +6,9 @@
  */
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { PrometheusApi, QUERY_BODY_BYTES_MAX, type ApiResponse } from './query-api.js';
+import { RecordingRules } from './recording-rules.js';
+import { QueueClient } from '../core/queue/protocol.js';
+import type { Subscription } from '@nats-io/transport-node';
 import { Actor } from '../core/actor/actor.js';
 import { CraftError, invariant } from '../core/errors.js';
 import { SUBJECTS, handoverSubject } from '../core/subjects.js';
@@ -46,11 +49,14 @@ export class QueryActor extends Actor {
   private http: Server | undefined;
   private readonly source: SampleSource;
   private readonly api: PrometheusApi;
+  private readonly recording: RecordingRules;
+  private dataEvents: Subscription | undefined;
 
   constructor(private readonly context: PlatformContext) {
     super('query', context);
     this.source = new StorageClient(context.bus);
-    this.api = new PrometheusApi(() => this.evaluator, this.source, context.bus, () => this.clock.now());
+    this.recording = new RecordingRules(() => this.evaluator, this.source, new QueueClient(context.bus), this.clock, this.log);
+    this.api = new PrometheusApi(() => this.evaluator, this.source, context.bus, () => this.clock.now(), () => this.recording.groups());
     this.handle(SUBJECTS.queryRun, async (body: QueryRequest) => new PartsReply(queryResultParts(await this.run(body))), { concurrency: 32, parts: true });
     this.handle(SUBJECTS.queryExplain, (body: QueryRequest) => this.explain(body), { concurrency: 8 });
     this.handle(handoverSubject(this.id), (body: HandoverRequest) => this.handover(body));
@@ -68,6 +74,9 @@ export class QueryActor extends Actor {
   protected override async onStart(): Promise<void> {
     const choice = await currentChoice(this.context, 'query.evaluator');
     this.evaluator = this.context.registry.instantiate('query.evaluator', choice.id, { log: this.log, clock: this.clock }, choice.options);
+    // Late samples reach an evaluator that keeps results (phase 4's cache) as storage applies them.
+    this.dataEvents = this.context.bus.listen<{ minTimeMs: number; maxTimeMs: number }>(SUBJECTS.storageEventsApplied, (event) => this.evaluator.dataChanged?.(event.minTimeMs, event.maxTimeMs));
+    this.recording.start(this.evaluator.recordingRules?.() ?? []);
     this.pluginId = choice.id;
     const { host, queryPort } = this.context.config.http;
     const http = createServer((request, response) => {
@@ -100,11 +109,15 @@ export class QueryActor extends Actor {
   }
 
   protected override async onStop(): Promise<void> {
+    this.dataEvents?.unsubscribe();
+    await this.recording.stop();
     await this.closeHttp();
     await this.evaluator?.close?.();
   }
 
   protected override async onCrash(): Promise<void> {
+    this.dataEvents?.unsubscribe();
+    await this.recording.stop().catch(() => undefined);
     await this.closeHttp();
     await this.evaluator?.close?.().catch(() => undefined);
   }
@@ -161,6 +174,7 @@ export class QueryActor extends Actor {
     const previous = this.evaluator;
     this.evaluator = next;
     this.pluginId = request.plugin;
+    this.recording.start(next.recordingRules?.() ?? []);
     // Queries already running keep the old evaluator; its threads go once the swap is done.
     await previous.close?.().catch((error: unknown) => this.log.warn('the previous evaluator did not close cleanly', { error }));
     return { slot: 'query.evaluator', from, to: request.plugin, tookMs: this.clock.now() - started, detail: 'the next query uses the new evaluator; queries in flight finish on the old one' };

@@ -211,6 +211,8 @@ export class StorageActor extends Actor {
     const commitsByKey = new Map<string, { epoch: number; partition: number; offset: number }>();
     const receivedAtMs: number[] = [];
     let samples = 0;
+    let minTimeMs = Infinity;
+    let maxTimeMs = -Infinity;
     for (const d of deliveries) {
       const key = positionKey(d.epoch, d.partition);
       const commit = commitsByKey.get(key);
@@ -231,7 +233,11 @@ export class StorageActor extends Actor {
       }
       for (const batch of batches) {
         this.metadata.note(batch.types);
-        for (const sample of batch.samples) appender.append(sample[0], sample[1], sample[2], sample[3] === 1);
+        for (const sample of batch.samples) {
+          appender.append(sample[0], sample[1], sample[2], sample[3] === 1);
+          if (sample[1] < minTimeMs) minTimeMs = sample[1];
+          if (sample[1] > maxTimeMs) maxTimeMs = sample[1];
+        }
         samples += batch.samples.length;
         receivedAtMs.push(batch.receivedAtMs);
       }
@@ -247,6 +253,8 @@ export class StorageActor extends Actor {
     for (const t of receivedAtMs) this.lag.record(Math.max(0, nowMs - t));
     this.samplesApplied += samples;
     this.samplesRestamped += result.restamped;
+    // A restamped sample moved past its series' newest, which may lie beyond this batch: say "any time after".
+    if (samples > 0) this.bus.publish(SUBJECTS.storageEventsApplied, { minTimeMs, maxTimeMs: result.restamped > 0 ? Number.MAX_SAFE_INTEGER : maxTimeMs, samples });
     return [...commitsByKey.values()];
   }
 

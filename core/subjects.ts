@@ -66,6 +66,8 @@ export const SUBJECTS = {
   storageCount: 'craft.storage.count',
   /** Storage actor: metric metadata `{metric?, limit?}` → name → [{type, help, unit}] (Prometheus's /api/v1/metadata). */
   storageMetadata: 'craft.storage.metadata',
+  /** Published by storage after each commit: `{minTimeMs, maxTimeMs, samples}` of what it applied (caches invalidate on it). */
+  storageEventsApplied: 'craft.storage.events.applied',
   /** Storage actor: counts of series and samples, applied queue positions. */
   storageInfo: 'craft.storage.info',
 

@@ -17,6 +17,7 @@ import t, { type Test } from 'tap';
 import fc from 'fast-check';
 import { PluginRegistry } from '../core/plugins/registry.js';
 import { STALE_NAN } from '../core/model.js';
+import { ManualClock } from '../core/clock.js';
 import type { SeriesData } from './helpers/promql-testfile.js';
 import { oracleUnavailableReason, startPrometheusOracle } from './helpers/prometheus-oracle.js';
 import { compareAnswers, loadStore, makeEvaluator, runEval } from './helpers/promql-engine.js';
@@ -98,7 +99,12 @@ const oracle = await startPrometheusOracle(data, { test: t });
 const local = await loadStore(registry, 'storage.time-index', data);
 t.teardown(() => local.dispose());
 const phases = registry.list().filter((p) => p.slot === 'query.evaluator' && p.craft === 4).sort((a, b) => a.phase - b.phase);
-const evaluators = phases.map((p) => ({ id: p.id, evaluator: makeEvaluator({ registry, evaluator: p.id, ...(p.id === 'query.parallel' ? { evaluatorOptions: { inlineSamplesMax: 0, shards: 5 } } : {}) }) }));
+/** Options that make each phase do its own work on this small data set: workers for every shard, small cached blocks. */
+const PHASE_OPTIONS: Record<string, Record<string, unknown>> = {
+  'query.parallel': { inlineSamplesMax: 0, shards: 5 },
+  'query.cache': { blockMs: 600_000, freshnessMs: 0 },
+};
+const evaluators = phases.map((p) => ({ id: p.id, evaluator: makeEvaluator({ registry, evaluator: p.id, clock: new ManualClock(END_MS + 86_400_000), evaluatorOptions: PHASE_OPTIONS[p.id] ?? {} }) }));
 t.teardown(() => Promise.all(evaluators.map(({ evaluator }) => evaluator.close?.())));
 const INSTANTS = [0, 7 * MINUTE + 30_000, 45 * MINUTE, 61 * MINUTE, END_MS];
 

@@ -158,6 +158,22 @@ export class Bus {
     this.nc.publish(subject, encodeJson(body));
   }
 
+  /** Calls `callback` with each published event's decoded body; an undecodable event is ignored. */
+  listen<B>(subject: string, callback: (body: B) => void): Subscription {
+    return this.nc.subscribe(subject, {
+      callback: (error, message) => {
+        if (error !== null) return;
+        let body: B;
+        try {
+          body = decodeJson<B>(message.data);
+        } catch {
+          return;
+        }
+        callback(body);
+      },
+    });
+  }
+
   /**
    * Serves a request subject: `handler` gets the decoded body and the message; its result
    * (or thrown error) becomes the reply. A queue group makes several servers share the load.

@@ -5,6 +5,7 @@ import type { SeriesSamples } from '../model.js';
 import type { Logger } from '../log.js';
 import type { Clock } from '../clock.js';
 import type { Queryable } from './storage.js';
+import type { RuleGroup } from '../rules/rule-file.js';
 
 /** Where an evaluator reads samples from: storage's `Queryable` (over the bus, `StorageClient`). */
 export type SampleSource = Queryable;
@@ -61,6 +62,10 @@ export interface QueryEvaluator {
   explain?(request: QueryRequest): Promise<QueryPlan>;
   /** Releases what the evaluator holds (worker threads, caches); called when it is swapped out or its actor stops. */
   close?(): Promise<void>;
+  /** Storage applied samples with timestamps in `[minTimeMs, maxTimeMs]` (a cache forgets what they change). */
+  dataChanged?(minTimeMs: number, maxTimeMs: number): void;
+  /** Recording-rule groups the evaluator wants evaluated on their interval (the query actor runs them). */
+  recordingRules?(): RuleGroup[];
 }
 
 export interface QueryContext {

@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { PluginRegistry } from '../../core/plugins/registry.js';
-import { ManualClock } from '../../core/clock.js';
+import { ManualClock, type Clock } from '../../core/clock.js';
 import { createLogger } from '../../core/log.js';
 import { CraftError } from '../../core/errors.js';
 import type { WireSample, Labels } from '../../core/model.js';
@@ -21,6 +21,8 @@ import { valuesAgree, type EvalCommand, type PromqlResult, type SeriesData, type
 
 export interface EngineRun {
   registry: PluginRegistry;
+  /** The evaluator's clock (default: a manual clock at 0). */
+  clock?: Clock;
   evaluator?: string;
   evaluatorOptions?: Record<string, unknown>;
   store?: string;
@@ -80,7 +82,7 @@ export async function runEval(evaluator: QueryEvaluator, store: SampleStore, com
 }
 
 export function makeEvaluator(run: EngineRun): QueryEvaluator {
-  return run.registry.instantiate('query.evaluator', run.evaluator ?? 'query.interpreter', { log: createLogger('promql-test'), clock: new ManualClock(0) }, run.evaluatorOptions ?? {});
+  return run.registry.instantiate('query.evaluator', run.evaluator ?? 'query.interpreter', { log: createLogger('promql-test'), clock: run.clock ?? new ManualClock(0) }, run.evaluatorOptions ?? {});
 }
 
 /** Our engine's answer to every eval of a parsed test file, in order. */

@@ -102,9 +102,18 @@ export class QueryEngine implements QueryEvaluator {
   async evaluate(request: QueryRequest, source: SampleSource): Promise<QueryResult> {
     const prepared = this.prepareRequest(request);
     if (prepared.grid === undefined) return this.raw(prepared.expr, prepared.startMs, prepared.endMs, source);
-    const evaluator = this.evaluator(source, request, prepared.nowMs, prepared.startMs, prepared.endMs, prepared.expr, prepared.grid);
-    const value = await evaluator.eval(prepared.expr, prepared.grid);
-    return request.stepMs !== undefined ? rangeResult(value, prepared.grid) : instantResult(value, prepared.startMs, unwrap(prepared.expr));
+    if (request.stepMs !== undefined) return this.evaluateRange(prepared.expr, prepared.grid, (grid) => this.evaluateGrid(source, request, prepared, grid), request);
+    return instantResult(await this.evaluateGrid(source, request, prepared, prepared.grid), prepared.startMs, unwrap(prepared.expr));
+  }
+
+  /** Evaluates the prepared tree over a grid (the query's, or a part of it). */
+  private evaluateGrid(source: SampleSource, request: QueryRequest, prepared: Prepared, grid: Grid): Promise<Value> {
+    return this.evaluator(source, request, prepared.nowMs, prepared.startMs, prepared.endMs, prepared.expr, grid).eval(prepared.expr, grid);
+  }
+
+  /** A range query's result; `evaluate` computes any part of its grid. Phase 4 answers parts from its cache. */
+  protected async evaluateRange(_expr: Expr, grid: Grid, evaluate: (grid: Grid) => Promise<Value>, _request: QueryRequest): Promise<QueryResult> {
+    return rangeResult(await evaluate(grid), grid);
   }
 
   async explain(request: QueryRequest): Promise<QueryPlan> {
@@ -168,7 +177,7 @@ export class QueryEngine implements QueryEvaluator {
   }
 }
 
-function rangeResult(value: Value, grid: Grid): QueryResult {
+export function rangeResult(value: Value, grid: Grid): QueryResult {
   if (value.kind === 'scalar') {
     const timestampsMs = Array.from({ length: grid.count }, (_, i) => gridTime(grid, i));
     return { resultType: 'matrix', result: [{ labels: {}, timestampsMs, values: value.values }] };

@@ -1,0 +1,110 @@
+/**
+ * Prometheus rule files — the YAML that Prometheus's `rule_files` load:
+ *
+ *   groups:
+ *     - name: example
+ *       interval: 1m                 # optional; the evaluator's default otherwise
+ *       rules:
+ *         - record: job:http_requests:rate5m
+ *           expr: sum by (job) (rate(http_requests_total[5m]))
+ *           labels: { team: web }
+ *         - alert: HighErrorRate
+ *           expr: job:http_errors:rate5m > 0.05
+ *           for: 10m
+ *           keep_firing_for: 5m
+ *           labels: { severity: page }
+ *           annotations: { summary: "errors high on {{ $labels.job }}" }
+ *
+ * Parsed and checked here for every craft that evaluates rules (recording rules in the query
+ * engine's phase 4, alerting rules in the alerting craft): the shape, durations, names, unique
+ * group names, and that every `expr` parses as PromQL — each problem with its file and line.
+ */
+import { readFileSync } from 'node:fs';
+import { z } from 'zod';
+import { parseYaml } from '../config/yaml-file.js';
+import { parseDurationMs, parsePromQL, PromQLParseError } from '../promql/parser.js';
+import { CraftError } from '../errors.js';
+import { isLabelName } from '../model.js';
+
+const METRIC_NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
+
+const duration = z.string().transform((text, context) => {
+  try {
+    return parseDurationMs(text);
+  } catch {
+    context.addIssue({ code: 'custom', message: `not a duration: ${JSON.stringify(text)} (e.g. 30s, 5m, 1h30m)` });
+    return z.NEVER;
+  }
+});
+
+const expr = z.string().min(1).superRefine((text, context) => {
+  try {
+    parsePromQL(text);
+  } catch (error) {
+    if (error instanceof PromQLParseError) context.addIssue({ code: 'custom', message: `invalid PromQL: ${error.message}` });
+    else throw error;
+  }
+});
+
+const labelMap = z.record(z.string().refine(isLabelName, 'not a valid label name'), z.string());
+
+const recordingRule = z
+  .object({
+    record: z.string().regex(METRIC_NAME, 'a recorded name must be a valid metric name ([a-zA-Z_:][a-zA-Z0-9_:]*)'),
+    expr,
+    labels: labelMap.optional(),
+  })
+  .strict();
+
+const alertingRule = z
+  .object({
+    alert: z.string().min(1),
+    expr,
+    for: duration.optional(),
+    keep_firing_for: duration.optional(),
+    labels: labelMap.optional(),
+    annotations: z.record(z.string(), z.string()).optional(),
+  })
+  .strict();
+
+const group = z
+  .object({
+    name: z.string().min(1),
+    interval: duration.optional(),
+    limit: z.number().int().min(0).optional(),
+    rules: z.array(z.union([recordingRule, alertingRule])),
+  })
+  .strict();
+
+export const ruleFileSchema = z
+  .object({ groups: z.array(group) })
+  .strict()
+  .superRefine((file, context) => {
+    const seen = new Set<string>();
+    file.groups.forEach((g, i) => {
+      if (seen.has(g.name)) context.addIssue({ code: 'custom', path: ['groups', i, 'name'], message: `group name ${JSON.stringify(g.name)} is used twice` });
+      seen.add(g.name);
+    });
+  });
+
+export type RuleFile = z.output<typeof ruleFileSchema>;
+export type RuleGroup = RuleFile['groups'][number] & { file: string };
+export type RecordingRule = z.output<typeof recordingRule>;
+export type AlertingRule = z.output<typeof alertingRule>;
+
+export const isRecordingRule = (rule: RecordingRule | AlertingRule): rule is RecordingRule => 'record' in rule;
+
+/** Parses rule-file text; a problem is a CRAFT_CONFIG_INVALID error naming the file and line. */
+export function parseRuleFile(text: string, file: string): RuleGroup[] {
+  return parseYaml(text, file, ruleFileSchema, 'CRAFT_CONFIG_INVALID').groups.map((g) => ({ ...g, file }));
+}
+
+export function loadRuleFile(file: string): RuleGroup[] {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new CraftError('CRAFT_CONFIG_INVALID', `${file}: cannot read the rule file: ${(error as Error).message}`, { cause: error });
+  }
+  return parseRuleFile(text, file);
+}
