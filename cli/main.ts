@@ -21,6 +21,7 @@ import { runScenario } from './scenario/runner.js';
 import { runLoad, type LoadFlags } from './load/command.js';
 import { benchIngestion, benchTargets, parseTarget, WORKLOADS } from './bench/ingestion.js';
 import { benchStorage, parseStorageTarget, storageTargets } from './bench/storage.js';
+import { benchQuery } from './bench/query.js';
 import { HOURS_MAX, SEED_DEFAULT, SERIES_MAX } from './bench/storage-dataset.js';
 import { renderReport } from './scenario/report.js';
 
@@ -234,7 +235,7 @@ program
 program
   .command('bench')
   .description('benchmarks; `craft bench ingestion` runs every ingestion phase under the same workloads, `craft bench storage` every storage engine on every KV engine')
-  .argument('<what>', 'ingestion | storage')
+  .argument('<what>', 'ingestion | storage | query')
   .option('--duration <s>', 'ingestion: seconds per run', '10')
   .option(
     '--phases <ids>',
@@ -260,7 +261,19 @@ program
       await benchStorage({ targets, dataset: defaults, outDir: flags.out, command });
       return;
     }
-    if (what !== 'ingestion') throw new CraftError('CRAFT_BAD_REQUEST', `unknown benchmark ${what}; available: ingestion, storage`);
+    if (what === 'query') {
+      const { registry } = await PluginRegistry.load();
+      const dataset = { series: Number(flags.series ?? 1_000), hours: Number(flags.hours ?? 24), seed: SEED_DEFAULT };
+      if (!(Number.isInteger(dataset.series) && dataset.series >= 1 && dataset.series <= SERIES_MAX && dataset.hours > 0 && dataset.hours <= HOURS_MAX)) {
+        throw new CraftError('CRAFT_BAD_REQUEST', `series must be an integer 1–${SERIES_MAX} and hours in (0, ${HOURS_MAX}]`);
+      }
+      const phases = flags.phases?.split(',').map((p) => p.trim()) ?? registry.list().filter((p) => p.slot === 'query.evaluator' && p.craft === 4).sort((a, b) => a.phase - b.phase).map((p) => p.id);
+      for (const phase of phases) registry.resolve('query.evaluator', phase);
+      const command = ['node bin/craft.js bench query', ...(flags.series === undefined ? [] : [`--series ${flags.series}`]), ...(flags.hours === undefined ? [] : [`--hours ${flags.hours}`]), ...(flags.phases === undefined ? [] : [`--phases ${flags.phases}`])].join(' ');
+      await benchQuery({ dataset, phases, outDir: flags.out, command });
+      return;
+    }
+    if (what !== 'ingestion') throw new CraftError('CRAFT_BAD_REQUEST', `unknown benchmark ${what}; available: ingestion, storage, query`);
     const targets = flags.phases?.split(',') ?? (await benchTargets());
     // `bare`, or an ingestion server plugin with options it accepts (`ingestion.event-driven:loops=2,http=node`).
     const { registry } = await PluginRegistry.load();

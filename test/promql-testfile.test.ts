@@ -199,7 +199,9 @@ const render = (item: Item): string => {
  * payload, which would turn a staleness marker into a plain NaN (this property found that).
  */
 const expand = (items: Item[]): (number | null)[] => {
-  const out: (number | null)[] = [];
+  // Generic elements from the start, as in the parser: a fresh double array may drop a NaN's payload.
+  const out: (number | null)[] = [null];
+  out.length = 0;
   for (const item of items) {
     if (item.kind === 'number') out.push(item.a);
     else if (item.kind === 'sequence') for (let i = 0, v = item.a; i <= item.n; i++, v += item.b) out.push(v);

@@ -78,7 +78,10 @@ function parseNumber(text: string): number {
  * `_xn` gives n gaps.
  */
 export function expandSeriesValues(text: string): (number | null)[] {
-  const values: (number | null)[] = [];
+  // Start the array with generic elements: a NaN pushed into a fresh array of doubles may lose its
+  // payload (V8 canonicalises it on that path), and a staleness marker is a NaN told by its payload.
+  const values: (number | null)[] = [null];
+  values.length = 0;
   const push = (value: number | null, times: number): void => {
     if (values.length + times > SERIES_POINTS_MAX) throw new Error(`more than ${SERIES_POINTS_MAX} points in one series`);
     for (let i = 0; i < times; i++) values.push(value);
