@@ -46,6 +46,13 @@ t.test('fields become <measurement>_<field> samples with the tags as labels', as
   });
 });
 
+t.test('a lone value field: cpu_value by default, cpu with influxSingleValueFieldAsMeasurement', async (t) => {
+  const line = 'cpu,host=a value=1 1000\nmem,host=a value=2,free=3 1000\n';
+  const names = (result: ReturnType<typeof parseLineProtocol>): string[] => (result.ok ? result.samples.map((s) => s[0].__name__!) : []);
+  t.same(names(parseLineProtocol(line, 'ms', 0, 100)), ['cpu_value', 'mem_value', 'mem_free']);
+  t.same(names(parseLineProtocol(line, 'ms', 0, 100, true)), ['cpu', 'mem_value', 'mem_free'], 'only a line whose one field is value');
+});
+
 t.test('precisions convert to milliseconds; no timestamp means now', async (t) => {
   const ts = (precision: 'ns' | 'us' | 'ms' | 's', value: string) => {
     const r = parseLineProtocol(`m v=1 ${value}`, precision, 0, 10);

@@ -90,6 +90,8 @@ export const configSchema = z
         workQueueCapacity: z.number().int().positive().default(D.WORK_QUEUE_CAPACITY),
         appendInFlightMax: z.number().int().positive().default(D.APPEND_IN_FLIGHT_MAX),
         keepAliveTimeoutMs: z.number().int().positive().default(5_000),
+        /** Influx `m value=1` stored as `m` instead of `m_value` (core/slots/ingestion.ts). */
+        influxSingleValueFieldAsMeasurement: z.boolean().default(false),
         workers: z.number().int().min(0).default(0),
       })
       .strict()

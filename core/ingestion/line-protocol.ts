@@ -7,7 +7,8 @@
  * `\=`; string field values are double-quoted with `\"` and `\\`. Field values are floats
  * (`1`, `1.5`, `-2e3`), integers (`1i`), unsigned integers (`1u`), booleans (`t`, `true`,
  * `F`, …) or strings. Every numeric or boolean field becomes a sample of the series
- * `<measurement>_<field>` with the tags as labels (booleans as 1/0). String fields have no
+ * `<measurement>_<field>` with the tags as labels (booleans as 1/0) — or, with the option
+ * `influxSingleValueFieldAsMeasurement`, `<measurement>` when `value` is the line's only field. String fields have no
  * numeric value and are skipped (counted in the result). Timestamps are integers in the
  * request's precision (default ns) and stored in ms.
  */
@@ -153,7 +154,7 @@ function toMs(timestamp: string, precision: Precision): number {
 }
 
 /** Parses a whole body; the first bad line fails the request (nothing of it is queued). */
-export function parseLineProtocol(body: string, precision: Precision, nowMs: number, samplesMax: number): LineProtocolParse {
+export function parseLineProtocol(body: string, precision: Precision, nowMs: number, samplesMax: number, singleValueAsMeasurement = false): LineProtocolParse {
   const samples: WireSample[] = [];
   let stringFieldsSkipped = 0;
   const lines = body.split('\n');
@@ -177,7 +178,8 @@ export function parseLineProtocol(body: string, precision: Precision, nowMs: num
         } else if (typeof value === 'boolean') numeric = value ? 1 : 0;
         else if (typeof value === 'number') numeric = value;
         else numeric = Number('integer' in value ? value.integer : value.unsigned);
-        const labels = { [METRIC_NAME_LABEL]: metricName(`${line.measurement}_${field}`), ...base };
+        const lone = singleValueAsMeasurement && field === 'value' && Object.keys(line.fields).length === 1;
+        const labels = { [METRIC_NAME_LABEL]: metricName(lone ? line.measurement : `${line.measurement}_${field}`), ...base };
         samples.push(line.timestamp === undefined ? [labels, timestampMs, numeric, 1] : [labels, timestampMs, numeric]);
         if (samples.length > samplesMax) return { ok: false, error: `request holds more than ${samplesMax} samples`, line: n + 1 };
       }

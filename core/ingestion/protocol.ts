@@ -59,7 +59,7 @@ export type Prepared =
 export type JsonParser = (text: string) => unknown;
 
 export interface PrepareDeps {
-  limits: Pick<IngestionLimits, 'batchMetricsMax' | 'metricNameLengthMax' | 'bodyBytesMax' | 'samplesPerRequestMax'>;
+  limits: Pick<IngestionLimits, 'batchMetricsMax' | 'metricNameLengthMax' | 'bodyBytesMax' | 'samplesPerRequestMax' | 'influxSingleValueFieldAsMeasurement'>;
   limiter: RateLimiter;
   parseJson: JsonParser;
   nowMs: number;
@@ -144,7 +144,7 @@ function prepareLineProtocol(request: RawRequest, query: string, deps: PrepareDe
     outcome: 'validation',
   });
   if (!PRECISIONS.includes(precision)) return invalid(`precision must be one of ${PRECISIONS.join(', ')}`);
-  const result = parseLineProtocol(decoder.decode(request.body), precision, deps.nowMs, deps.limits.samplesPerRequestMax);
+  const result = parseLineProtocol(decoder.decode(request.body), precision, deps.nowMs, deps.limits.samplesPerRequestMax, deps.limits.influxSingleValueFieldAsMeasurement === true);
   if (!result.ok) return invalid(result.error, result.line);
   if (result.samples.length === 0) return { kind: 'reply', reply: NO_CONTENT, outcome: 'ok' };
   return append(toBatch(clientOf(request.authorization), deps.nowMs, result.samples, {}), NO_CONTENT);

@@ -57,6 +57,12 @@ export interface IngestionLimits {
   workQueueCapacity: number;
   /** Appends in flight to the queue before requests get 503. */
   appendInFlightMax: number;
+  /**
+   * Influx line protocol naming: a field `f` of measurement `m` is the series `m_f`; with this on,
+   * a line whose only field is `value` is stored as `m` (as VictoriaMetrics does), so
+   * `cpu value=1` and the seed JSON's `{"name":"cpu"}` are one series.
+   */
+  influxSingleValueFieldAsMeasurement?: boolean;
   /** Keep-alive idle timeout for phases that keep connections. */
   keepAliveTimeoutMs: number;
   /** Worker threads or processes for pool-based phases (0 = one per core). */
