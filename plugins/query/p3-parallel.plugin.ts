@@ -29,6 +29,7 @@ import { engineOptions } from './shared/engine.js';
 import type { Evaluator, EvaluatorOptions } from './shared/evaluator.js';
 import { RANGE_FUNCTIONS } from './shared/range-functions.js';
 import { SeriesSet, dropName, type Grid, type Value, type VectorValue } from './shared/values.js';
+import { groupLabels } from './shared/aggregate.js';
 import { PlannerEngine } from './shared/planner-engine.js';
 import { PlannedEvaluator, sharedSelects } from './shared/planned-evaluator.js';
 import { collectSelects } from './shared/plan.js';
@@ -108,6 +109,7 @@ class ParallelEvaluator extends PlannedEvaluator {
   /** Scatter the selection over shards, aggregate each in a worker, gather the partials. */
   private async streamed(node: AggregateExpr, plan: StreamPlan, grid: Grid): Promise<Value> {
     const { selector, func, rangeMs } = plan;
+    if (grid.count === 1 && func !== undefined && ROLLUP_FUNCTIONS[func] !== undefined && selector.at === undefined) return this.aggregatedRollup(node, grid);
     const refs = this.referenceTimes(selector.at, selector.offsetMs, grid);
     const minTimeMs = refs[0]! - (func === undefined ? this.options.lookbackDeltaMs : rangeMs);
     const maxTimeMs = refs[grid.count - 1]!;
@@ -128,6 +130,25 @@ class ParallelEvaluator extends PlannedEvaluator {
       while (next < shards) await runShard(next++);
     }));
     if (func !== undefined && new Set(total.outputKeys).size !== total.outputKeys.length) return super.eval(node, grid);
+    const out = new SeriesSet();
+    total.emit(node.op, (labels, step, value) => out.add(labels, step, value));
+    return { kind: 'vector', series: out.series() } satisfies VectorValue;
+  }
+
+  /**
+   * An instant aggregation of `*_over_time(x[r])`: the window summaries of every series from one
+   * storage rollup (chunk summaries where the store keeps them), aggregated here.
+   */
+  private async aggregatedRollup(node: AggregateExpr, grid: Grid): Promise<Value> {
+    const call = unwrap(node.expr) as Call;
+    const inner = await this.rolledUp(call, grid);
+    if (inner.kind !== 'vector') return super.eval(node, grid);
+    const total = new GroupPartials(1, node.op === 'sum' || node.op === 'avg');
+    // The series come in storage's order, which is the order phase 1 meets them in: keep it.
+    inner.series.forEach((series, index) => {
+      const g = total.group(groupLabels(series.labels, node.grouping, node.without));
+      total.add(g, 0, series.values[0]!, String(index).padStart(12, '0'));
+    });
     const out = new SeriesSet();
     total.emit(node.op, (labels, step, value) => out.add(labels, step, value));
     return { kind: 'vector', series: out.series() } satisfies VectorValue;
