@@ -122,6 +122,10 @@ class ParallelEvaluator extends PlannedEvaluator {
       const task = packShard(raw, func !== undefined, { op: node.op, grouping: node.grouping, without: node.without, grid, refs: refs.slice(), lookbackMs: this.options.lookbackDeltaMs, rangeMs, scalars: plan.scalars, ...(func === undefined ? {} : { func }) });
       this.checkDeadline();
       total.merge(this.pool === undefined || task.times.length < this.phase.inlineSamplesMax ? runShardTask(task) : await this.pool.run(task));
+      // Folded into partials: the shard's samples are no longer held, so they no longer count against the limit.
+      let held = 0;
+      for (const s of raw) held += s.timestampsMs.length;
+      this.release(held);
     };
     // Keep a bounded number of shards in flight: enough to keep every worker and storage busy.
     const inFlight = Math.max(2, (this.pool?.size ?? 1) + 1);

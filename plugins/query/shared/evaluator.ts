@@ -45,7 +45,7 @@ export interface EvaluatorOptions {
   lookbackDeltaMs: number;
   /** Step of a subquery written without one (`[1h:]`), ms (Prometheus: the evaluation interval, 1 minute). */
   subqueryStepMs: number;
-  /** Samples a query may load from storage and produce, in all (Prometheus: 50,000,000). */
+  /** Samples a query may hold at once — loaded from storage and produced (Prometheus: 50,000,000). */
   samplesMax: number;
   /** Series one selector may match. */
   seriesPerSelectMax: number;
@@ -70,6 +70,11 @@ export class Evaluator {
 
   checkDeadline(): void {
     if (this.options.now() > this.options.deadlineMs) throw new CraftError('CRAFT_QUERY_TIMEOUT', 'query timed out in expression evaluation');
+  }
+
+  /** Samples no longer held (a streamed shard that was folded into partial aggregates). */
+  release(samples: number): void {
+    this.samples -= samples;
   }
 
   /** Counts samples held; past the limit the query fails (a limit, not an out-of-memory crash). */
