@@ -157,8 +157,8 @@ export function rollupSamples(timestampsMs: ArrayLike<number>, values: ArrayLike
   return accumulateSamples(timestampsMs, values, minTimeMs, maxTimeMs, stepMs).map(finish);
 }
 
-/** The windows of samples (ascending times), still open for merging. */
-export function accumulateSamples(timestampsMs: ArrayLike<number>, values: ArrayLike<number>, minTimeMs: number, maxTimeMs: number, stepMs: number): WindowAccumulator[] {
+/** The windows of samples (ascending times), still open for merging; windows start at `originMs` + k · step. */
+export function accumulateSamples(timestampsMs: ArrayLike<number>, values: ArrayLike<number>, minTimeMs: number, maxTimeMs: number, stepMs: number, originMs = minTimeMs): WindowAccumulator[] {
   const out: WindowAccumulator[] = [];
   let current: WindowAccumulator | undefined;
   let currentIndex = -1;
@@ -167,9 +167,9 @@ export function accumulateSamples(timestampsMs: ArrayLike<number>, values: Array
     if (t < minTimeMs || t > maxTimeMs) continue;
     const v = values[i]!;
     if (v !== v && isStaleNaN(v)) continue;
-    const index = windowIndex(minTimeMs, stepMs, t);
+    const index = windowIndex(originMs, stepMs, t);
     if (index !== currentIndex || current === undefined) {
-      current = windowOf(minTimeMs + index * stepMs, t, v);
+      current = windowOf(originMs + index * stepMs, t, v);
       currentIndex = index;
       out.push(current);
     } else addLater(current, t, v);

@@ -268,12 +268,16 @@ export class ChunkStore implements SampleStore {
         }
         if (dropHead) ops.push({ type: 'del', key: idKey(KEY_TAG.head, series.ref) });
         const empty = keep.length === 0 && (dropHead || head === undefined || head.count === 0);
-        if (empty) ops.push({ type: 'del', key: idKey(KEY_TAG.info, series.ref) });
+        if (empty) {
+          ops.push({ type: 'del', key: idKey(KEY_TAG.info, series.ref) });
+          await this.retiring(series, ops);
+        }
         const after = empty ? 0 : await this.distinctSamples(series, keep, dropHead);
         dropped += before - after;
         changes.push({ series, keep, dropHead });
       }
-      if (changes.length === 0) return 0;
+      await this.retaining(nowMs, ops);
+      if (changes.length === 0 && ops.length === 0) return 0;
       ops.push({ type: 'put', key: metaKey('stats'), value: encoder.encode(JSON.stringify({ samples: this.samples - dropped })) });
       await this.kv.batch(ops, { sync: true });
       for (const { series, keep, dropHead } of changes) {
@@ -508,6 +512,7 @@ export class ChunkStore implements SampleStore {
     ops.push({ type: 'put', key: metaKey('stats'), value: encoder.encode(JSON.stringify({ samples: this.samples })) });
     ops.push({ type: 'put', key: metaKey('checkpoint'), value: encoder.encode(JSON.stringify({ walSeq: this.walSeq })) });
     const walSeq = this.walSeq;
+    await this.checkpointing(moved, ops);
     await this.kv.batch(ops, { sync: true });
     for (const { series, chunks } of moved) {
       for (const chunk of chunks) series.persisted.push(persistedOf(chunk));
@@ -557,7 +562,7 @@ export class ChunkStore implements SampleStore {
   }
 
   /** The samples of one series in `[minTimeMs, maxTimeMs]`, merged across its pieces. */
-  private async read(series: SeriesState, minTimeMs: number, maxTimeMs: number, readSamples = 0): Promise<{ timestampsMs: number[]; values: Float64Array }> {
+  protected async read(series: SeriesState, minTimeMs: number, maxTimeMs: number, readSamples = 0): Promise<{ timestampsMs: number[]; values: Float64Array }> {
     const runs: Run[] = [];
     const overlapping = this.overlapping(series, minTimeMs, maxTimeMs);
     // In-memory pieces are read before the await: a checkpoint may move them meanwhile.
@@ -627,6 +632,18 @@ export class ChunkStore implements SampleStore {
   /** A persisted chunk is deleted with `ops`. */
   protected chunkDropped(_series: SeriesState, _chunk: PersistedChunk, _ops: KvOp[]): void {}
 
+  /** A checkpoint is about to write `moved` with `ops` (one synced batch): add what belongs with it. */
+  protected async checkpointing(_moved: { series: SeriesState; chunks: ClosedChunk[] }[], _ops: KvOp[]): Promise<void> {}
+
+  /** A delete rewrites a series to `kept` (empty: the series goes) with `ops`, for `[minTimeMs, maxTimeMs]`. */
+  protected async rewriting(_series: SeriesState, _kept: { timestampsMs: number[]; values: Float64Array }, _minTimeMs: number, _maxTimeMs: number, _ops: KvOp[]): Promise<void> {}
+
+  /** Retention removes a series (all its chunks expired) with `ops`. */
+  protected async retiring(_series: SeriesState, _ops: KvOp[]): Promise<void> {}
+
+  /** A retention pass at `nowMs` writes `ops`: add what the phase expires itself. */
+  protected async retaining(_nowMs: number, _ops: KvOp[]): Promise<void> {}
+
   /** `series.persisted` changed (chunks added or replaced) and is durable. */
   protected chunksPersisted(_series: SeriesState): void {}
 
@@ -695,6 +712,7 @@ export class ChunkStore implements SampleStore {
         }
         const kept = { timestampsMs: keptTimes, values: keptValues.finish() };
         if (kept.timestampsMs.length === all.timestampsMs.length) continue;
+        await this.rewriting(series, kept, minTimeMs, maxTimeMs, ops);
         for (const chunk of series.persisted) {
           ops.push({ type: 'del', key: chunkKey(series.ref, chunk.minTimeMs, chunk.seq) });
           this.chunkDropped(series, chunk, ops);
