@@ -16,7 +16,7 @@ import { exitSubject, SUBJECTS } from '../core/subjects.js';
 import { systemClock, type Clock } from '../core/clock.js';
 import { createLogger } from '../core/log.js';
 import { CraftError } from '../core/errors.js';
-import type { ActorId, PlatformConfig } from '../core/config/schema.js';
+import { actorsHere, type ActorId, type PlatformConfig } from '../core/config/schema.js';
 import type { ChildSpec, NodeStatus } from '../core/supervision/child.js';
 import type { PlatformContext } from '../core/platform-context.js';
 import type { ExitReason } from '../core/supervision/policy.js';
@@ -112,7 +112,8 @@ export class Platform {
     const dataDir = resolve(input.dataDir);
     mkdirSync(dataDir, { recursive: true });
     const config: PlatformConfig = { ...input, dataDir, http: { ...input.http } };
-    const runsHere = (actor: ActorId): boolean => config.actors.includes(actor);
+    const here = actorsHere(config);
+    const runsHere = (actor: ActorId): boolean => here.includes(actor);
     // Fix ports before any actor starts, so a restarted actor binds the same port.
     const bindHost = config.http.host === '0.0.0.0' ? '127.0.0.1' : config.http.host;
     if (runsHere('ingestion') && config.http.ingestionPort === 0) config.http.ingestionPort = await freePort(bindHost);
@@ -179,8 +180,8 @@ export class Platform {
 
   ports(): { ingestion?: number; query?: number } {
     return {
-      ...(this.config.actors.includes('ingestion') ? { ingestion: this.config.http.ingestionPort } : {}),
-      ...(this.config.actors.includes('query') ? { query: this.config.http.queryPort } : {}),
+      ...(actorsHere(this.config).includes('ingestion') ? { ingestion: this.config.http.ingestionPort } : {}),
+      ...(actorsHere(this.config).includes('query') ? { query: this.config.http.queryPort } : {}),
     };
   }
 

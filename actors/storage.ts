@@ -167,22 +167,41 @@ export class StorageActor extends Actor {
     }
   }
 
-  /** The consumption loop: join, fetch, apply, commit; transport trouble is retried with backoff. */
+  /**
+   * The consumption loop: join, fetch, apply, commit; transport trouble is retried with backoff.
+   * While a batch is applied and committed, the next fetch is already on its way (the queue hands
+   * a member each message once until it rejoins, so the two never overlap): the queue's answer
+   * time, which grows when ingestion keeps the queue busy, is no longer added to every batch.
+   * Deliveries fetched but not applied (a crash, a stop, a stale generation) are not committed,
+   * so the queue delivers them again after the next join.
+   */
   private async consume(): Promise<void> {
     let generation: number | undefined;
     let retryMs = RETRY_MIN_MS;
+    let next: Promise<{ deliveries: FetchedDelivery[] }> | undefined;
+    const fetch = (g: number): Promise<{ deliveries: FetchedDelivery[] }> => {
+      const pending = this.queue.fetch({ group: STORAGE_GROUP, member: this.member, generation: g, waitMs: 500 });
+      pending.catch(() => undefined); // awaited below, or dropped with its generation
+      return pending;
+    };
     while (this.running) {
       try {
-        generation ??= (await this.queue.join({ group: STORAGE_GROUP, member: this.member })).generation;
-        const { deliveries } = await this.queue.fetch({ group: STORAGE_GROUP, member: this.member, generation, waitMs: 500 });
+        if (generation === undefined) {
+          next = undefined;
+          generation = (await this.queue.join({ group: STORAGE_GROUP, member: this.member })).generation;
+        }
+        const { deliveries } = await (next ?? fetch(generation));
+        next = undefined;
         if (!this.running) break;
         this.lag.caughtUp = deliveries.length === 0;
         if (deliveries.length > 0) {
+          next = fetch(generation);
           const commits = await this.withLock(() => this.apply(deliveries));
           await this.queue.commit({ group: STORAGE_GROUP, member: this.member, generation, commits });
         }
         retryMs = RETRY_MIN_MS;
       } catch (error) {
+        next = undefined;
         if (!this.running) break;
         if (isStaleGeneration(error)) {
           generation = undefined;

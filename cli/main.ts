@@ -16,11 +16,13 @@ import { StorageClient } from '../core/storage/client.js';
 import { gatherStatus, renderStatus, renderStorageInfo } from './status.js';
 import { renderTable } from './table.js';
 import { resolveConfig, type ConfigFlags } from './config.js';
+import { actorsHere } from '../core/config/schema.js';
 import type { HandoverReply } from '../core/platform-context.js';
 import { runScenario } from './scenario/runner.js';
 import { runLoad, type LoadFlags } from './load/command.js';
 import { benchIngestion, benchTargets, parseTarget, WORKLOADS } from './bench/ingestion.js';
 import { benchStorage, parseStorageTarget, storageTargets } from './bench/storage.js';
+import { benchStoragePlatform, LAYOUTS, type Layout } from './bench/storage-platform.js';
 import { benchQuery } from './bench/query.js';
 import { HOURS_MAX, SEED_DEFAULT, SERIES_MAX } from './bench/storage-dataset.js';
 import { renderReport } from './scenario/report.js';
@@ -74,7 +76,7 @@ addPlatformFlags(
         ...(ports.ingestion === undefined ? [] : [`  ingestion  http://${config.http.host}:${ports.ingestion}  (POST /metrics, GET /health)`]),
         ...(ports.query === undefined ? [] : [`  query      http://${config.http.host}:${ports.query}  (GET /query?name=)`]),
         `  data       ${config.dataDir}`,
-        `  actors     ${config.actors.join(', ')}`,
+        `  actors     ${actorsHere(config).join(', ')}${config.processes.map((child) => `; ${child.actors.join(', ')} in process ${child.name}`).join('')}`,
         'Ctrl-C stops it. `craft status` shows the supervision tree.',
         '',
       ].join('\n'),
@@ -245,7 +247,28 @@ program
   .option('--series <n>', 'storage: series in the dataset (default 1000, at most 10000)')
   .option('--hours <h>', 'storage: hours of 15 s scrapes per series (default 24)')
   .option('--out <dir>', 'where results go', 'docs/results')
-  .action(async (what: string, flags: { duration: string; phases?: string; workloads?: string; series?: string; hours?: string; out: string }) => {
+  .option('--platform', 'storage: send the dataset through `craft up` (POST /write → queue → storage actor) and measure applied vs acknowledged samples/s and ack → queryable lag, instead of the in-process engines')
+  .option('--connections <n>', 'storage --platform: concurrent keep-alive connections', '8')
+  .option('--lines <n>', 'storage --platform: lines (samples) a request', '1000')
+  .option('--layouts <ids>', 'storage --platform: where the actors run, comma-separated: one (all in one process, the default of craft up), split (queue and storage in processes of their own); default both')
+  .action(async (what: string, flags: { duration: string; phases?: string; workloads?: string; series?: string; hours?: string; out: string; platform?: boolean; connections: string; lines: string; layouts?: string }) => {
+    if (what === 'storage' && flags.platform === true) {
+      const { registry } = await PluginRegistry.load();
+      const dataset = { series: Number(flags.series ?? 1_000), hours: Number(flags.hours ?? 24), seed: SEED_DEFAULT };
+      const target = parseStorageTarget(flags.phases ?? 'storage.time-index@kv.level', dataset);
+      registry.resolve('storage.engine', target.engine);
+      registry.resolve('storage.kv', target.kv ?? 'kv.level');
+      const clients = Number(flags.connections);
+      const lines = Number(flags.lines);
+      if (!(Number.isInteger(clients) && clients >= 1 && clients <= 1_000 && Number.isInteger(lines) && lines >= 1 && lines <= 100_000)) {
+        throw new CraftError('CRAFT_BAD_REQUEST', '--connections must be an integer 1–1000 and --lines 1–100000');
+      }
+      const command = ['node bin/craft.js bench storage --platform', ...(flags.series === undefined ? [] : [`--series ${flags.series}`]), ...(flags.hours === undefined ? [] : [`--hours ${flags.hours}`]), ...(flags.phases === undefined ? [] : [`--phases ${flags.phases}`]), `--connections ${clients}`, `--lines ${lines}`, ...(flags.layouts === undefined ? [] : [`--layouts ${flags.layouts}`])].join(' ');
+      const layouts = (flags.layouts ?? 'one,split').split(',').map((l) => l.trim());
+      for (const layout of layouts) if (!(layout in LAYOUTS)) throw new CraftError('CRAFT_BAD_REQUEST', `unknown layout ${layout}; choose from ${Object.keys(LAYOUTS).join(', ')}`);
+      await benchStoragePlatform({ layouts: layouts as Layout[], dataset: target.dataset, engine: target.engine, kv: target.kv ?? 'kv.level', clients, linesPerRequest: lines, outDir: flags.out, command });
+      return;
+    }
     if (what === 'storage') {
       const { registry } = await PluginRegistry.load();
       const defaults = { series: Number(flags.series ?? 1_000), hours: Number(flags.hours ?? 24), seed: SEED_DEFAULT };

@@ -4,7 +4,7 @@
  * process-level equipment, not shared actor state.
  */
 import type { PlatformConfig } from './config/schema.js';
-import { pluginFor } from './config/schema.js';
+import { actorsHere, pluginFor } from './config/schema.js';
 import type { PluginRegistry } from './plugins/registry.js';
 import type { SlotName } from './slots/index.js';
 import type { ActorEnvironment } from './actor/actor.js';
@@ -39,7 +39,7 @@ export async function currentChoice(context: PlatformContext, slot: SlotName): P
       break;
     } catch (error) {
       if (!(error instanceof CraftError) || (error.code !== 'CRAFT_NO_RESPONDERS' && error.code !== 'CRAFT_TIMEOUT' && error.code !== 'CRAFT_OVERLOADED')) throw error;
-      if (!context.config.actors.includes('control') && attempt < 9) {
+      if (!actorsHere(context.config).includes('control') && attempt < 9) {
         await sleep(200);
         continue;
       }

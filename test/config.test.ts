@@ -3,7 +3,7 @@
  */
 import t from 'tap';
 import { parseYaml } from '../core/config/yaml-file.js';
-import { configSchema, makeConfig, pluginFor } from '../core/config/schema.js';
+import { actorsHere, configSchema, makeConfig, pluginFor } from '../core/config/schema.js';
 import { scenarioSchema } from '../cli/scenario/schema.js';
 import { resolveConfig } from '../cli/config.js';
 
@@ -80,4 +80,13 @@ t.test('flags override the file; --only is checked', async (t) => {
   t.throws(() => resolveConfig({ only: 'storage,bogus' }), { code: 'CRAFT_CONFIG_INVALID', message: /bogus/ });
   t.throws(() => resolveConfig({ ingestionPort: '99999' }), { code: 'CRAFT_CONFIG_INVALID' });
   t.equal(makeConfig({ plugins: { 'query.evaluator': { id: 'q', options: { a: 1 } } } }).plugins['query.evaluator'] !== undefined, true);
+});
+
+t.test('an actor under processes runs only in its child process', async (t) => {
+  // The README's example: the default actors plus a storage process must not start storage twice.
+  const config = parseYaml('processes: [ { name: store-node, actors: [storage] } ]\n', 'craft.yaml', configSchema, 'CRAFT_CONFIG_INVALID');
+  t.same(actorsHere(config), ['control', 'queue', 'query', 'alerting', 'ingestion']);
+  const split = makeConfig({ actors: ['control', 'queue', 'ingestion'], processes: [{ name: 'q', actors: ['queue'] }] });
+  t.same(actorsHere(split), ['control', 'ingestion']);
+  t.same(actorsHere(makeConfig({})), ['control', 'queue', 'storage', 'query', 'alerting', 'ingestion']);
 });

@@ -90,7 +90,7 @@ interface Row {
   serverConnectionsMax?: number;
 }
 
-function rssMb(pid: number): number {
+export function rssMb(pid: number): number {
   // The server and its child processes (event loops, nats-server for a phase's platform).
   const pids = [pid, ...spawnSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean).map(Number)];
   let kb = 0;
@@ -105,7 +105,7 @@ function rssMb(pid: number): number {
   return kb / 1024;
 }
 
-function waitFor(child: ChildProcess, pattern: RegExp, timeoutMs = 60_000): Promise<string> {
+export function waitFor(child: ChildProcess, pattern: RegExp, timeoutMs = 60_000): Promise<string> {
   return new Promise((resolvePromise, reject) => {
     let out = '';
     const timer = setTimeout(() => reject(new Error(`timed out waiting for ${pattern}: ${out}`)), timeoutMs);

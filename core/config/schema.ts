@@ -75,7 +75,7 @@ export const configSchema = z
       .prefault({}),
     /** Serve fault-injection subjects (kill an actor, exit a process). Scenarios turn this on. */
     faults: z.boolean().default(false),
-    /** Actors this process runs; the rest run elsewhere on the same NATS. */
+    /** Actors this process runs (less those under `processes`); the rest run elsewhere on the same NATS. */
     actors: z.array(z.enum(ACTOR_IDS)).default([...ACTOR_IDS]),
     /** Further OS processes this process starts and supervises, each hosting some actors. */
     processes: z.array(processSchema).default([]),
@@ -130,6 +130,14 @@ export const configSchema = z
   .strict();
 
 export type PlatformConfig = z.output<typeof configSchema>;
+
+/**
+ * The actors this process runs: `actors`, less those a child process under `processes` hosts —
+ * an actor runs in one place (two storage actors would share one data directory).
+ */
+export function actorsHere(config: Pick<PlatformConfig, 'actors' | 'processes'>): ActorId[] {
+  return config.actors.filter((actor) => !config.processes.some((child) => child.actors.includes(actor)));
+}
 export type PlatformConfigInput = z.input<typeof configSchema>;
 
 /** A configuration from an object (tests, scenarios), with defaults filled in. */
