@@ -133,6 +133,12 @@ t.test('storage.time-index with downsampling (5 ms and 10 ms buckets) equals the
   t.pass('every step matched');
 });
 
+t.test('storage.time-index decoding every select in scan workers equals the model', async (t) => {
+  // scanWorkersSamplesMin 1: every select with a stored chunk goes through the worker threads.
+  await checkAgainstModel(t, 'storage.time-index', KVS[0]!, { ...SMALL['storage.time-index'], scanWorkers: 2, scanWorkersSamplesMin: 1 });
+  t.pass('every step matched');
+});
+
 t.test('acknowledged samples never collapse: three server-stamped metrics of one series in one batch are three samples', async (t) => {
   for (const engine of ENGINES) {
     const store = await openStore(registry, engine, KVS[0]!, join(tempDir(t), engine));

@@ -34,7 +34,7 @@ import { PlannerEngine } from './shared/planner-engine.js';
 import { PlannedEvaluator, sharedSelects } from './shared/planned-evaluator.js';
 import { collectSelects } from './shared/plan.js';
 import { GroupPartials, STREAMED_OPS } from './p3-parallel/partial.js';
-import { WorkerPool } from './p3-parallel/pool.js';
+import { shardPool, type ShardPool } from './p3-parallel/pool.js';
 import { runShardTask, type ShardTask } from './p3-parallel/shard-task.js';
 
 const options = engineOptions.extend({
@@ -91,7 +91,7 @@ class ParallelEvaluator extends PlannedEvaluator {
     source: SampleSource,
     evaluatorOptions: EvaluatorOptions,
     shared: ReturnType<typeof sharedSelects>,
-    private readonly pool: WorkerPool | undefined,
+    private readonly pool: ShardPool | undefined,
     private readonly phase: Options,
   ) {
     super(source, evaluatorOptions, shared);
@@ -201,7 +201,7 @@ function packShard(raw: { labels: Record<string, string>; timestampsMs: number[]
 }
 
 class ParallelEngine extends PlannerEngine {
-  private pool: WorkerPool | undefined;
+  private pool: ShardPool | undefined;
 
   protected override get id(): string {
     return 'query.parallel';
@@ -209,7 +209,7 @@ class ParallelEngine extends PlannerEngine {
 
   protected override evaluator(source: SampleSource, request: QueryRequest, nowMs: number, startMs: number, endMs: number, expr: Expr, grid: Grid): Evaluator {
     const phase = this.options as Options;
-    if (phase.workers > 0) this.pool ??= new WorkerPool(phase.workers);
+    if (phase.workers > 0) this.pool ??= shardPool(phase.workers);
     const evaluatorOptions = this.evaluatorOptions(request, nowMs, startMs, endMs);
     const planner = new PlannedEvaluator(source, evaluatorOptions, new Map());
     return new ParallelEvaluator(source, evaluatorOptions, sharedSelects(collectSelects(expr, grid, planner)), this.pool, phase);

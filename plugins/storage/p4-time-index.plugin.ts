@@ -20,17 +20,20 @@
  * series and bucket. Scans inside storage run on the actor's thread (the query engine's
  * phase 3 spreads work over worker threads, reading storage in shards of series).
  */
+import { availableParallelism } from 'node:os';
 import { z } from 'zod';
+import { WorkerPool } from '../../core/workers/pool.js';
 import { definePlugin } from '../../core/plugins/define.js';
 import type { KvOp } from '../../core/slots/kv.js';
 import type { StorageContext } from '../../core/slots/storage.js';
 import { accumulateSamples, finish, mergeLater, windowIndex, type WindowAccumulator, type WindowSummary } from '../../core/storage/rollup.js';
 import { ChunkStore, chunkKey, chunkStoreOptions, chunkValue } from './shared/chunk-store.js';
 import { LabelIndex, labelIndexOptions } from './shared/label-index.js';
-import { decodeRange, decodeStored, type ClosedChunk, type PersistedChunk, type Run, type SeriesState } from './shared/chunk-series.js';
+import { decodeRange, decodeStored, mergeRuns, type ClosedChunk, type PersistedChunk, type Run, type SeriesState } from './shared/chunk-series.js';
 import { KEY_TAG, readTime } from './shared/keys.js';
 import { DecodedChunkCache, type DecodedChunk } from './p4-time-index/decoded-cache.js';
 import { SUMMARY_TAG, decodeSummary, splitTrailer, summarise, summaryTrailer, type StoredSummary } from './p4-time-index/summaries.js';
+import { packScanTasks, type ScanResult, type ScanTask } from './p4-time-index/scan-task.js';
 import { alignDown, alignUp, bucketKey, bucketOps, bucketRange, bucketStartOf, decodeBucket, downsamplingSchema, encodeBucket, levelRange, type Level } from './p4-time-index/downsampling.js';
 
 const options = chunkStoreOptions.extend(labelIndexOptions.shape).extend({
@@ -44,12 +47,18 @@ const options = chunkStoreOptions.extend(labelIndexOptions.shape).extend({
   chunkSamplesMax: z.number().int().min(2).max(65_535).default(480),
   /** Bytes of decoded chunks the LRU cache keeps. */
   decodedCacheBytes: z.number().int().min(0).default(64 * 1024 * 1024),
+  /** Worker threads that decode a large select's chunks (0: decode on the actor's thread). */
+  scanWorkers: z.number().int().min(0).max(64).default(Math.min(availableParallelism(), 4)),
+  /** A select reading at least this many stored samples decodes them in the scan workers. */
+  scanWorkersSamplesMin: z.number().int().min(1).default(200_000),
   /** Downsampling levels, e.g. `[{resolutionMs: 300000}, {resolutionMs: 3600000, retentionMs: …}]` (p4-time-index/downsampling.ts). */
   downsampling: downsamplingSchema,
 });
 type Options = z.infer<typeof options>;
 
 const DECODED_BYTES_PER_SAMPLE = 16;
+/** Chunk keys one batch of a parallel scan reads (and decodes) at a time: bounds the bytes held at once. */
+const SCAN_READ_KEYS_MAX = 16_384;
 /** A level serves windows not lined up with its buckets when they are at least this many buckets long. */
 const EDGE_FACTOR = 4;
 /** More separate edge reads than this in one series' rollup, and it reads chunks instead. */
@@ -77,9 +86,68 @@ class TimeIndexStore extends ChunkStore {
   /** Downsampling levels in force, coarsest first (a rollup takes the coarsest that fits its windows). */
   private levels: Level[] = [];
 
+  /** Decodes large scans' chunks in worker threads (p4-time-index/scan-task.ts); started on first use. */
+  private scanPool: WorkerPool<ScanTask, ScanResult> | undefined;
+
   constructor(context: StorageContext, phaseOptions: Options) {
     super(context, phaseOptions, new LabelIndex(phaseOptions));
     this.cache = new DecodedChunkCache(phaseOptions.decodedCacheBytes);
+  }
+
+  override async close(options: { destroy?: boolean } = {}): Promise<void> {
+    await super.close(options);
+    await this.scanPool?.close();
+  }
+
+  /**
+   * A select that reads at least `scanWorkersSamplesMin` stored samples: the chunks not in the
+   * cache are read in one batch, decoded in the scan workers, and merged with each series'
+   * in-memory pieces here; smaller selects read series by series.
+   */
+  protected override async readAll(candidates: SeriesState[], minTimeMs: number, maxTimeMs: number, readSamples: number): Promise<{ timestampsMs: number[]; values: Float64Array }[]> {
+    const { scanWorkers, scanWorkersSamplesMin } = this.options as Options;
+    if (scanWorkers === 0 || readSamples < scanWorkersSamplesMin) return super.readAll(candidates, minTimeMs, maxTimeMs, readSamples);
+    const keep = readSamples * DECODED_BYTES_PER_SAMPLE <= this.cache.bytesMax;
+    // Everything in memory first, before any await (a checkpoint may move it).
+    const plans = candidates.map((series) => {
+      const chunks = this.overlapping(series, minTimeMs, maxTimeMs);
+      return { series, chunks, decoded: chunks.map((c) => this.cache.get(cacheKey(series, c))), runs: this.memoryRuns(series, minTimeMs, maxTimeMs) };
+    });
+    const missing: { plan: number; chunk: number }[] = [];
+    plans.forEach((plan, p) => plan.decoded.forEach((d, c) => d === undefined && missing.push({ plan: p, chunk: c })));
+    for (let from = 0; from < missing.length; from += SCAN_READ_KEYS_MAX) {
+      const part = missing.slice(from, from + SCAN_READ_KEYS_MAX);
+      const values = await this.kv.getMany(part.map(({ plan, chunk }) => chunkKey(plans[plan]!.series.ref, plans[plan]!.chunks[chunk]!.minTimeMs, plans[plan]!.chunks[chunk]!.seq)));
+      const found = part.filter((_, i) => values[i] !== undefined); // a chunk a delete or retention just removed
+      const bytes = values.filter((v): v is Uint8Array => v !== undefined).map((v) => this.chunkBytes(v));
+      this.scanPool ??= new WorkerPool<ScanTask, ScanResult>({
+        file: new URL('./p4-time-index/scan-worker.js', import.meta.url),
+        name: 'storage scan pool',
+        errorCode: 'CRAFT_STORE_CORRUPT',
+        size: scanWorkers,
+        transfer: (task) => [task.bytes.buffer, task.ends.buffer] as ArrayBuffer[],
+      });
+      const tasks = packScanTasks(bytes, scanWorkers * 2);
+      const results = await Promise.all(tasks.map(({ task }) => this.scanPool!.run(task)));
+      tasks.forEach(({ first }, t) => {
+        const { starts, timestampsMs, values: decodedValues } = results[t]!;
+        for (let i = 0; i + 1 < starts.length; i++) {
+          const { plan, chunk } = found[first + i]!;
+          const target = plans[plan]!;
+          const range = [starts[i]!, starts[i + 1]!] as const;
+          // A cached chunk gets arrays of its own, not views that would keep the task's buffer alive.
+          const decoded = keep ? { timestampsMs: timestampsMs.slice(...range), values: decodedValues.slice(...range) } : { timestampsMs: timestampsMs.subarray(...range), values: decodedValues.subarray(...range) };
+          if (keep) this.cache.set(cacheKey(target.series, target.chunks[chunk]!), decoded);
+          target.decoded[chunk] = decoded;
+        }
+      });
+    }
+    return plans.map(({ chunks, decoded, runs }) => {
+      decoded.forEach((chunk, i) => {
+        if (chunk !== undefined) runs.push(slice(chunk, minTimeMs, maxTimeMs, chunks[i]!.seq));
+      });
+      return mergeRuns(runs);
+    });
   }
 
   protected override storedChunk(chunk: ClosedChunk): Uint8Array {

@@ -563,17 +563,33 @@ export class ChunkStore implements SampleStore {
 
   /** The samples of one series in `[minTimeMs, maxTimeMs]`, merged across its pieces. */
   protected async read(series: SeriesState, minTimeMs: number, maxTimeMs: number, readSamples = 0): Promise<{ timestampsMs: number[]; values: Float64Array }> {
-    const runs: Run[] = [];
     const overlapping = this.overlapping(series, minTimeMs, maxTimeMs);
     // In-memory pieces are read before the await: a checkpoint may move them meanwhile.
+    const runs = this.memoryRuns(series, minTimeMs, maxTimeMs);
+    if (overlapping.length > 0) runs.push(...(await this.persistedRuns(series, overlapping, minTimeMs, maxTimeMs, readSamples)));
+    return mergeRuns(runs);
+  }
+
+  /** The in-memory pieces of a series in range: closed chunks not yet written, out-of-order samples, the head. */
+  protected memoryRuns(series: SeriesState, minTimeMs: number, maxTimeMs: number): Run[] {
+    const runs: Run[] = [];
     for (const chunk of series.closed) {
       if (chunk.maxTimeMs >= minTimeMs && chunk.minTimeMs <= maxTimeMs) runs.push(decodeRange(chunk.bytes, minTimeMs, maxTimeMs, chunk.seq));
     }
     if (series.outOfOrder !== undefined) runs.push(outOfOrderRun(series.outOfOrder, minTimeMs, maxTimeMs));
     const head = series.head;
     if (head !== undefined && head.count > 0 && head.lastTimestampMs! >= minTimeMs && head.firstTimestampMs! <= maxTimeMs) runs.push(decodeRange(head.bytes(), minTimeMs, maxTimeMs, HEAD_SEQ));
-    if (overlapping.length > 0) runs.push(...(await this.persistedRuns(series, overlapping, minTimeMs, maxTimeMs, readSamples)));
-    return mergeRuns(runs);
+    return runs;
+  }
+
+  /**
+   * The samples of many series (a select): one after another here; phase 4 decodes a large
+   * scan's chunks in worker threads. `readSamples` is how many persisted samples the scan reads.
+   */
+  protected async readAll(candidates: SeriesState[], minTimeMs: number, maxTimeMs: number, readSamples: number): Promise<{ timestampsMs: number[]; values: Float64Array }[]> {
+    const out: { timestampsMs: number[]; values: Float64Array }[] = [];
+    for (const series of candidates) out.push(await this.read(series, minTimeMs, maxTimeMs, readSamples));
+    return out;
   }
 
   /**
@@ -669,10 +685,10 @@ export class ChunkStore implements SampleStore {
         const candidates = shard === undefined ? all : all.filter((s) => seriesShard(s.labels, shard.count) === shard.index);
         let readSamples = 0;
         for (const series of candidates) for (const chunk of this.overlapping(series, minTimeMs, maxTimeMs)) readSamples += chunk.count;
-        for (const series of candidates) {
-          const samples = await this.read(series, minTimeMs, maxTimeMs, readSamples);
-          if (samples.timestampsMs.length > 0) out.push({ labels: series.labels, ...samples });
-        }
+        const read = await this.readAll(candidates, minTimeMs, maxTimeMs, readSamples);
+        candidates.forEach((series, i) => {
+          if (read[i]!.timestampsMs.length > 0) out.push({ labels: series.labels, ...read[i]! });
+        });
         return out;
       },
       series: inRange,
