@@ -250,7 +250,7 @@ program
   .option('--platform', 'storage: send the dataset through `craft up` (POST /write → queue → storage actor) and measure applied vs acknowledged samples/s and ack → queryable lag, instead of the in-process engines')
   .option('--connections <n>', 'storage --platform: concurrent keep-alive connections', '8')
   .option('--lines <n>', 'storage --platform: lines (samples) a request', '1000')
-  .option('--layouts <ids>', 'storage --platform: where the actors run, comma-separated: one (all in one process, the default of craft up), split (queue and storage in processes of their own); default both')
+  .option('--layouts <ids>', 'storage --platform: where the actors run, comma-separated: one (all in one process, the default of craft up), split (queue and storage in processes of their own), backlog (storage started after the load); default all three')
   .action(async (what: string, flags: { duration: string; phases?: string; workloads?: string; series?: string; hours?: string; out: string; platform?: boolean; connections: string; lines: string; layouts?: string }) => {
     if (what === 'storage' && flags.platform === true) {
       const { registry } = await PluginRegistry.load();
@@ -264,7 +264,7 @@ program
         throw new CraftError('CRAFT_BAD_REQUEST', '--connections must be an integer 1–1000 and --lines 1–100000');
       }
       const command = ['node bin/craft.js bench storage --platform', ...(flags.series === undefined ? [] : [`--series ${flags.series}`]), ...(flags.hours === undefined ? [] : [`--hours ${flags.hours}`]), ...(flags.phases === undefined ? [] : [`--phases ${flags.phases}`]), `--connections ${clients}`, `--lines ${lines}`, ...(flags.layouts === undefined ? [] : [`--layouts ${flags.layouts}`])].join(' ');
-      const layouts = (flags.layouts ?? 'one,split').split(',').map((l) => l.trim());
+      const layouts = (flags.layouts ?? 'one,split,backlog').split(',').map((l) => l.trim());
       for (const layout of layouts) if (!(layout in LAYOUTS)) throw new CraftError('CRAFT_BAD_REQUEST', `unknown layout ${layout}; choose from ${Object.keys(LAYOUTS).join(', ')}`);
       await benchStoragePlatform({ layouts: layouts as Layout[], dataset: target.dataset, engine: target.engine, kv: target.kv ?? 'kv.level', clients, linesPerRequest: lines, outDir: flags.out, command });
       return;

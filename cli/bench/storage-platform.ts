@@ -15,7 +15,7 @@
  *   per partition, so this counts samples, not those very samples); p50, p99, max.
  * - storage's own **receive → applied** lag percentiles (its last 1,024 batches, `craft status`).
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -42,10 +42,14 @@ const DRAIN_TIMEOUT_MS = 15 * 60_000;
  * Where the actors run. `one`: every actor in one process, `craft up`'s default — ingestion and
  * the queue actor share one event loop, so the queue answers storage's fetches between requests.
  * `split`: the queue actor and the storage actor each in a process of their own (`processes:`).
+ * `backlog`: no storage actor while the load runs; then one starts in its own process
+ * (`craft up --only storage`) and applies the whole backlog — storage's own rate through the
+ * platform, with nothing else competing.
  */
 export const LAYOUTS = {
   one: [],
   split: ['processes: [ { name: queue-node, actors: [queue] }, { name: store-node, actors: [storage] } ]'],
+  backlog: ['actors: [control, queue, ingestion, query, alerting]'],
 } as const;
 export type Layout = keyof typeof LAYOUTS;
 
@@ -129,6 +133,7 @@ async function runLayout(layout: Layout, options: PlatformBenchOptions): Promise
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4_000)));
   let bus: Bus | undefined;
+  let storageChild: ChildProcess | undefined;
   const pool = new Pool(`http://127.0.0.1:${ingestionPort}`, { connections: options.clients, pipelining: 1, keepAliveTimeout: 30_000 });
   try {
     await waitFor(child, /platform up/).catch((error: Error) => {
@@ -153,7 +158,7 @@ async function runLayout(layout: Layout, options: PlatformBenchOptions): Promise
     const bar = process.stdout.isTTY ? new cliProgress.SingleBar({ format: ' {bar} {percentage}% | acknowledged {value}/{total} | applied {applied}', hideCursor: true, clearOnComplete: true }, cliProgress.Presets.shades_classic) : undefined;
     bar?.start(dataset.totalSamples, 0, { applied: 0 });
     const sampler = setInterval(() => {
-      rssMax = Math.max(rssMax, rssMb(child.pid!));
+      rssMax = Math.max(rssMax, rssMb(child.pid!) + (storageChild?.pid === undefined ? 0 : rssMb(storageChild.pid)));
       bar?.update(acknowledged, { applied: appliedTotal });
     }, 500);
     const startMs = performance.now();
@@ -178,6 +183,12 @@ async function runLayout(layout: Layout, options: PlatformBenchOptions): Promise
     };
     await Promise.all(Array.from({ length: options.clients }, client));
     const loadEndMs = performance.now();
+    let storageStartMs = startMs;
+    if (layout === 'backlog') {
+      storageStartMs = performance.now();
+      storageChild = spawn(process.execPath, [CLI, 'up', '--config', config, '--only', 'storage', '--nats', `nats://127.0.0.1:${natsPort}`, '--process-name', 'store-backlog'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, CRAFT_LOG: 'warn' } });
+      storageChild.stderr!.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4_000)));
+    }
     const deadline = loadEndMs + DRAIN_TIMEOUT_MS;
     while (appliedTotal < acknowledged && performance.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     clearInterval(sampler);
@@ -214,8 +225,8 @@ async function runLayout(layout: Layout, options: PlatformBenchOptions): Promise
       requestsFailed: failed,
       loadSeconds: (loadEndMs - startMs) / 1_000,
       acknowledgedPerSecond: acknowledged / ((loadEndMs - startMs) / 1_000),
-      appliedSeconds: (lastAppliedMs - startMs) / 1_000,
-      appliedPerSecond: acknowledged / ((lastAppliedMs - startMs) / 1_000),
+      appliedSeconds: (lastAppliedMs - storageStartMs) / 1_000,
+      appliedPerSecond: acknowledged / ((lastAppliedMs - storageStartMs) / 1_000),
       drainSeconds: Math.max(0, (lastAppliedMs - loadEndMs) / 1_000),
       ackToQueryableMs: percentiles(lags),
       storageLag: info.lag,
@@ -225,6 +236,7 @@ async function runLayout(layout: Layout, options: PlatformBenchOptions): Promise
   } finally {
     await pool.close().catch(() => undefined);
     await bus?.close().catch(() => undefined);
+    if (storageChild !== undefined) await stopChild(storageChild);
     await stopChild(child);
     rmSync(work, { recursive: true, force: true });
   }
@@ -237,7 +249,9 @@ export function platformTable(results: PlatformBenchResult[]): string {
     ['layout', 'engine', 'kv', 'samples', 'acknowledged samples/s', 'applied samples/s', 'drain s', 'ack → queryable ms p50/p99/max', 'storage receive → applied ms p50/p99/max (last batches)', 'RSS MB max', 'refused requests'],
     results.map((r) => {
       const lag = r.ackToQueryableMs;
-      return [r.layout, r.engine, r.kv, integer(r.samples), integer(r.acknowledgedPerSecond), integer(r.appliedPerSecond), r.drainSeconds.toFixed(1), `${integer(lag.p50Ms)}/${integer(lag.p99Ms)}/${integer(lag.maxMs)}`, `${integer(r.storageLag.p50Ms)}/${integer(r.storageLag.p99Ms)}/${integer(r.storageLag.maxMs)} (${r.storageLag.batches})`, integer(r.rssMbMax), String(r.requestsFailed)];
+      // A backlog waits for a storage actor that is not there yet: its lags say nothing.
+      const lags = r.layout === 'backlog' ? ['-', '-'] : [`${integer(lag.p50Ms)}/${integer(lag.p99Ms)}/${integer(lag.maxMs)}`, `${integer(r.storageLag.p50Ms)}/${integer(r.storageLag.p99Ms)}/${integer(r.storageLag.maxMs)} (${r.storageLag.batches})`];
+      return [r.layout, r.engine, r.kv, integer(r.samples), integer(r.acknowledgedPerSecond), integer(r.appliedPerSecond), r.drainSeconds.toFixed(1), ...lags, integer(r.rssMbMax), String(r.requestsFailed)];
     }),
   );
 }
@@ -247,6 +261,7 @@ async function writePlatformResults(results: PlatformBenchResult[], options: Pla
   const table = platformTable(results);
   const first = results[0]!;
   const verdicts = results.map((r) => {
+    if (r.layout === 'backlog') return `- **backlog**: with no storage actor running, ingestion acknowledged ${integer(r.acknowledgedPerSecond)} samples/s; a storage actor then started in its own process applied the ${integer(r.samples)} queued samples in ${r.appliedSeconds.toFixed(1)} s from its start (process start included): **${integer(r.appliedPerSecond)} samples/s**, storage's rate through the platform (queue fetch, decode, append, synced commit, queue commit) when nothing else competes for the cores.`;
     const keepsUp = r.appliedPerSecond >= r.acknowledgedPerSecond * 0.99 && r.drainSeconds < 1;
     return `- **${r.layout}**: storage ${keepsUp ? 'kept up with' : 'fell behind'} ingestion — it applied ${integer(r.appliedPerSecond)} samples/s against ${integer(r.acknowledgedPerSecond)} acknowledged samples/s${keepsUp ? '' : `, and needed ${r.drainSeconds.toFixed(1)} s after the load to catch up`}; half the acknowledged requests were queryable within ${integer(r.ackToQueryableMs.p50Ms)} ms, 99 % within ${integer(r.ackToQueryableMs.p99Ms)} ms.`;
   });
@@ -261,6 +276,7 @@ async function writePlatformResults(results: PlatformBenchResult[], options: Pla
     '',
     '- **one**: every actor in one process, as `craft up` runs by default: ingestion and the queue actor share one event loop, so storage\'s fetches are answered between ingestion\'s requests.',
     '- **split**: the queue actor and the storage actor each in a process of their own (`processes: [ { name: queue-node, actors: [queue] }, { name: store-node, actors: [storage] } ]`, ingestion, control, query and alerting in the main process).',
+    '- **backlog**: no storage actor while the load runs (`actors: [control, queue, ingestion, query, alerting]`); after the last answer a storage actor starts in a process of its own (`craft up --only storage`) and applies the queued samples. Its applied samples/s is counted from its start.',
     '',
     'How each figure is taken (cli/bench/storage-platform.ts):',
     '',
