@@ -17,9 +17,17 @@ import { definePlugin } from '../../core/plugins/define.js';
 import { queueLogSubject, queueStream } from '../../core/subjects.js';
 import type { Delivery, PartitionReader, QueueLog, QueueLogContext, QueueLogInfo } from '../../core/slots/queue.js';
 
-/** Deliveries a reader buffers ahead of `take`; the consumer stops pulling beyond it. */
+/** Deliveries a reader buffers ahead of `take`; the consumer stops pulling beyond it (or beyond the bytes). */
 const READER_BUFFER_MESSAGES_MAX = 1_024;
-const CONSUME_BATCH_MESSAGES = 256;
+const READER_BUFFER_BYTES_MAX = 32 * 1024 * 1024;
+/**
+ * Messages one pull asks for. A group-commit message can be ~1 MB: pulls of 256 messages asked
+ * for up to 256 MB a partition from a backlog, and the JetStream API calls sharing the connection
+ * (consumer info, add, acks) timed out behind them, crashing the queue actor again and again.
+ * (A byte bound instead — the client takes one or the other — stalled: a pull whose remaining
+ * bytes could not hold the next message sat until it expired.)
+ */
+const CONSUME_BATCH_MESSAGES = 16;
 const ACK_WAIT_MS = 30_000;
 /** Retained bytes per epoch stream before appends are refused (the server answers, we say 503). */
 const STREAM_BYTES_MAX_DEFAULT = 8 * 1024 ** 3;
@@ -28,6 +36,7 @@ const consumerName = (group: string, partition: number): string => `${group.repl
 
 class JetStreamReader implements PartitionReader {
   private buffer: JsMsg[] = [];
+  private bufferedBytes = 0;
   /** Delivered, not yet committed, by sequence. */
   private readonly delivered = new Map<number, JsMsg>();
   private committedOffset = 0;
@@ -49,6 +58,7 @@ class JetStreamReader implements PartitionReader {
   async restart(): Promise<void> {
     await this.stopPulling();
     this.buffer = [];
+    this.bufferedBytes = 0;
     this.delivered.clear();
     const jsm = await this.log.jsm();
     const stream = this.log.stream;
@@ -81,8 +91,9 @@ class JetStreamReader implements PartitionReader {
         for await (const message of messages) {
           if (session !== this.session) break;
           this.buffer.push(message);
+          this.bufferedBytes += message.data.length;
           this.wake();
-          if (this.buffer.length >= READER_BUFFER_MESSAGES_MAX) await new Promise<void>((resolve) => (this.spaceWaiter = resolve));
+          if (this.full()) await new Promise<void>((resolve) => (this.spaceWaiter = resolve));
           if (this.closed) break;
         }
       } catch (error) {
@@ -122,13 +133,18 @@ class JetStreamReader implements PartitionReader {
       out.push({ partition: this.partition, offset: message.seq, payload: message.data });
       bytes += message.data.length;
     }
+    for (let i = 0; i < taken; i++) this.bufferedBytes -= this.buffer[i]!.data.length;
     this.buffer.splice(0, taken);
-    if (this.buffer.length < READER_BUFFER_MESSAGES_MAX) {
+    if (!this.full()) {
       const release = this.spaceWaiter;
       this.spaceWaiter = undefined;
       release?.();
     }
     return out;
+  }
+
+  private full(): boolean {
+    return this.buffer.length >= READER_BUFFER_MESSAGES_MAX || this.bufferedBytes >= READER_BUFFER_BYTES_MAX;
   }
 
   waitForData(waitMs: number): Promise<void> {
