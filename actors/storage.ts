@@ -26,10 +26,17 @@ import { rollupParts } from '../core/storage/rollup.js';
 import { encodeSeriesValues, type RollupRequest, type LabelValuesRequest, type RangeRequest, type SelectRequest, type StorageInfo, type StorageLag } from '../core/storage/client.js';
 import { currentChoice, type HandoverReply, type HandoverRequest, type PlatformContext, type PluginChoiceResolved } from '../core/platform-context.js';
 import { sleep } from '../core/clock.js';
+import { NATS_PAYLOAD_BYTES_MAX } from '../core/defaults.js';
 
 export const STORAGE_GROUP = 'storage';
 const RETRY_MIN_MS = 50;
 const RETRY_MAX_MS = 2_000;
+/** Fetches one commit may take when the queue holds a backlog. */
+const FETCHES_PER_COMMIT_MAX = 4;
+/** A fetch at least this large (half a NATS message) says more is waiting. */
+const FULL_FETCH_BYTES = NATS_PAYLOAD_BYTES_MAX / 2;
+const fetchedBytes = (deliveries: FetchedDelivery[]): number => deliveries.reduce((sum, d) => sum + d.payload.length, 0);
+
 /** Applied batches whose receive → applied lag the percentiles in `craft.storage.info` cover. */
 export const LAG_WINDOW_BATCHES = 1_024;
 
@@ -172,6 +179,7 @@ export class StorageActor extends Actor {
    * While a batch is applied and committed, the next fetch is already on its way (the queue hands
    * a member each message once until it rejoins, so the two never overlap): the queue's answer
    * time, which grows when ingestion keeps the queue busy, is no longer added to every batch.
+   * A full fetch means a backlog: up to `FETCHES_PER_COMMIT_MAX` fetches go into one commit.
    * Deliveries fetched but not applied (a crash, a stop, a stale generation) are not committed,
    * so the queue delivers them again after the next join.
    */
@@ -196,7 +204,17 @@ export class StorageActor extends Actor {
         this.lag.caughtUp = deliveries.length === 0;
         if (deliveries.length > 0) {
           next = fetch(generation);
-          const commits = await this.withLock(() => this.apply(deliveries));
+          // A full fetch means a backlog: take the fetches behind it into the same commit (one
+          // synced write for up to FETCHES_PER_COMMIT_MAX fetches), so storage does more per turn
+          // of an event loop it may share with ingestion.
+          let batch = deliveries;
+          for (let extra = 1; extra < FETCHES_PER_COMMIT_MAX && fetchedBytes(batch) >= FULL_FETCH_BYTES * extra; extra++) {
+            const more = (await next).deliveries;
+            next = fetch(generation);
+            if (more.length === 0) break;
+            batch = batch.concat(more);
+          }
+          const commits = await this.withLock(() => this.apply(batch));
           await this.queue.commit({ group: STORAGE_GROUP, member: this.member, generation, commits });
         }
         retryMs = RETRY_MIN_MS;
