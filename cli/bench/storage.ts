@@ -411,9 +411,9 @@ export function codeVersion(): string {
   const git = (...args: string[]): string => spawnSync('git', args, { encoding: 'utf8' }).stdout.trimEnd();
   const head = git('rev-parse', '--short', 'HEAD').trim();
   if (head === '') return 'not a git checkout';
-  const changed = git('status', '--porcelain', '--', 'core', 'plugins').split('\n').filter(Boolean).map((line) => line.slice(3));
+  const changed = git('status', '--porcelain', '--', 'core', 'plugins', 'actors').split('\n').filter(Boolean).map((line) => line.slice(3));
   const built = resolve(BUILT_ROOT) === resolve(process.cwd()) ? '' : `; the compiled code was loaded from a copy in ${BUILT_ROOT}`;
-  return `commit ${head}${changed.length === 0 ? ', core/ and plugins/ as committed' : `, with uncommitted changes in ${changed.map((f) => `\`${f}\``).join(', ')}`}${built}`;
+  return `commit ${head}${changed.length === 0 ? ', core/, plugins/ and actors/ as committed' : `, with uncommitted changes in ${changed.map((f) => `\`${f}\``).join(', ')}`}${built}`;
 }
 
 export function storageMachine(): string {
