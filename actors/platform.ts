@@ -179,9 +179,10 @@ export class Platform {
   }
 
   ports(): { ingestion?: number; query?: number } {
+    const here = actorsHere(this.config);
     return {
-      ...(actorsHere(this.config).includes('ingestion') ? { ingestion: this.config.http.ingestionPort } : {}),
-      ...(actorsHere(this.config).includes('query') ? { query: this.config.http.queryPort } : {}),
+      ...(here.includes('ingestion') ? { ingestion: this.config.http.ingestionPort } : {}),
+      ...(here.includes('query') ? { query: this.config.http.queryPort } : {}),
     };
   }
 

@@ -129,9 +129,13 @@ async function runLayout(layout: Layout, options: PlatformBenchOptions): Promise
       '',
     ].join('\n'),
   );
-  const child = spawn(process.execPath, [CLI, 'up', '--config', config, '--ingestion-port', String(ingestionPort)], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, CRAFT_LOG: 'warn' } });
   let stderr = '';
-  child.stderr!.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4_000)));
+  const craftUp = (...args: string[]): ChildProcess => {
+    const started = spawn(process.execPath, [CLI, 'up', '--config', config, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, CRAFT_LOG: 'warn' } });
+    started.stderr!.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4_000)));
+    return started;
+  };
+  const child = craftUp('--ingestion-port', String(ingestionPort));
   let bus: Bus | undefined;
   let storageChild: ChildProcess | undefined;
   const pool = new Pool(`http://127.0.0.1:${ingestionPort}`, { connections: options.clients, pipelining: 1, keepAliveTimeout: 30_000 });
@@ -186,8 +190,7 @@ async function runLayout(layout: Layout, options: PlatformBenchOptions): Promise
     let storageStartMs = startMs;
     if (layout === 'backlog') {
       storageStartMs = performance.now();
-      storageChild = spawn(process.execPath, [CLI, 'up', '--config', config, '--only', 'storage', '--nats', `nats://127.0.0.1:${natsPort}`, '--process-name', 'store-backlog'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, CRAFT_LOG: 'warn' } });
-      storageChild.stderr!.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4_000)));
+      storageChild = craftUp('--only', 'storage', '--nats', `nats://127.0.0.1:${natsPort}`, '--process-name', 'store-backlog');
     }
     const deadline = loadEndMs + DRAIN_TIMEOUT_MS;
     while (appliedTotal < acknowledged && performance.now() < deadline) await new Promise((r) => setTimeout(r, 20));

@@ -130,6 +130,7 @@ export const configSchema = z
   .strict();
 
 export type PlatformConfig = z.output<typeof configSchema>;
+export type PlatformConfigInput = z.input<typeof configSchema>;
 
 /**
  * The actors this process runs: `actors`, less those a child process under `processes` hosts —
@@ -138,7 +139,6 @@ export type PlatformConfig = z.output<typeof configSchema>;
 export function actorsHere(config: Pick<PlatformConfig, 'actors' | 'processes'>): ActorId[] {
   return config.actors.filter((actor) => !config.processes.some((child) => child.actors.includes(actor)));
 }
-export type PlatformConfigInput = z.input<typeof configSchema>;
 
 /** A configuration from an object (tests, scenarios), with defaults filled in. */
 export function makeConfig(input: PlatformConfigInput = {}): PlatformConfig {

@@ -85,6 +85,8 @@ class TimeIndexStore extends ChunkStore {
   private readonly cache: DecodedChunkCache;
   /** Downsampling levels in force, coarsest first (a rollup takes the coarsest that fits its windows). */
   private levels: Level[] = [];
+  /** Per level (by resolution), the cut-off its last retention pass applied. */
+  private readonly retainedCutoffMs = new Map<number, number>();
 
   /** Decodes large scans' chunks in worker threads (p4-time-index/scan-task.ts); started on first use. */
   private scanPool: WorkerPool<ScanTask, ScanResult> | undefined;
@@ -127,8 +129,9 @@ class TimeIndexStore extends ChunkStore {
         size: scanWorkers,
         transfer: (task) => [task.bytes.buffer, task.ends.buffer] as ArrayBuffer[],
       });
+      const pool = this.scanPool;
       const tasks = packScanTasks(bytes, scanWorkers * 2);
-      const results = await Promise.all(tasks.map(({ task }) => this.scanPool!.run(task)));
+      const results = await Promise.all(tasks.map(({ task }) => pool.run(task)));
       tasks.forEach(({ first }, t) => {
         const { starts, timestampsMs, values: decodedValues } = results[t]!;
         for (let i = 0; i + 1 < starts.length; i++) {
@@ -249,7 +252,7 @@ class TimeIndexStore extends ChunkStore {
           if (last !== undefined && range[0] <= last[1]) last[1] = Math.max(last[1], range[1]);
           else merged.push(range);
         }
-        for (const [fromMs, toMs] of merged) bucketOps(resolutionMs, series.ref, fromMs, toMs, await this.accumulators(series, fromMs, toMs - 1, resolutionMs, fromMs), ops);
+        for (const [fromMs, toMs] of merged) bucketOps(resolutionMs, series.ref, await this.accumulators(series, fromMs, toMs - 1, resolutionMs, fromMs), ops);
       }
     }
   }
@@ -278,11 +281,16 @@ class TimeIndexStore extends ChunkStore {
     }
   }
 
-  /** Each level's own retention: buckets older than it go. */
+  /**
+   * Each level's own retention: buckets older than it go. The cut-off moves once a bucket, so a
+   * pass scans every series' buckets only when it has moved (every pass once after an open).
+   */
   protected override async retaining(nowMs: number, ops: KvOp[]): Promise<void> {
     for (const { resolutionMs, retentionMs } of this.levels) {
       if (retentionMs === 0) continue;
       const cutoffMs = alignDown(nowMs - retentionMs, resolutionMs);
+      if (this.retainedCutoffMs.get(resolutionMs) === cutoffMs) continue;
+      this.retainedCutoffMs.set(resolutionMs, cutoffMs);
       for (const series of this.byRef.values()) {
         for await (const entries of this.kv.iterate(bucketRange(resolutionMs, series.ref, 0, cutoffMs))) for (const [key] of entries) ops.push({ type: 'del', key });
       }
@@ -358,16 +366,17 @@ class TimeIndexStore extends ChunkStore {
    *   hourly buckets and 7 days of chunk summaries.
    */
   protected override async rollupOf(series: SeriesState, minTimeMs: number, maxTimeMs: number, stepMs: number): Promise<WindowSummary[]> {
+    const fromChunks = async (): Promise<WindowSummary[]> => (await this.accumulators(series, minTimeMs, maxTimeMs, stepMs, minTimeMs)).map(finish);
     const span = Math.min(stepMs, maxTimeMs - minTimeMs + 1);
     const aligned = (l: Level): boolean => stepMs % l.resolutionMs === 0 && minTimeMs % l.resolutionMs === 0;
     const level = this.levels.find((l) => aligned(l) || span >= EDGE_FACTOR * l.resolutionMs);
-    if (level === undefined) return (await this.accumulators(series, minTimeMs, maxTimeMs, stepMs, minTimeMs)).map(finish);
+    if (level === undefined) return fromChunks();
     const resolutionMs = level.resolutionMs;
     const trustedFromMs = alignUp(level.sinceMs, resolutionMs);
     const settledMs = this.settledBefore(series);
     const rawFromMs = aligned(level) ? settledMs : Math.min(settledMs, series.persisted[0]?.minTimeMs ?? Infinity);
     const trustedToMs = alignDown(rawFromMs, resolutionMs);
-    if (trustedToMs <= Math.max(minTimeMs, trustedFromMs)) return (await this.accumulators(series, minTimeMs, maxTimeMs, stepMs, minTimeMs)).map(finish);
+    if (trustedToMs <= Math.max(minTimeMs, trustedFromMs)) return fromChunks();
     // Per window: [edge before][whole buckets][edge after]; neighbouring edges merge into one read.
     const sampleRanges: [number, number][] = [];
     const bucketSpans: [number, number][] = [];
@@ -387,7 +396,7 @@ class TimeIndexStore extends ChunkStore {
       if (innerFrom > startMs) fromSamples(startMs, innerFrom - 1);
       bucketSpans.push([innerFrom, innerTo]);
       if (innerTo <= endMs) fromSamples(innerTo, endMs);
-      if (sampleRanges.length > EDGE_READS_MAX) return (await this.accumulators(series, minTimeMs, maxTimeMs, stepMs, minTimeMs)).map(finish);
+      if (sampleRanges.length > EDGE_READS_MAX) return fromChunks();
     }
     const pieces: WindowAccumulator[] = [];
     for (const [from, to] of sampleRanges) pieces.push(...(await this.accumulators(series, from, to, stepMs, minTimeMs)));

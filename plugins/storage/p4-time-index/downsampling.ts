@@ -83,20 +83,12 @@ export function decodeBucket(bytes: Uint8Array, startMs: number, resolutionMs: n
 }
 
 /**
- * Puts for the buckets `[fromMs, toMs)` of a series from its windows (one per non-empty bucket,
- * ascending), and deletes for the buckets in range that hold nothing now.
+ * Puts for a series' buckets from its windows. A bucket a checkpoint recomputes can only have
+ * gained samples (writes add or replace; only a delete removes, and `rewriting` handles those),
+ * so there is nothing to delete here.
  */
-export function bucketOps(resolutionMs: number, ref: number, fromMs: number, toMs: number, windows: WindowAccumulator[], ops: KvOp[]): void {
-  let next = 0;
-  for (let start = fromMs; start < toMs; start += resolutionMs) {
-    const window = windows[next];
-    if (window !== undefined && window.startMs === start) {
-      next += 1;
-      if (window.count > 0) {
-        ops.push({ type: 'put', key: bucketKey(resolutionMs, ref, start), value: encodeBucket(window, resolutionMs) });
-        continue;
-      }
-    }
-    ops.push({ type: 'del', key: bucketKey(resolutionMs, ref, start) });
+export function bucketOps(resolutionMs: number, ref: number, windows: WindowAccumulator[], ops: KvOp[]): void {
+  for (const window of windows) {
+    if (window.count > 0) ops.push({ type: 'put', key: bucketKey(resolutionMs, ref, window.startMs), value: encodeBucket(window, resolutionMs) });
   }
 }
