@@ -59,6 +59,8 @@ async function checkAgainstModel(t: Test, engine: string, kv: string, options: R
       const dir = join(tempDir(t), `r${run++}`);
       let store: SampleStore = await openStore(registry, engine, kv, dir, options);
       const model = new StorageModel();
+      // Every other run passes back the series references appends return (see Appender.append).
+      const refs = run % 2 === 0 ? new Map<string, number>() : undefined;
       let offset = 0;
       const fail = (why: string): never => {
         throw new Error(`${engine}@${kv}: ${why}`);
@@ -67,7 +69,7 @@ async function checkAgainstModel(t: Test, engine: string, kv: string, options: R
         for (const step of steps) {
           if (step.kind === 'append') {
             offset += 1;
-            await appendAll(store, step.samples, { '1:0': offset });
+            await appendAll(store, step.samples, { '1:0': offset }, refs);
             model.append(step.samples);
           } else if (step.kind === 'select') {
             let [min, max] = step.range;

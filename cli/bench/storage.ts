@@ -87,6 +87,11 @@ export interface StorageRow {
   dataset: DatasetSpec;
   samples: number;
   append: { samplesPerSecond: number; seconds: number; commits: number; commitMs: Percentiles };
+  /**
+   * The same load into a fresh store, passing back the series reference each `append` returned
+   * (as Prometheus's scrape loop does); absent for stores that give no references.
+   */
+  appendWithRefs?: { samplesPerSecond: number; seconds: number; commitMs: Percentiles };
   flushSeconds: number;
   /** `stats()` right after `store.flush()`. */
   statsFlushed: StoreStats;
@@ -277,12 +282,49 @@ async function liveBytes(kvs: KvEngine[]): Promise<Record<string, number>> {
 }
 
 /** Measures one target in this process (the forked child). */
+/** Loads the dataset into `store`, 10,000 samples a commit; `refs`: pass back series references. */
+async function load(store: SampleStore, dataset: ScrapeDataset, refs: boolean, progress: (loaded: number) => void): Promise<{ seconds: number; commits: number; added: number; commitDurations: number[] }> {
+  // Batches are generated outside the timed part, appended and committed inside it.
+  const stream = dataset.stream(SAMPLES_PER_COMMIT);
+  const refOf = new Array<number>(dataset.spec.series).fill(0);
+  const commitDurations: number[] = [];
+  let added = 0;
+  let commits = 0;
+  let loaded = 0;
+  for (let batch = stream.next(); batch !== undefined; batch = stream.next()) {
+    const started = performance.now();
+    const appender = store.appender();
+    if (refs) {
+      for (let i = 0; i < batch.length; i++) {
+        const series = batch.series[i]!;
+        refOf[series] = appender.append(dataset.labels[series]!, batch.timestampsMs[i]!, batch.values[i]!, false, refOf[series]);
+      }
+    } else {
+      for (let i = 0; i < batch.length; i++) appender.append(dataset.labels[batch.series[i]!]!, batch.timestampsMs[i]!, batch.values[i]!);
+    }
+    const result = await appender.commit({ [POSITION_KEY]: ++commits });
+    commitDurations.push(performance.now() - started);
+    added += result.added;
+    loaded += batch.length;
+    if (commits % PROGRESS_EVERY_COMMITS === 0) progress(loaded);
+  }
+  return { seconds: commitDurations.reduce((a, b) => a + b, 0) / 1_000, commits, added, commitDurations };
+}
+
+/** Whether the store gives series references (a store without them returns 0 from `append`). */
+function givesRefs(store: SampleStore, dataset: ScrapeDataset): boolean {
+  const appender = store.appender();
+  const ref = appender.append(dataset.labels[0]!, 0, 0);
+  appender.rollback();
+  return ref !== 0;
+}
+
 async function measure(target: StorageTarget, report: (message: ChildMessage) => void): Promise<StorageRow> {
   const { registry } = await PluginRegistry.load();
   const log = createLogger('bench');
-  const dataDir = mkdtempSync(join(tmpdir(), 'craft-bench-storage-'));
-  const kvs: KvEngine[] = [];
-  const context: StorageContext = {
+  const root = mkdtempSync(join(tmpdir(), 'craft-bench-storage-'));
+  let kvs: KvEngine[] = [];
+  const contextIn = (dataDir: string): StorageContext => ({
     dataDir,
     log,
     clock: systemClock,
@@ -293,9 +335,8 @@ async function measure(target: StorageTarget, report: (message: ChildMessage) =>
       kvs.push(kv);
       return kv;
     },
-  };
+  });
   const dataset = new ScrapeDataset(target.dataset);
-  const stream = dataset.stream(SAMPLES_PER_COMMIT);
   const problems: string[] = [];
   const gc = (globalThis as { gc?: () => void }).gc;
   const settle = (): NodeJS.MemoryUsage => {
@@ -303,28 +344,17 @@ async function measure(target: StorageTarget, report: (message: ChildMessage) =>
     gc?.();
     return process.memoryUsage();
   };
+  const dataDir = join(root, 'store');
+  const context = contextIn(dataDir);
   const before = settle();
+  let row: StorageRow;
   const store: SampleStore = registry.instantiate('storage.engine', target.engine, context, target.options);
   try {
     await store.open();
-    // Load: batches generated outside the timed part, appended and committed inside it.
-    const commitDurations: number[] = [];
-    let added = 0;
-    let commits = 0;
-    let loaded = 0;
-    for (let batch = stream.next(); batch !== undefined; batch = stream.next()) {
-      const started = performance.now();
-      const appender = store.appender();
-      for (let i = 0; i < batch.length; i++) appender.append(dataset.labels[batch.series[i]!]!, batch.timestampsMs[i]!, batch.values[i]!);
-      const result = await appender.commit({ [POSITION_KEY]: ++commits });
-      commitDurations.push(performance.now() - started);
-      added += result.added;
-      loaded += batch.length;
-      if (commits % PROGRESS_EVERY_COMMITS === 0) report({ type: 'progress', loaded, step: 'loading' });
-    }
-    report({ type: 'progress', loaded, step: 'flushing' });
+    // The load by labels, as the storage actor appends.
+    const { seconds: loadSeconds, commits, added, commitDurations } = await load(store, dataset, false, (n) => report({ type: 'progress', loaded: n, step: 'loading' }));
+    report({ type: 'progress', loaded: dataset.totalSamples, step: 'flushing' });
     if (added !== dataset.totalSamples) problems.push(`commits reported ${added} samples added, the dataset has ${dataset.totalSamples}`);
-    const loadSeconds = commitDurations.reduce((a, b) => a + b, 0) / 1_000;
     const afterLoad = settle();
     const flushStarted = performance.now();
     await store.flush();
@@ -342,7 +372,7 @@ async function measure(target: StorageTarget, report: (message: ChildMessage) =>
     if (stats.samples !== dataset.totalSamples) problems.push(`stats() counts ${stats.samples} samples, the dataset has ${dataset.totalSamples}`);
     if (stats.series !== dataset.spec.series) problems.push(`stats() counts ${stats.series} series, the dataset has ${dataset.spec.series}`);
 
-    report({ type: 'progress', loaded, step: 'querying' });
+    report({ type: 'progress', loaded: dataset.totalSamples, step: 'querying' });
     const queries = await measureQueries(store, dataset, problems);
     await store.flush();
     const statsSettled = store.stats();
@@ -350,7 +380,7 @@ async function measure(target: StorageTarget, report: (message: ChildMessage) =>
     const directory = directoryBytes(dataDir);
     const liveKvBytesByTag = await liveBytes(kvs);
     const series = dataset.spec.series;
-    return {
+    row = {
       target: target.id,
       engine: target.engine,
       kv: target.kv ?? NO_KV,
@@ -376,10 +406,27 @@ async function measure(target: StorageTarget, report: (message: ChildMessage) =>
       queries,
       problems,
     };
+  } catch (error) {
+    rmSync(root, { recursive: true, force: true });
+    throw error;
   } finally {
     await store.close({ destroy: true }).catch(() => undefined);
-    rmSync(dataDir, { recursive: true, force: true });
   }
+  // Then, for a store that gives references, the same load passing them back, into a store of its own.
+  kvs = [];
+  const refsStore: SampleStore = registry.instantiate('storage.engine', target.engine, contextIn(join(root, 'refs')), target.options);
+  try {
+    await refsStore.open();
+    if (givesRefs(refsStore, dataset)) {
+      const loaded = await load(refsStore, dataset, true, (n) => report({ type: 'progress', loaded: n, step: 'loading with refs' }));
+      if (loaded.added !== dataset.totalSamples) problems.push(`commits with refs reported ${loaded.added} samples added, the dataset has ${dataset.totalSamples}`);
+      row.appendWithRefs = { samplesPerSecond: dataset.totalSamples / loaded.seconds, seconds: loaded.seconds, commitMs: percentiles(loaded.commitDurations) };
+    }
+  } finally {
+    await refsStore.close({ destroy: true }).catch(() => undefined);
+    rmSync(root, { recursive: true, force: true });
+  }
+  return row;
 }
 
 /** Forks a child for one target; resolves with its row, or a row that says why it failed. */
@@ -440,13 +487,14 @@ const slowestAggregation = (row: StorageRow): QueryResult | undefined =>
 export function storageTable(rows: StorageRow[]): string {
   const latency = (q: QueryResult | undefined): string => (q === undefined ? '-' : `${ms(q.p50Ms)}/${ms(q.p99Ms)}/${ms(q.maxMs)} (${q.runs})`);
   return renderTable(
-    ['engine', 'kv', 'dataset', 'samples', 'append samples/s', 'commit p99 ms', 'bytes/sample', 'RSS B/series', 'sum ms p50/p99/max (runs)', 'avg ms p50/p99/max (runs)', 'max ms p50/p99/max (runs)', 'rollup ms p50/p99/max (runs)', '1 series ms p50/p99/max (runs)', 'load 1m', 'problems'],
+    ['engine', 'kv', 'dataset', 'samples', 'append samples/s', 'with refs', 'commit p99 ms', 'bytes/sample', 'RSS B/series', 'sum ms p50/p99/max (runs)', 'avg ms p50/p99/max (runs)', 'max ms p50/p99/max (runs)', 'rollup ms p50/p99/max (runs)', '1 series ms p50/p99/max (runs)', 'load 1m', 'problems'],
     rows.map((r) => [
       r.engine,
       r.kv,
       datasetText(r.dataset),
       integer(r.samples),
       integer(r.append.samplesPerSecond),
+      r.appendWithRefs === undefined ? '-' : integer(r.appendWithRefs.samplesPerSecond),
       ms(r.append.commitMs.p99Ms),
       r.stats.bytesPerSample.toFixed(2),
       integer(r.memory.rssBytesPerSeries),
@@ -463,8 +511,8 @@ export function storageTable(rows: StorageRow[]): string {
 
 /** Met, or short by how much, for each target. */
 function verdicts(row: StorageRow): [append: string, bytes: string, aggregation: string, rollup: string] {
-  const append = row.append.samplesPerSecond;
-  const appendText = `${integer(append)}: ${append >= TARGETS.appendSamplesPerSecond ? 'met' : `short by ${percent(1 - append / TARGETS.appendSamplesPerSecond)}`}`;
+  const appendVerdict = (rate: number): string => `${integer(rate)}: ${rate >= TARGETS.appendSamplesPerSecond ? 'met' : `short by ${percent(1 - rate / TARGETS.appendSamplesPerSecond)}`}`;
+  const appendText = `by labels ${appendVerdict(row.append.samplesPerSecond)}${row.appendWithRefs === undefined ? '' : `; with refs ${appendVerdict(row.appendWithRefs.samplesPerSecond)}`}`;
   const bytes = row.stats.bytesPerSample;
   const bytesText = `${bytes.toFixed(2)}: ${bytes <= TARGETS.bytesPerSample ? 'met' : `short: ${(bytes / TARGETS.bytesPerSample).toFixed(1)}× the target`}`;
   const comparable = row.dataset.series >= SERIES_PER_CLUSTER && row.dataset.hours >= 24;
@@ -524,7 +572,7 @@ async function writeStorageResults(rows: StorageRow[], failed: { target: string;
     `Dataset (cli/bench/storage-dataset.ts, seed ${defaults.seed}): scrape-like, one sample per series every ${SCRAPE_INTERVAL_MS / 1_000} s with up to ±${SCRAPE_JITTER_MS_MAX} ms of jitter per sample, targets of ${SERIES_PER_TARGET} series scraped at their own offset in the interval; a third of the series counters (integer increments), a third gauges (a random walk at two decimals), a third constant or rarely changing; labels \`__name__\`, \`instance\`, \`job\`, \`cluster\` and one family label. This run: ${defaults.series} series × ${defaults.hours} h unless a target says otherwise (default 1,000 × 24, \`--series\` up to ${SERIES_MAX}, \`--hours\` up to ${HOURS_MAX}).`,
     '',
     'How each figure is measured:',
-    `- **append samples/s**: the samples in time order, interleaved across series as scrapes arrive, ${SAMPLES_PER_COMMIT.toLocaleString('en-US')} per \`appender()\` … \`commit({'${POSITION_KEY}': n})\` (the positions the actor writes, n the batch number); wall time of append plus commit (which fsyncs), summed over the commits; generating the samples is outside the timed part. \`commit p99\` is the 99th percentile of those per-commit times.`,
+    `- **append samples/s**: the samples in time order, interleaved across series as scrapes arrive, ${SAMPLES_PER_COMMIT.toLocaleString('en-US')} per \`appender()\` … \`commit({'${POSITION_KEY}': n})\` (the positions the actor writes, n the batch number); wall time of append plus commit (which fsyncs), summed over the commits; generating the samples is outside the timed part. \`commit p99\` is the 99th percentile of those per-commit times. Each sample is appended by its labels, as the storage actor appends what the queue brings. **with refs**: the same load into a fresh store of its own (after the main one was measured and closed), passing back to \`append\` the series reference it returned for that series before, the way Prometheus's scrape loop uses \`Appender.Append(ref, …)\`: the store then skips building the series key and looking it up; \`-\` for stores that give no references.`,
     `- **bytes/sample**: \`store.stats().bytesPerSample\` after \`store.flush()\`, then \`KvEngine.compactAll()\` of every KV engine the store opened (deleted and overwritten entries dropped, files merged) and a second \`flush()\` so that the store measures its files again. The table below under "Where the bytes go" also has the figure right after the first flush and a breakdown.`,
     '- **RSS B/series**: process RSS after the load minus RSS before the store was opened (dataset labels and generators already allocated), divided by the series, both read after two `global.gc()` calls. It includes what does not scale with series (the KV engine\'s write buffer and block cache, JIT code), so with few series it overstates the per-series cost; `storage.json` also holds the V8 heap delta per series and RSS after the flush.',
     `- **sum / avg / max**: a PromQL-like \`sum|avg|max({cluster="c0"})\` range query over the whole range (${SERIES_PER_CLUSTER.toLocaleString('en-US')} series, or all when fewer), step ${AGGREGATION_STEP_MS / 1_000} s, lookback ${LOOKBACK_MS / 60_000} min. To measure the store rather than the query engine (whose figures are in query.md), the benchmark calls \`querier(min, max).select(…)\` (with hints \`stepMs\`, \`func\`) and computes the aggregation itself; the time is select plus aggregation. **rollup**: \`querier(min, max).rollup({cluster="c0"}, step)\` with one window over the whole range — what \`sum(sum_over_time(…[24h]))\`, \`avg_over_time\`, \`max_over_time\` need, answered by the store (from chunk summaries where it keeps them); the benchmark adds the windows up. **1 series**: \`select\` of one gauge by all its labels over the whole range. Each query runs once unmeasured (that run also checks the answer against the dataset), then ${AGGREGATION_RUNS.min}–${AGGREGATION_RUNS.max} times for the aggregations (stopping after ${AGGREGATION_RUNS.budgetMs / 1_000} s; an aggregation whose unmeasured run took longer than ${SLOW_AGGREGATION_BUDGET_MS / AGGREGATION_RUNS.min / 1_000} s runs fewer times, at least once, about ${SLOW_AGGREGATION_BUDGET_MS / 1_000} s in all — the work lowered so that a slow engine's run stays near five minutes) and ${SINGLE_SERIES_RUNS.min}–${SINGLE_SERIES_RUNS.max} times for the single series (${SINGLE_SERIES_RUNS.budgetMs / 1_000} s); nearest-rank p50/p99 and max, with the number of measured runs in brackets. With fewer than 100 runs the p99 is the max.`,

@@ -35,6 +35,9 @@ export type QueuePositions = Record<string, number>;
 
 export const positionKey = (epoch: number, partition: number): string => `${epoch}:${partition}`;
 
+/** A store's handle on a series for the life of the open store; 0 means "none". */
+export type SeriesRef = number;
+
 export interface StoreStats {
   /** Live series. */
   series: number;
@@ -65,8 +68,17 @@ export interface AppendResult {
  * time (the actor's apply loop). Nothing is visible to queriers before `commit` resolves.
  */
 export interface Appender {
-  /** Adds one sample. `serverStamped` marks a timestamp ingestion assigned (see the rules above). */
-  append(labels: Labels, timestampMs: number, value: number, serverStamped?: boolean): void;
+  /**
+   * Adds one sample. `serverStamped` marks a timestamp ingestion assigned (see the rules above).
+   *
+   * Returns the series' reference (`SeriesRef`), or 0 for a store without references. As with
+   * Prometheus's `Appender.Append(ref, labels, t, v)`, a caller that appends to the same series
+   * again (a scrape loop, a benchmark driver) may pass the reference back as `ref`: the store
+   * then skips finding the series by its labels. The reference is a hint: a store that no longer
+   * knows it (the series was deleted, the store reopened) falls back to `labels`, so `labels`
+   * must always be the series' labels; a reference given with other labels is a caller bug.
+   */
+  append(labels: Labels, timestampMs: number, value: number, serverStamped?: boolean, ref?: SeriesRef): SeriesRef;
   /**
    * Makes every appended sample and `positions` durable (fsync) and visible, atomically:
    * after a crash either the whole transaction is there or none of it.

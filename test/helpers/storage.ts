@@ -30,10 +30,20 @@ export async function openStore(registry: PluginRegistry, engineId: string, kvId
   return store;
 }
 
-/** Appends samples and commits them with positions, as the storage actor does. */
-export async function appendAll(store: SampleStore, samples: WireSample[], positions: Record<string, number> = {}): ReturnType<ReturnType<SampleStore['appender']>['commit']> {
+/**
+ * Appends samples and commits them with positions, as the storage actor does. With `refs`
+ * (series key → reference), it also passes back the reference each series got before, as a
+ * scrape loop does, across commits, deletes and reopens of the same store.
+ */
+export async function appendAll(store: SampleStore, samples: WireSample[], positions: Record<string, number> = {}, refs?: Map<string, number>): ReturnType<ReturnType<SampleStore['appender']>['commit']> {
   const appender = store.appender();
-  for (const [labels, t, v, stamped] of samples) appender.append(labels, t, v, stamped === 1);
+  for (const [labels, t, v, stamped] of samples) {
+    if (refs === undefined) appender.append(labels, t, v, stamped === 1);
+    else {
+      const key = seriesKey(labels);
+      refs.set(key, appender.append(labels, t, v, stamped === 1, refs.get(key)));
+    }
+  }
   return appender.commit(positions);
 }
 

@@ -52,7 +52,25 @@ export interface SeriesState {
   outOfOrder: Map<number, number> | undefined;
   /** Newest timestamp the series holds (−∞ when empty). */
   newestMs: number;
+  /** `SERIES_PENDING` until a commit creates it in the store, `SERIES_LIVE`, `SERIES_GONE` once deleted. */
+  status: number;
+  /**
+   * Scratch of the commit that last touched the series (`mark` is that commit's number): its
+   * newest timestamp as the commit moves it, and the commit's earliest and latest sample for
+   * it. Fields rather than maps keyed by series, because the commit loop runs once per sample.
+   */
+  mark: number;
+  markNewestMs: number;
+  markMinMs: number;
+  markMaxMs: number;
 }
+
+/** `SeriesState.status`: made by an appender, not yet committed. */
+export const SERIES_PENDING = 0;
+/** `SeriesState.status`: in the store's maps and index. */
+export const SERIES_LIVE = 1;
+/** `SeriesState.status`: deleted; an appender that still holds it finds the series again by labels. */
+export const SERIES_GONE = 2;
 
 /** Samples of a piece, in time order. */
 export interface Run {
@@ -66,7 +84,10 @@ export const OUT_OF_ORDER_SEQ = Number.MAX_SAFE_INTEGER - 1;
 export const HEAD_SEQ = Number.MAX_SAFE_INTEGER;
 
 export function newSeries(ref: number, labels: Labels, key: string): SeriesState {
-  return { ref, labels, key, head: undefined, headSeq: 0, headDirty: false, closed: [], persisted: [], outOfOrder: undefined, newestMs: -Infinity };
+  return {
+    ref, labels, key, head: undefined, headSeq: 0, headDirty: false, closed: [], persisted: [], outOfOrder: undefined, newestMs: -Infinity,
+    status: SERIES_PENDING, mark: 0, markNewestMs: -Infinity, markMinMs: Infinity, markMaxMs: -Infinity,
+  };
 }
 
 /** How closed chunks are written: as Gorilla chunks, or packed where that is smaller (packed-chunk.ts). */

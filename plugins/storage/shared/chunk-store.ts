@@ -27,7 +27,6 @@
  *   W<seq u64>                     → write-ahead record (p2-gorilla/wal-record.ts)
  *   Mpositions, Mstats, Mcheckpoint → JSON
  */
-import { bufferedAppender } from '../../../core/storage/buffered-appender.js';
 import { z } from 'zod';
 import { Float64Builder, seriesShard, cardinalityOf, labelNamesOf, labelValuesOf, seriesKey, type Labels, type LabelMatcher, type SeriesSamples, type WireSample } from '../../../core/model.js';
 import type { AppendResult, Appender, CardinalityStats, Querier, QueuePositions, SampleStore, StorageContext, StoreStats } from '../../../core/slots/storage.js';
@@ -39,7 +38,7 @@ import { DiskUsage } from './disk-usage.js';
 import { retentionPolicy, retentionRuleSchema } from './retention.js';
 import { rollupSamples, rollupWindows, type SeriesRollup, type WindowSummary } from '../../../core/storage/rollup.js';
 import { WalRecordWriter, readWalRecord, valueFromBits } from './wal-record.js';
-import { HEAD_SEQ, closedChunkBytes, resumeHead, decodeRange, decodeStored, mergeRuns, newSeries, outOfOrderRun, persistedOf, rebuildHead, runHas, type ClosedChunk, type PersistedChunk, type Run, type SeriesState } from './chunk-series.js';
+import { HEAD_SEQ, SERIES_GONE, SERIES_LIVE, SERIES_PENDING, closedChunkBytes, resumeHead, decodeRange, decodeStored, mergeRuns, newSeries, outOfOrderRun, persistedOf, rebuildHead, runHas, type ClosedChunk, type PersistedChunk, type Run, type SeriesState } from './chunk-series.js';
 
 /** Retention rules a store takes, at most. */
 export const RETENTION_RULES_MAX = 100;
@@ -101,11 +100,25 @@ export function chunkValue(chunk: ClosedChunk, extra?: Uint8Array): Uint8Array {
   return value;
 }
 
-/** One sample of a commit after server stamps are resolved. */
-interface PlannedSample {
-  series: SeriesState;
-  timestampMs: number;
-  value: number;
+/**
+ * The samples of one commit, as parallel arrays (the commit loop runs once per sample: no
+ * object per sample). After `commit` resolves server stamps, `timestampsMs` holds the final times.
+ */
+class Planned {
+  count = 0;
+  series: SeriesState[] = [];
+  timestampsMs: number[] = [];
+  values = new Float64Builder();
+  /** 1 where ingestion stamped the time. */
+  stamped: number[] = [];
+
+  push(series: SeriesState, timestampMs: number, value: number, stamped: number): void {
+    this.series.push(series);
+    this.timestampsMs.push(timestampMs);
+    this.values.push(value);
+    this.stamped.push(stamped);
+    this.count += 1;
+  }
 }
 
 /**
@@ -135,6 +148,8 @@ export class ChunkStore implements SampleStore {
   private samples = 0;
   private nextRef = 1;
   private nextSeq = 1;
+  /** Numbers the passes over a commit's samples (`SeriesState.mark`). */
+  private marks = 0;
   /** Write-ahead records since the last checkpoint: their sequences and bytes. */
   private walSeq = 0;
   private checkpointedWalSeq = 0;
@@ -206,6 +221,7 @@ export class ChunkStore implements SampleStore {
       return bytes === undefined ? undefined : (JSON.parse(decoder.decode(bytes)) as T);
     };
     this.applied = (await read<QueuePositions>('positions')) ?? {};
+    this.nextRef = Math.max(this.nextRef, (await read<number>('next-ref')) ?? 0);
     this.samples = (await read<{ samples: number }>('stats'))?.samples ?? 0;
     this.checkpointedWalSeq = this.walSeq = (await read<{ walSeq: number }>('checkpoint'))?.walSeq ?? 0;
     for (const series of this.byRef.values()) if (series.persisted.length > 0) this.chunksPersisted(series);
@@ -214,11 +230,11 @@ export class ChunkStore implements SampleStore {
     for await (const entries of this.kv.iterate({ gt: walKey(this.checkpointedWalSeq), lt: Uint8Array.of(0x58) })) {
       for (const [key, value] of entries) {
         const record = readWalRecord(value);
-        const planned: PlannedSample[] = [];
+        const planned = new Planned();
         for (let i = 0; i < record.count; i++) {
           const series = this.byRef.get(record.refs[i]!);
           if (series === undefined) throw new Error(`WAL record names series ${record.refs[i]} that is not in the store`);
-          planned.push({ series, timestampMs: record.timestampsMs[i]!, value: valueFromBits(record.valueBits[2 * i]!, record.valueBits[2 * i + 1]!) });
+          planned.push(series, record.timestampsMs[i]!, valueFromBits(record.valueBits[2 * i]!, record.valueBits[2 * i + 1]!), 0);
         }
         await this.applyPlanned(planned);
         this.walSeq = readTime(key, 1);
@@ -311,52 +327,92 @@ export class ChunkStore implements SampleStore {
   }
 
   private remember(series: SeriesState): void {
+    series.status = SERIES_LIVE;
     this.series.set(series.key, series);
     this.byRef.set(series.ref, series);
     this.index.add(series);
   }
 
   private forget(series: SeriesState): void {
+    series.status = SERIES_GONE;
     this.series.delete(series.key);
     this.byRef.delete(series.ref);
     this.index.remove(series);
     this.dirty.delete(series);
   }
 
+  /**
+   * An appender that finds each sample's series when the sample is appended — by the reference
+   * the caller passes back, else by labels — and returns its reference. A series not in the
+   * store yet is made here, *pending*: it enters the store only if the commit succeeds.
+   */
   appender(): Appender {
-    return bufferedAppender((samples, positions) => this.exclusive(() => this.commit(samples, positions)));
+    let planned = new Planned();
+    let pending = new Map<string, SeriesState>();
+    return {
+      append: (labels, timestampMs, value, serverStamped, ref) => {
+        let series = ref === undefined || ref === 0 ? undefined : (this.byRef.get(ref) ?? pending.get(seriesKey(labels)));
+        if (series === undefined) {
+          const key = seriesKey(labels);
+          series = this.series.get(key) ?? pending.get(key);
+          if (series === undefined) {
+            series = newSeries(this.nextRef++, labels, key);
+            pending.set(key, series);
+          }
+        }
+        planned.push(series, timestampMs, value, serverStamped === true ? 1 : 0);
+        return series.ref;
+      },
+      commit: (positions) => {
+        const samples = planned;
+        planned = new Planned();
+        pending = new Map();
+        return this.exclusive(() => this.commit(samples, positions));
+      },
+      rollback: () => {
+        planned = new Planned();
+        pending = new Map();
+      },
+    };
   }
 
+  /**
+   * The live series a sample found at append time belongs to now: a pending series may have
+   * been created meanwhile by another appender's commit, a live one deleted since.
+   */
+  private settle(series: SeriesState, created: Map<string, SeriesState>, ops: KvOp[]): SeriesState {
+    const existing = this.series.get(series.key) ?? created.get(series.key);
+    if (existing !== undefined) return existing;
+    const fresh = series.status === SERIES_PENDING ? series : newSeries(this.nextRef++, series.labels, series.key);
+    created.set(fresh.key, fresh);
+    ops.push({ type: 'put', key: idKey(KEY_TAG.info, fresh.ref), value: encoder.encode(JSON.stringify(fresh.labels)) });
+    return fresh;
+  }
 
-  private async commit(samples: WireSample[], positions: QueuePositions): Promise<AppendResult> {
+  private async commit(planned: Planned, positions: QueuePositions): Promise<AppendResult> {
     if (this.broken) throw new Error('store is broken by an earlier failed commit; reopen it (its records replay)');
     const result: AppendResult = { added: 0, replaced: 0, restamped: 0, seriesCreated: 0 };
     const ops: KvOp[] = [];
-    const created: SeriesState[] = [];
-    const createdByKey = new Map<string, SeriesState>();
-    // Server stamps resolve against each series' newest time as this commit moves it.
-    const newest = new Map<SeriesState, number>();
-    const planned: PlannedSample[] = new Array(samples.length);
-    const record = new WalRecordWriter(samples.length);
-    for (let i = 0; i < samples.length; i++) {
-      const [labels, stampMs, value, stamped] = samples[i]!;
-      const key = seriesKey(labels);
-      let series = this.series.get(key) ?? createdByKey.get(key);
-      if (series === undefined) {
-        series = newSeries(this.nextRef++, labels, key);
-        created.push(series);
-        createdByKey.set(key, series);
-        ops.push({ type: 'put', key: idKey(KEY_TAG.info, series.ref), value: encoder.encode(JSON.stringify(labels)) });
+    const created = new Map<string, SeriesState>();
+    // Server stamps resolve against each series' newest time as this commit moves it (`markNewestMs`).
+    const mark = ++this.marks;
+    const { count, series: seriesOf, timestampsMs, stamped } = planned;
+    const values = planned.values.finish();
+    const record = new WalRecordWriter(count);
+    for (let i = 0; i < count; i++) {
+      let series = seriesOf[i]!;
+      if (series.status !== SERIES_LIVE) seriesOf[i] = series = this.settle(series, created, ops);
+      if (series.mark !== mark) {
+        series.mark = mark;
+        series.markNewestMs = series.newestMs;
       }
-      const newestMs = newest.get(series) ?? series.newestMs;
-      let timestampMs = stampMs;
-      if (stamped === 1 && timestampMs <= newestMs) {
-        timestampMs = newestMs + 1;
+      let timestampMs = timestampsMs[i]!;
+      if (stamped[i] === 1 && timestampMs <= series.markNewestMs) {
+        timestampsMs[i] = timestampMs = series.markNewestMs + 1;
         result.restamped += 1;
       }
-      if (timestampMs > newestMs) newest.set(series, timestampMs);
-      planned[i] = { series, timestampMs, value };
-      record.add(series.ref, timestampMs, value);
+      if (timestampMs > series.markNewestMs) series.markNewestMs = timestampMs;
+      record.add(series.ref, timestampMs, values[i]!);
     }
     const nextApplied = { ...this.applied };
     for (const [key, offset] of Object.entries(positions)) nextApplied[key] = Math.max(nextApplied[key] ?? 0, offset);
@@ -364,6 +420,8 @@ export class ChunkStore implements SampleStore {
     const walBytes = record.finish();
     if (record.samples > 0) ops.push({ type: 'put', key: walKey(walSeq), value: walBytes });
     ops.push({ type: 'put', key: metaKey('positions'), value: encoder.encode(JSON.stringify(nextApplied)) });
+    // References are never given twice, not even after their series is deleted and the store reopened.
+    if (created.size > 0) ops.push({ type: 'put', key: metaKey('next-ref'), value: encoder.encode(JSON.stringify(this.nextRef)) });
     await this.kv.batch(ops, { sync: true });
     // Durable: now the in-memory view moves on.
     if (record.samples > 0) {
@@ -371,11 +429,11 @@ export class ChunkStore implements SampleStore {
       this.walBytesSinceCheckpoint += walBytes.length;
     }
     this.applied = nextApplied;
-    for (const series of created) this.remember(series);
-    result.seriesCreated = created.length;
+    for (const series of created.values()) this.remember(series);
+    result.seriesCreated = created.size;
     let counts: { added: number; replaced: number };
     try {
-      counts = await this.applyPlanned(planned);
+      counts = await this.applyPlanned(planned, values);
     } catch (error) {
       this.broken = true;
       throw error;
@@ -404,9 +462,21 @@ export class ChunkStore implements SampleStore {
    * added versus replaced is exact; after that the application is synchronous, so a querier
    * never sees half a commit.
    */
-  private async applyPlanned(planned: PlannedSample[]): Promise<{ added: number; replaced: number }> {
+  private async applyPlanned(planned: Planned, values = planned.values.finish()): Promise<{ added: number; replaced: number }> {
+    const { count, series: seriesOf, timestampsMs } = planned;
     const wanted = new Map<string, { series: SeriesState; chunk: PersistedChunk }>();
-    for (const { series, timestampMs } of planned) {
+    // Each series once: its time range in this commit (`markMinMs`, `markMaxMs`) for the index.
+    const mark = ++this.marks;
+    const touched: SeriesState[] = [];
+    for (let i = 0; i < count; i++) {
+      const series = seriesOf[i]!;
+      const timestampMs = timestampsMs[i]!;
+      if (series.mark !== mark) {
+        series.mark = mark;
+        series.markMinMs = series.markMaxMs = timestampMs;
+        touched.push(series);
+      } else if (timestampMs < series.markMinMs) series.markMinMs = timestampMs;
+      else if (timestampMs > series.markMaxMs) series.markMaxMs = timestampMs;
       if (timestampMs > series.newestMs) continue;
       for (const chunk of series.persisted) {
         if (timestampMs >= chunk.minTimeMs && timestampMs <= chunk.maxTimeMs) wanted.set(`${series.ref}:${chunk.seq}`, { series, chunk });
@@ -415,16 +485,20 @@ export class ChunkStore implements SampleStore {
     const decoded = new Map<PersistedChunk, Float64Array>();
     if (wanted.size > 0) {
       const entries = [...wanted.values()];
-      const values = await this.kv.getMany(entries.map(({ series, chunk }) => chunkKey(series.ref, chunk.minTimeMs, chunk.seq)));
+      const stored = await this.kv.getMany(entries.map(({ series, chunk }) => chunkKey(series.ref, chunk.minTimeMs, chunk.seq)));
       for (let i = 0; i < entries.length; i++) {
-        const value = values[i];
+        const value = stored[i];
         if (value !== undefined) decoded.set(entries[i]!.chunk, decodeStored(this.chunkBytes(value)).timestampsMs);
       }
     }
+    for (const series of touched) {
+      this.dirty.add(series);
+      this.index.noteTime?.(series, series.markMinMs, series.markMaxMs);
+    }
     let added = 0;
     let replaced = 0;
-    for (const sample of planned) {
-      if (this.place(sample, decoded)) replaced += 1;
+    for (let i = 0; i < count; i++) {
+      if (this.place(seriesOf[i]!, timestampsMs[i]!, values[i]!, decoded)) replaced += 1;
       else added += 1;
     }
     this.samples += added;
@@ -432,9 +506,7 @@ export class ChunkStore implements SampleStore {
   }
 
   /** Puts one sample in its series; returns whether it replaced a stored one. */
-  private place({ series, timestampMs, value }: PlannedSample, decoded: Map<PersistedChunk, Float64Array>): boolean {
-    this.dirty.add(series);
-    this.index.noteTime?.(series, timestampMs, timestampMs);
+  private place(series: SeriesState, timestampMs: number, value: number, decoded: Map<PersistedChunk, Float64Array>): boolean {
     const existedBefore = timestampMs <= series.newestMs && this.holds(series, timestampMs, decoded);
     if (timestampMs > series.newestMs) series.newestMs = timestampMs;
     const head = series.head;
@@ -527,7 +599,6 @@ export class ChunkStore implements SampleStore {
     this.disk.touch();
   }
 
-  /** Sorted samples as chunks of at most `chunkSamplesMax`, each with a fresh sequence. */
   /** Sorted samples as chunks of at most `chunkSamplesMax` samples spanning less than `chunkRangeMs`, each with a fresh sequence. */
   private chunksOf(samples: Map<number, number> | { timestampsMs: number[]; values: Float64Array }): ClosedChunk[] {
     const times = samples instanceof Map ? [...samples.keys()].sort((a, b) => a - b) : samples.timestampsMs;
