@@ -1,7 +1,8 @@
 /**
- * Retention on the chunk stores (phases 2–4): chunks older than a series' retention are
- * dropped durably — by the global age or the first matching rule — counts follow, series
- * left empty disappear, and the pass runs by itself on the store's clock.
+ * Retention on every storage phase: samples older than a series' retention are dropped
+ * durably — by the global age or the first matching rule — counts follow, series left empty
+ * disappear, and the pass runs by itself on the store's clock. The chunk stores (phases 2–4)
+ * drop whole chunks; phase 1 (raw samples as keys) drops exactly the expired samples.
  */
 import t from 'tap';
 import { join } from 'node:path';
@@ -14,11 +15,12 @@ import { appendAll, openStore } from './helpers/storage.js';
 const { registry } = await PluginRegistry.load();
 const HOUR = 3_600_000;
 
-for (const engine of ['storage.gorilla', 'storage.label-index', 'storage.time-index']) {
+for (const engine of ['storage.lsm', 'storage.gorilla', 'storage.label-index', 'storage.time-index']) {
   t.test(`${engine}: retention by age and by rule`, async (t) => {
     const clock = new ManualClock(10 * HOUR);
     const dir = join(tempDir(t), 'store');
-    const options = { chunkSamplesMax: 12, chunkRangeMs: HOUR, retentionMs: 3 * HOUR, retentionRules: [{ selector: '{env="dev"}', retentionMs: HOUR }], retentionIntervalMs: 60_000 };
+    const retention = { retentionMs: 3 * HOUR, retentionRules: [{ selector: '{env="dev"}', retentionMs: HOUR }], retentionIntervalMs: 60_000 };
+    const options = engine === 'storage.lsm' ? retention : { chunkSamplesMax: 12, chunkRangeMs: HOUR, ...retention };
     let store = await openStore(registry, engine, 'kv.level', dir, options, clock);
     // 6 hours of samples every 5 minutes, ending at "now" (10 h): prod and dev, one series each.
     const samples: WireSample[] = [];
@@ -36,6 +38,10 @@ for (const engine of ['storage.gorilla', 'storage.label-index', 'storage.time-in
     const [prod] = await q.select([{ name: 'env', op: '=', value: 'prod' }]);
     t.ok(dev!.timestampsMs[0]! >= 10 * HOUR - 2 * HOUR, `dev keeps about its hour (oldest ${(10 * HOUR - dev!.timestampsMs[0]!) / 60_000} min ago)`);
     t.ok(prod!.timestampsMs[0]! >= 10 * HOUR - 4 * HOUR && prod!.timestampsMs[0]! < 10 * HOUR - 2 * HOUR, `prod keeps about 3 hours (oldest ${(10 * HOUR - prod!.timestampsMs[0]!) / 60_000} min ago)`);
+    if (engine === 'storage.lsm') {
+      t.equal(dev!.timestampsMs[0], 9 * HOUR, 'raw samples expire exactly: dev keeps t ≥ now − 1 h');
+      t.equal(prod!.timestampsMs[0], 7 * HOUR, 'raw samples expire exactly: prod keeps t ≥ now − 3 h');
+    }
     t.same(await q.series([{ name: '__name__', op: '=', value: 'old' }]), [], 'a series left empty disappears');
     t.equal(store.stats().samples, dev!.timestampsMs.length + prod!.timestampsMs.length, 'counts follow');
     t.equal(dropped, samples.length + 1 - store.stats().samples, 'the pass reports what it dropped');

@@ -13,7 +13,8 @@
  *   Mstats             → JSON                  counters
  *
  * A commit is one KV batch written with sync: samples, positions and counters are durable
- * together before the actor commits its queue offsets. What this phase costs: ~21 bytes of
+ * together before the actor commits its queue offsets. Retention (age, per-series rules) is
+ * exact here: a pass deletes each series' keys older than its cut-off, sample by sample. What this phase costs: ~21 bytes of
  * key and value per sample before the engine's own overhead, and a key comparison per
  * sample on every write and read — the numbers phase 2's chunks improve on.
  */
@@ -24,6 +25,9 @@ import type { AppendResult, Appender, CardinalityStats, Querier, QueuePositions,
 import type { KvEngine, KvOp } from '../../core/slots/kv.js';
 import { dataKey, float64Bytes, idKey, readFloat64, readTime, timeBytes, KEY_TAG } from './shared/keys.js';
 import { DiskUsage } from './shared/disk-usage.js';
+import { retentionOptions, retentionPolicy } from './shared/retention.js';
+import type { Timer } from '../../core/clock.js';
+import { z } from 'zod';
 import { rollupSeries } from '../../core/storage/rollup.js';
 
 const SCAN_CHUNK_SAMPLES = 1_000;
@@ -33,6 +37,9 @@ const decoder = new TextDecoder();
 
 const metaKey = (name: string): Uint8Array => encoder.encode(`M${name}`);
 const seriesDictKey = (key: string): Uint8Array => encoder.encode(`S${key}`);
+
+const lsmOptions = z.object({ ...retentionOptions }).strict();
+type LsmOptions = z.infer<typeof lsmOptions>;
 
 interface SeriesEntry {
   id: number;
@@ -50,8 +57,21 @@ class LsmStore implements SampleStore {
   private samples = 0;
   private nextId = 1;
   private disk!: DiskUsage;
+  private readonly retentionOf: (labels: Labels) => number;
+  private retentionTimer: Timer | undefined;
+  private closed = false;
+  /** Commits, deletes and retention passes run one at a time. */
+  private serial: Promise<unknown> = Promise.resolve();
 
-  constructor(private readonly context: StorageContext) {}
+  constructor(private readonly context: StorageContext, private readonly options: LsmOptions) {
+    this.retentionOf = retentionPolicy(options.retentionMs, options.retentionRules);
+  }
+
+  private exclusive<T>(work: () => Promise<T>): Promise<T> {
+    const run = this.serial.then(work, work);
+    this.serial = run.catch(() => undefined);
+    return run;
+  }
 
   async open(): Promise<void> {
     this.kv = await this.context.openKv('kv');
@@ -75,6 +95,33 @@ class LsmStore implements SampleStore {
     const stats = await this.kv.get(metaKey('stats'));
     if (stats !== undefined) this.samples = (JSON.parse(decoder.decode(stats)) as { samples: number }).samples;
     await this.disk.refresh();
+    if (this.options.retentionMs > 0 || this.options.retentionRules.length > 0) this.scheduleRetention(0);
+  }
+
+  private scheduleRetention(delayMs = this.options.retentionIntervalMs): void {
+    if (this.closed) return;
+    this.retentionTimer = this.context.clock.setTimeout(() => {
+      this.retentionTimer = undefined;
+      void this.enforceRetention()
+        .catch((error: unknown) => this.context.log.error('retention pass failed; it runs again next interval', { error }))
+        .finally(() => this.scheduleRetention());
+    }, delayMs);
+  }
+
+  /** Deletes every sample older than its series' retention, durably; returns how many. */
+  enforceRetention(): Promise<number> {
+    return this.exclusive(async () => {
+      if (this.closed) return 0;
+      const nowMs = this.context.clock.now();
+      const expired: { entry: SeriesEntry; minTimeMs: number; maxTimeMs: number }[] = [];
+      for (const entry of this.byId.values()) {
+        const retentionMs = this.retentionOf(entry.labels);
+        if (retentionMs > 0) expired.push({ entry, minTimeMs: 0, maxTimeMs: nowMs - retentionMs - 1 });
+      }
+      const dropped = await this.deleteRanges(expired);
+      if (dropped > 0) this.context.log.info('retention dropped expired samples', { samples: dropped });
+      return dropped;
+    });
   }
 
   private remember(entry: SeriesEntry): void {
@@ -96,7 +143,7 @@ class LsmStore implements SampleStore {
   }
 
   appender(): Appender {
-    return bufferedAppender((samples, positions) => this.commit(samples, positions));
+    return bufferedAppender((samples, positions) => this.exclusive(() => this.commit(samples, positions)));
   }
 
 
@@ -211,32 +258,45 @@ class LsmStore implements SampleStore {
     };
   }
 
-  async deleteSeries(matchers: LabelMatcher[], minTimeMs: number, maxTimeMs: number): Promise<number> {
+  deleteSeries(matchers: LabelMatcher[], minTimeMs: number, maxTimeMs: number): Promise<number> {
+    return this.exclusive(() => this.deleteRanges(this.candidates(matchers).map((entry) => ({ entry, minTimeMs, maxTimeMs }))));
+  }
+
+  /** The newest time of the series outside `[minTimeMs, maxTimeMs]`, or `undefined` when it has none there. */
+  private async newestOutside(entry: SeriesEntry, minTimeMs: number, maxTimeMs: number): Promise<number | undefined> {
+    const last = async (gte: number, lte: number): Promise<number | undefined> => {
+      if (lte < gte) return undefined;
+      for await (const entries of this.kv.iterate({ gte: dataKey(entry.id, gte), lte: dataKey(entry.id, lte), reverse: true, limit: 1 })) {
+        if (entries.length > 0) return readTime(entries[0]![0], 5);
+      }
+      return undefined;
+    };
+    return (await last(maxTimeMs + 1, Number.MAX_SAFE_INTEGER)) ?? (await last(0, minTimeMs - 1));
+  }
+
+  /** Deletes each series' samples in its range in one synced batch; returns how many. */
+  private async deleteRanges(ranges: { entry: SeriesEntry; minTimeMs: number; maxTimeMs: number }[]): Promise<number> {
     const ops: KvOp[] = [];
     const emptied: SeriesEntry[] = [];
     // The newest remaining time of each series that keeps samples: server stamps follow it.
     const newest = new Map<SeriesEntry, number>();
     let deleted = 0;
-    for (const entry of this.candidates(matchers)) {
-      let kept = 0;
-      let newestKept = -Infinity;
-      for await (const entries of this.kv.iterate({ gte: dataKey(entry.id, 0), lte: dataKey(entry.id, Number.MAX_SAFE_INTEGER) }, READ_CHUNK_ENTRIES)) {
-        for (const [key] of entries) {
-          const t = readTime(key, 5);
-          if (t >= minTimeMs && t <= maxTimeMs) {
-            ops.push({ type: 'del', key: key.slice() });
-            deleted += 1;
-          } else {
-            kept += 1;
-            newestKept = t;
-          }
-        }
+    for (const { entry, minTimeMs, maxTimeMs } of ranges) {
+      if (maxTimeMs < minTimeMs) continue;
+      // Only the keys in the range are read; the series keeps a sample if one lies outside it.
+      let inRange = 0;
+      for await (const entries of this.kv.iterate({ gte: dataKey(entry.id, Math.max(0, minTimeMs)), lte: dataKey(entry.id, Math.min(Number.MAX_SAFE_INTEGER, maxTimeMs)) }, READ_CHUNK_ENTRIES)) {
+        for (const [key] of entries) ops.push({ type: 'del', key: key.slice() });
+        inRange += entries.length;
       }
-      if (kept > 0 && newestKept !== entry.newestMs) {
+      if (inRange === 0) continue;
+      deleted += inRange;
+      const newestKept = await this.newestOutside(entry, minTimeMs, maxTimeMs);
+      if (newestKept !== undefined && newestKept !== entry.newestMs) {
         newest.set(entry, newestKept);
         ops.push({ type: 'put', key: idKey(KEY_TAG.newest, entry.id), value: timeBytes(newestKept) });
       }
-      if (kept === 0) {
+      if (newestKept === undefined) {
         emptied.push(entry);
         ops.push({ type: 'del', key: seriesDictKey(entry.key) }, { type: 'del', key: idKey(KEY_TAG.info, entry.id) }, { type: 'del', key: idKey(KEY_TAG.newest, entry.id) });
       }
@@ -272,6 +332,9 @@ class LsmStore implements SampleStore {
   }
 
   async close(options: { destroy?: boolean } = {}): Promise<void> {
+    this.closed = true;
+    this.retentionTimer?.cancel();
+    await this.serial;
     this.disk?.stop();
     await this.kv?.close(options);
   }
@@ -285,5 +348,6 @@ export default definePlugin({
   version: '2.0.0',
   summary: 'Raw samples as keys in an LSM tree (the storage.kv engine: LevelDB or the own LSM), synced per batch',
   durable: true,
-  create: (context) => new LsmStore(context),
+  options: lsmOptions,
+  create: (context, options) => new LsmStore(context, options),
 });

@@ -35,13 +35,10 @@ import type { Timer } from '../../../core/clock.js';
 import { ChunkAppender, decodeChunk } from './gorilla.js';
 import { KEY_TAG, idKey, readTime, writeTime } from './keys.js';
 import { DiskUsage } from './disk-usage.js';
-import { retentionPolicy, retentionRuleSchema } from './retention.js';
+import { retentionOptions, retentionPolicy } from './retention.js';
 import { rollupSamples, rollupWindows, type SeriesRollup, type WindowSummary } from '../../../core/storage/rollup.js';
 import { WalRecordWriter, readWalRecord, valueFromBits } from './wal-record.js';
 import { HEAD_SEQ, SERIES_GONE, SERIES_LIVE, SERIES_PENDING, closedChunkBytes, resumeHead, decodeRange, decodeStored, mergeRuns, newSeries, outOfOrderRun, persistedOf, rebuildHead, runHas, type ClosedChunk, type PersistedChunk, type Run, type SeriesState } from './chunk-series.js';
-
-/** Retention rules a store takes, at most. */
-export const RETENTION_RULES_MAX = 100;
 
 /** The options of every chunk-store phase. */
 export const chunkStoreOptions = z
@@ -59,12 +56,8 @@ export const chunkStoreOptions = z
     checkpointWalBytes: z.number().int().positive().default(32 * 1024 * 1024),
     /** Longest time between checkpoints while samples arrive, ms. */
     checkpointIntervalMs: z.number().int().positive().default(60_000),
-    /** How long samples are kept, ms; 0 keeps them forever (shared/retention.ts). */
-    retentionMs: z.number().int().min(0).default(0),
-    /** Per-series retention; the first rule whose selector matches wins. */
-    retentionRules: z.array(retentionRuleSchema).max(RETENTION_RULES_MAX).default([]),
-    /** How often expired chunks are dropped, ms. */
-    retentionIntervalMs: z.number().int().positive().default(60_000),
+    /** Retention by age and by per-series rule (shared/retention.ts): whole chunks expire. */
+    ...retentionOptions,
   })
   .strict();
 export type ChunkStoreOptions = z.infer<typeof chunkStoreOptions>;

@@ -32,3 +32,16 @@ export function retentionPolicy(retentionMs: number, rules: RetentionRule[]): (l
   const compiled = rules.map((rule) => ({ matches: compileMatchers(parseSelector(rule.selector)), retentionMs: rule.retentionMs }));
   return (labels) => compiled.find((rule) => rule.matches(labels))?.retentionMs ?? retentionMs;
 }
+
+/** Retention rules a store takes, at most. */
+export const RETENTION_RULES_MAX = 100;
+
+/** The retention options every storage phase takes. */
+export const retentionOptions = {
+  /** How long samples are kept, ms; 0 keeps them forever. */
+  retentionMs: z.number().int().min(0).default(0),
+  /** Per-series retention; the first rule whose selector matches wins. */
+  retentionRules: z.array(retentionRuleSchema).max(RETENTION_RULES_MAX).default([]),
+  /** How often expired samples are dropped, ms. */
+  retentionIntervalMs: z.number().int().positive().default(60_000),
+};
