@@ -1,73 +1,109 @@
 /**
- * The alerting actor: hosts the `alerting.evaluator` slot and evaluates every rule at a
- * fixed interval. What it finds is published as events on `craft.alerting.events.<state>`
- * and kept in its journal (event-sourced): after a restart it knows which rules were
- * active, how often each fired, and resolves the ones that stopped holding.
+ * The alerting actor hosts two slots: `alerting.evaluator` (what the rules find, every tick)
+ * and `alerting.lifecycle` (what becomes of each alert: pending, firing, resolved; silences,
+ * inhibition, grouping into notifications). The lifecycle's state is event-sourced in the
+ * `alerts` journal: every event it emits is appended (in order) before it is published —
+ *
+ *   craft.alerting.events.<pending|firing|resolved|inactive>   an alert changed phase
+ *   craft.alerting.notifications                               a group's notification
+ *
+ * — and after a restart the folded state goes back to the lifecycle, which resumes pending
+ * timers and does not repeat notifications it already sent. Pending and firing alerts are also
+ * written back as Prometheus's `ALERTS{alertname, alertstate, …}` series through the queue.
  */
 import { Actor } from '../core/actor/actor.js';
-import { invariant } from '../core/errors.js';
+import { CraftError } from '../core/errors.js';
 import { Journal } from '../core/journal/journal.js';
 import { SUBJECTS, alertEventSubject, handoverSubject } from '../core/subjects.js';
 import { QueryClient } from '../core/query/client.js';
+import { QueueClient } from '../core/queue/protocol.js';
+import { encodeBatch, METRIC_NAME_LABEL, type WireSample } from '../core/model.js';
 import { currentChoice, type HandoverReply, type HandoverRequest, type PlatformContext } from '../core/platform-context.js';
-import type { AlertEvaluator, AlertRule } from '../core/slots/alerting.js';
+import type { AlertEvaluator, AlertLifecycle, AlertView, LifecycleEvent, LifecycleState, Silence } from '../core/slots/alerting.js';
 import type { Timer } from '../core/clock.js';
 
-export interface RuleState {
-  active: boolean;
-  firings: number;
-  lastValue: number | null;
-  lastChangeMs: number;
-}
-
-export interface AlertingState {
-  rules: Record<string, RuleState>;
-}
-
-export type AlertingEvent =
-  | { type: 'firing'; rule: string; value: number | null; summary: string; labels: Record<string, string>; atMs: number }
-  | { type: 'resolved'; rule: string; value: number | null; summary: string; labels: Record<string, string>; atMs: number };
-
-export function applyAlertingEvent(state: AlertingState, event: AlertingEvent): AlertingState {
-  const previous = state.rules[event.rule] ?? { active: false, firings: 0, lastValue: null, lastChangeMs: 0 };
-  const next: RuleState =
-    event.type === 'firing'
-      ? { active: true, firings: previous.firings + 1, lastValue: event.value, lastChangeMs: previous.active ? previous.lastChangeMs : event.atMs }
-      : { active: false, firings: previous.firings, lastValue: event.value, lastChangeMs: event.atMs };
-  return { rules: { ...state.rules, [event.rule]: next } };
-}
+/** The client id `ALERTS` samples are appended as (it picks their queue partition). */
+export const ALERTS_CLIENT = 'alerting';
 
 export class AlertingActor extends Actor {
   private evaluator!: AlertEvaluator;
-  private pluginId = '';
-  private journal!: Journal<AlertingState, AlertingEvent>;
+  private evaluatorId = '';
+  private lifecycle!: AlertLifecycle;
+  private lifecycleId = '';
+  private journal!: Journal<LifecycleState, LifecycleEvent>;
+  /** Journal appends and the publications after them, in the order the lifecycle emitted them. */
+  private recording: Promise<void> = Promise.resolve();
   private timer: Timer | undefined;
   private evaluating: Promise<void> = Promise.resolve();
   private stopped = false;
   private readonly queries: QueryClient;
+  private readonly queue: QueueClient;
   private evaluations = 0;
+  private notifications = 0;
 
   constructor(private readonly context: PlatformContext) {
     super('alerting', context);
     this.queries = new QueryClient(context.bus);
+    this.queue = new QueueClient(context.bus);
     this.handle(SUBJECTS.alertingRules, () => this.rules(), { concurrency: 4 });
+    this.handle(SUBJECTS.alertingAlerts, () => ({ alerts: this.lifecycle.alerts() }), { concurrency: 4 });
+    this.handle(SUBJECTS.alertingSilences, () => ({ silences: this.lifecycle.silences() }), { concurrency: 4 });
+    this.handle(SUBJECTS.alertingSilenceCreate, (body: unknown) => this.createSilence(body));
+    this.handle(SUBJECTS.alertingSilenceExpire, (body: { id?: unknown }) => {
+      if (typeof body?.id !== 'string') throw new CraftError('CRAFT_BAD_REQUEST', 'expire needs {"id": "<silence id>"}');
+      return this.lifecycle.expireSilence(body.id);
+    });
     this.handle(handoverSubject(this.id), (body: HandoverRequest) => this.handover(body));
   }
 
   protected override plugins(): Record<string, string> | undefined {
-    return this.pluginId === '' ? undefined : { 'alerting.evaluator': this.pluginId };
+    return this.evaluatorId === '' ? undefined : { 'alerting.evaluator': this.evaluatorId, 'alerting.lifecycle': this.lifecycleId };
   }
 
   protected override async onStart(): Promise<void> {
-    this.journal = await Journal.open<AlertingState, AlertingEvent>(this.bus, {
-      name: 'alerting',
-      initial: () => ({ rules: {} }),
-      apply: applyAlertingEvent,
+    const lifecycle = await currentChoice(this.context, 'alerting.lifecycle');
+    this.lifecycle = this.context.registry.instantiate('alerting.lifecycle', lifecycle.id, { log: this.log }, lifecycle.options);
+    this.lifecycleId = lifecycle.id;
+    this.journal = await Journal.open<LifecycleState, LifecycleEvent>(this.bus, {
+      name: 'alerts',
+      initial: () => this.lifecycle.initialState(),
+      apply: (state, event) => this.lifecycle.fold(state, event),
+      snapshotEvery: 1_000,
     });
+    this.startLifecycle(this.journal.state);
     const choice = await currentChoice(this.context, 'alerting.evaluator');
     this.evaluator = this.makeEvaluator(choice.id, choice.options);
-    this.pluginId = choice.id;
+    this.evaluatorId = choice.id;
     this.schedule();
+  }
+
+  private startLifecycle(state: LifecycleState): void {
+    this.lifecycle.start(state, { clock: this.clock, log: this.log, emit: (event) => this.record(event) });
+  }
+
+  /** Journals the event, then publishes it; a journal that cannot be written crashes the actor (the supervisor restarts it and it replays). */
+  private record(event: LifecycleEvent): void {
+    this.recording = this.recording
+      .then(async () => {
+        await this.journal.append(event);
+        this.publish(event);
+      })
+      .catch((error: unknown) => this.crash(error));
+  }
+
+  private publish(event: LifecycleEvent): void {
+    if (event.type === 'alert') {
+      const a = event.alert;
+      const atMs = a.state === 'pending' ? a.activeAtMs : a.state === 'firing' ? (a.clearedAtMs > 0 ? a.clearedAtMs : a.firedAtMs) : a.resolvedAtMs;
+      this.bus.publish(alertEventSubject(a.state), { type: a.state, rule: a.rule, fingerprint: a.fingerprint, labels: a.labels, annotations: a.annotations, value: a.value, summary: a.annotations.summary ?? '', atMs, keepFiring: a.clearedAtMs > 0 });
+    } else if (event.type === 'alert-dropped') {
+      this.bus.publish(alertEventSubject('inactive'), { type: 'inactive', fingerprint: event.fingerprint, atMs: event.atMs });
+    } else if (event.type === 'notified' && event.notification.alerts.length > 0) {
+      this.notifications += 1;
+      this.bus.publish(SUBJECTS.alertingNotifications, event.notification);
+    } else if (event.type === 'silence') {
+      this.bus.publish(alertEventSubject('silence'), event.silence);
+    }
   }
 
   private makeEvaluator(plugin: string, options: Record<string, unknown>): AlertEvaluator {
@@ -75,65 +111,105 @@ export class AlertingActor extends Actor {
     return this.context.registry.instantiate('alerting.evaluator', plugin, { log: this.log }, rules === undefined || 'rules' in options ? options : { ...options, rules });
   }
 
+  private tickMs(): number {
+    return Math.min(this.context.config.alerting.evalIntervalMs, this.evaluator.tickMs?.() ?? Number.POSITIVE_INFINITY);
+  }
+
   private schedule(): void {
     if (this.stopped) return;
     this.timer = this.clock.setTimeout(() => {
       this.evaluating = this.evaluateOnce().finally(() => this.schedule());
-    }, this.context.config.alerting.evalIntervalMs);
+    }, this.tickMs());
   }
 
-  /** One evaluation of every rule; a query that fails (storage restarting) is retried next time. */
+  /** One evaluation of the rules that are due; a query that fails (storage restarting) is retried next time. */
   private async evaluateOnce(): Promise<void> {
     let results;
+    const nowMs = this.clock.now();
     try {
-      results = await this.evaluator.evaluate(this.clock.now(), this.queries);
+      results = await this.evaluator.evaluate(nowMs, this.queries);
     } catch (error) {
       this.log.warn('evaluation failed; retrying at the next interval', { error });
       return;
     }
+    if (results.length === 0) return;
     this.evaluations += 1;
-    for (const result of results) {
-      const before = this.journal.state.rules[result.rule];
-      const atMs = this.clock.now();
-      const base = { rule: result.rule, value: result.value, summary: result.summary, labels: result.labels, atMs };
-      if (result.active) {
-        const event: AlertingEvent = { type: 'firing', ...base };
-        await this.journal.append(event);
-        this.bus.publish(alertEventSubject('firing'), event);
-      } else if (before?.active === true) {
-        const event: AlertingEvent = { type: 'resolved', ...base };
-        await this.journal.append(event);
-        this.bus.publish(alertEventSubject('resolved'), event);
-      }
+    this.lifecycle.observe(results);
+    await this.writeAlertsSeries(results[0]?.evaluatedAtMs ?? nowMs);
+  }
+
+  /** `ALERTS{alertname, alertstate, …} 1` for every pending and firing alert, as Prometheus writes them. */
+  private async writeAlertsSeries(atMs: number): Promise<void> {
+    const samples: WireSample[] = [];
+    for (const alert of this.lifecycle.alerts()) {
+      if (alert.state === 'resolved') continue;
+      samples.push([{ ...alert.labels, [METRIC_NAME_LABEL]: 'ALERTS', alertstate: alert.state }, atMs, 1]);
     }
+    if (samples.length === 0) return;
+    try {
+      await this.queue.append(ALERTS_CLIENT, new TextEncoder().encode(encodeBatch({ client: ALERTS_CLIENT, receivedAtMs: atMs, samples }, true)));
+    } catch (error) {
+      this.log.warn('ALERTS series not written this time', { error });
+    }
+  }
+
+  private createSilence(body: unknown): Silence {
+    const input = (body ?? {}) as Partial<Silence> & { startsAt?: unknown; endsAt?: unknown };
+    const now = this.clock.now();
+    const time = (value: unknown, fallback: number): number => (typeof value === 'number' ? value : typeof value === 'string' ? Date.parse(value) : fallback);
+    return this.lifecycle.silence({
+      ...(typeof input.id === 'string' ? { id: input.id } : {}),
+      matchers: Array.isArray(input.matchers) ? input.matchers : [],
+      startsAtMs: time(input.startsAtMs ?? input.startsAt, now),
+      endsAtMs: time(input.endsAtMs ?? input.endsAt, Number.NaN),
+      createdBy: typeof input.createdBy === 'string' ? input.createdBy : '',
+      comment: typeof input.comment === 'string' ? input.comment : '',
+    });
   }
 
   protected override async onStop(): Promise<void> {
     this.stopped = true;
     this.timer?.cancel();
     await this.evaluating;
+    this.lifecycle?.stop();
+    await this.recording;
   }
 
   protected override async onCrash(): Promise<void> {
     this.stopped = true;
     this.timer?.cancel();
+    this.lifecycle?.stop();
   }
 
-  private rules(): { plugin: string; evaluations: number; rules: (AlertRule & { state: RuleState | null })[] } {
+  private rules(): { plugin: string; lifecycle: string; evaluations: number; notifications: number; rules: (ReturnType<AlertEvaluator['rules']>[number] & { alerts: AlertView[] })[] } {
+    const alerts = this.lifecycle.alerts();
     return {
-      plugin: this.pluginId,
+      plugin: this.evaluatorId,
+      lifecycle: this.lifecycleId,
       evaluations: this.evaluations,
-      rules: this.evaluator.rules().map((rule) => ({ ...rule, state: this.journal.state.rules[rule.name] ?? null })),
+      notifications: this.notifications,
+      rules: this.evaluator.rules().map((rule) => ({ ...rule, alerts: alerts.filter((a) => a.rule === rule.name) })),
     };
   }
 
   private async handover(request: HandoverRequest): Promise<HandoverReply> {
-    invariant(request.slot === 'alerting.evaluator', `alerting actor asked to swap ${request.slot}`);
     const started = this.clock.now();
     await this.evaluating;
-    const from = this.pluginId;
+    if (request.slot === 'alerting.lifecycle') {
+      // The state is the journal's: the new lifecycle starts from it, the old one stops its timers.
+      await this.recording;
+      const from = this.lifecycleId;
+      const next = this.context.registry.instantiate('alerting.lifecycle', request.plugin, { log: this.log }, request.options);
+      this.lifecycle.stop();
+      this.lifecycle = next;
+      this.lifecycleId = request.plugin;
+      this.startLifecycle(this.journal.state);
+      return { slot: 'alerting.lifecycle', from, to: request.plugin, tookMs: this.clock.now() - started, detail: 'the new lifecycle resumed every alert, silence and group from the journal' };
+    }
+    if (request.slot !== 'alerting.evaluator') throw new CraftError('CRAFT_SLOT_NOT_HOSTED', `the alerting actor hosts alerting.evaluator and alerting.lifecycle, not ${request.slot}`);
+    const from = this.evaluatorId;
     this.evaluator = this.makeEvaluator(request.plugin, request.options);
-    this.pluginId = request.plugin;
-    return { slot: 'alerting.evaluator', from, to: request.plugin, tookMs: this.clock.now() - started, detail: 'rule state stays in the journal; the next evaluation uses the new evaluator' };
+    this.evaluatorId = request.plugin;
+    return { slot: 'alerting.evaluator', from, to: request.plugin, tookMs: this.clock.now() - started, detail: 'alert state stays in the journal; the next evaluation uses the new evaluator' };
   }
 }

@@ -255,19 +255,34 @@ export class PrometheusApi {
     return [...this.recordingGroups(), ...(await this.alertingGroups())];
   }
 
-  /** The alerting actor's rules (none when no alerting actor answers). */
+  /** The alerting actor's rules in Prometheus's rule-group shape (none when no alerting actor answers). */
   private async alertingGroups(): Promise<{ name: string; file: string; interval: number; rules: { alerts: unknown[] }[] }[]> {
-    type Rules = { rules: { name: string; expr: string; labels?: Labels; state: { active: boolean; lastValue: number | null; lastChangeMs: number } | null }[] };
+    type View = { labels: Labels; annotations: Record<string, string>; state: 'pending' | 'firing' | 'resolved'; activeAtMs: number; value: number };
+    type Rules = { rules: { name: string; expr: string; labels?: Labels; annotations?: Record<string, string>; forMs?: number; keepFiringForMs?: number; group?: string; file?: string; intervalMs?: number; alerts: View[] }[] };
     const answer = await this.bus.request<Rules>(SUBJECTS.alertingRules, {}, { timeoutMs: 2_000 }).catch(() => undefined);
     if (answer === undefined) return [];
-    const rules = answer.rules.map((rule) => {
-      const firing = rule.state?.active === true;
-      const alerts = firing
-        ? [{ labels: { alertname: rule.name, ...rule.labels }, annotations: {}, state: 'firing', activeAt: new Date(rule.state!.lastChangeMs).toISOString(), value: formatFloat(rule.state!.lastValue ?? NaN) }]
-        : [];
-      return { name: rule.name, query: rule.expr, duration: 0, labels: rule.labels ?? {}, annotations: {}, alerts, health: 'ok', type: 'alerting', state: firing ? 'firing' : 'inactive' };
-    });
-    return [{ name: 'craft', file: 'alerting.evaluator', interval: 0, rules }];
+    const groups = new Map<string, { name: string; file: string; interval: number; rules: { alerts: unknown[] }[] }>();
+    for (const rule of answer.rules) {
+      const active = rule.alerts.filter((a) => a.state !== 'resolved');
+      const alerts = active.map((a) => ({ labels: a.labels, annotations: a.annotations, state: a.state, activeAt: new Date(a.activeAtMs).toISOString(), value: formatFloat(a.value) }));
+      const state = active.some((a) => a.state === 'firing') ? 'firing' : active.length > 0 ? 'pending' : 'inactive';
+      const name = rule.group ?? 'craft';
+      let group = groups.get(name);
+      if (group === undefined) groups.set(name, (group = { name, file: rule.file ?? 'alerting.evaluator', interval: (rule.intervalMs ?? 0) / 1_000, rules: [] }));
+      group.rules.push({
+        name: rule.name,
+        query: rule.expr,
+        duration: (rule.forMs ?? 0) / 1_000,
+        keepFiringFor: (rule.keepFiringForMs ?? 0) / 1_000,
+        labels: rule.labels ?? {},
+        annotations: rule.annotations ?? {},
+        alerts,
+        health: 'ok',
+        type: 'alerting',
+        state,
+      } as { alerts: unknown[] });
+    }
+    return [...groups.values()];
   }
 }
 

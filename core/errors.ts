@@ -72,6 +72,10 @@ export const ERROR_CODES = {
     message: 'request is malformed',
     fix: 'Send the body the subject documents.',
   },
+  CRAFT_NOT_FOUND: {
+    message: 'no such object',
+    fix: 'List what exists first (e.g. `craft silence list`) and use one of its ids.',
+  },
   CRAFT_ACTOR_CRASHED: {
     message: 'actor crashed',
     fix: 'Its supervisor restarts it; see `craft status` for restarts.',

@@ -76,9 +76,19 @@ export const SUBJECTS = {
   /** Query actor: how a query would run `{expr, startMs?, endMs?, stepMs?, timeMs?}` → QueryPlan. */
   queryExplain: 'craft.query.explain',
 
-  /** Alerting actor: rules and their current state. */
+  /** Alerting actor: rules and their current alerts. */
   alertingRules: 'craft.alerting.rules',
-  /** Events published by the alerting actor: `craft.alerting.events.<state>`. */
+  /** Alerting actor: every alert (pending, firing, resolved) with what mutes it → `{alerts}`. */
+  alertingAlerts: 'craft.alerting.alerts',
+  /** Alerting actor: silences → `{silences}`. */
+  alertingSilences: 'craft.alerting.silences',
+  /** Alerting actor: create or replace a silence `{matchers, startsAt|startsAtMs?, endsAt|endsAtMs, createdBy, comment?, id?}` → the silence. */
+  alertingSilenceCreate: 'craft.alerting.silences.create',
+  /** Alerting actor: end a silence now `{id}` → the silence. */
+  alertingSilenceExpire: 'craft.alerting.silences.expire',
+  /** Published by the alerting actor: a group's notification (core/slots/alerting.ts `Notification`). */
+  alertingNotifications: 'craft.alerting.notifications',
+  /** Events published by the alerting actor: `craft.alerting.events.<pending|firing|resolved|inactive|silence>`. */
   alertingEventsPrefix: 'craft.alerting.events',
 
   /** Ingestion actor: statistics of the active server plugin. */

@@ -34,6 +34,12 @@ export const GRAMMARS: readonly GrammarSpec[] = [
     allowedStartRules: ['Expression', 'DurationOnly'],
     returnTypes: { Expression: 'import("../ast.js").Expr', DurationOnly: 'number' },
   },
+  {
+    grammar: 'grammars/rules.peggy',
+    output: 'core/rules/generated/dsl-parser.js',
+    allowedStartRules: ['File'],
+    returnTypes: { File: 'import("../dsl.js").DslItem[]' },
+  },
 ];
 
 export function generatedHeader(spec: GrammarSpec): string {

@@ -18,6 +18,7 @@ export const DEFAULT_PLUGINS: Record<SlotName, string> = {
   'storage.kv': 'kv.level',
   'query.evaluator': 'query.interpreter',
   'alerting.evaluator': 'craft0.polling-alerts',
+  'alerting.lifecycle': 'alerting.lifecycle',
 };
 
 const port = z.number().int().min(0).max(65_535);

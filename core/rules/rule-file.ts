@@ -15,6 +15,8 @@
  *           labels: { severity: page }
  *           annotations: { summary: "errors high on {{ $labels.job }}" }
  *
+ * The same groups can be written in the rule DSL (`.rules` files, core/rules/dsl.ts).
+ *
  * Parsed and checked here for every craft that evaluates rules (recording rules in the query
  * engine's phase 4, alerting rules in the alerting craft): the shape, durations, names, unique
  * group names, and that every `expr` parses as PromQL — each problem with its file and line.
@@ -25,6 +27,8 @@ import { parseYaml } from '../config/yaml-file.js';
 import { parseDurationMs, parsePromQL, PromQLParseError } from '../promql/parser.js';
 import { CraftError } from '../errors.js';
 import { isLabelName } from '../model.js';
+import { loadRulesDsl } from './dsl.js';
+import { parseTemplate, TemplateError } from './template.js';
 
 const METRIC_NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
 
@@ -56,14 +60,24 @@ const recordingRule = z
   })
   .strict();
 
+/** A label or annotation value of an alerting rule: a template (core/rules/template.ts), checked when the file loads. */
+const template = z.string().superRefine((text, context) => {
+  try {
+    parseTemplate(text);
+  } catch (error) {
+    if (error instanceof TemplateError) context.addIssue({ code: 'custom', message: `bad template: ${error.message} (at character ${error.offset + 1})` });
+    else throw error;
+  }
+});
+
 const alertingRule = z
   .object({
     alert: z.string().min(1),
     expr,
     for: duration.optional(),
     keep_firing_for: duration.optional(),
-    labels: labelMap.optional(),
-    annotations: z.record(z.string(), z.string()).optional(),
+    labels: z.record(z.string().refine(isLabelName, 'not a valid label name'), template).optional(),
+    annotations: z.record(z.string(), template).optional(),
   })
   .strict();
 
@@ -99,7 +113,9 @@ export function parseRuleFile(text: string, file: string): RuleGroup[] {
   return parseYaml(text, file, ruleFileSchema, 'CRAFT_CONFIG_INVALID').groups.map((g) => ({ ...g, file }));
 }
 
+/** Loads a rule file: the rule DSL when its name ends in `.rules` (core/rules/dsl.ts), Prometheus YAML otherwise. */
 export function loadRuleFile(file: string): RuleGroup[] {
+  if (file.endsWith('.rules')) return loadRulesDsl(file);
   let text: string;
   try {
     text = readFileSync(file, 'utf8');

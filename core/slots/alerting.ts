@@ -1,24 +1,57 @@
 /**
  * Slot `alerting.evaluator`: rule evaluation of the alerting actor (Craft #5's phases).
  */
+import type { Clock } from '../clock.js';
 import type { Logger } from '../log.js';
 import type { QueryRequest, QueryResult } from './query.js';
 
 export interface AlertRule {
   name: string;
-  /** Human-readable condition, e.g. `avg(cpu_usage[60s]) > 80`. */
+  /** Human-readable condition, e.g. `avg(cpu_usage[60s]) > 80`; PromQL from phase 1 on. */
   expr: string;
   labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+  forMs?: number;
+  keepFiringForMs?: number;
+  /** The group and file it came from, and the group's interval, ms (phase 1 on). */
+  group?: string;
+  file?: string;
+  intervalMs?: number;
+}
+
+/**
+ * One alert a rule's expression produced at an evaluation: a series of its result, with the
+ * rule's labels added (`alertname` included) and its annotations rendered for that series.
+ */
+export interface AlertInstance {
+  labels: Record<string, string>;
+  value: number;
+  annotations: Record<string, string>;
 }
 
 /** What evaluation found for one rule. */
 export interface RuleEvaluation {
   rule: string;
-  /** Whether the condition holds now. */
+  /** Whether the condition holds now (for a rule with `alerts`: whether there is any). */
   active: boolean;
   value: number | null;
   labels: Record<string, string>;
   summary: string;
+  /**
+   * Evaluators that keep Prometheus's model (phase 1 on) give every series the expression
+   * returned, each its own alert; the lifecycle (`for`, `keep_firing_for`) follows each one.
+   * Absent for the seed's evaluator, whose rule is one alert.
+   */
+  alerts?: AlertInstance[];
+  /** How long an alert must hold before it fires, ms (`for`). */
+  forMs?: number;
+  /** How long a firing alert keeps firing once it stops holding, ms (`keep_firing_for`). */
+  keepFiringForMs?: number;
+  /** The rule's group, and the time the group evaluated at (aligned to its interval). */
+  group?: string;
+  evaluatedAtMs?: number;
+  /** Why the evaluation failed (the query engine's error); the rule's alerts keep their state. */
+  error?: string;
 }
 
 /** How an evaluator asks questions: the query actor, over the bus. */
@@ -28,10 +61,123 @@ export interface QueryClient {
 
 export interface AlertEvaluator {
   rules(): AlertRule[];
+  /** How often the actor calls `evaluate`, ms, when the evaluator keeps its own schedule (phase 1: the shortest group interval). */
+  tickMs?(): number;
   /** Evaluates every rule once at `nowMs`. */
   evaluate(nowMs: number, query: QueryClient): Promise<RuleEvaluation[]>;
 }
 
 export interface AlertingContext {
   log: Logger;
+}
+
+/*
+ * Slot `alerting.lifecycle` (Craft #5, phase 2 on): what happens to the alerts the evaluator
+ * finds — each alert's lifecycle (pending → firing → resolved, with `for` and
+ * `keep_firing_for`), silences, inhibition, and grouping into notifications. Its state is
+ * event-sourced: the actor journals every event the lifecycle emits before it acts on it, and
+ * hands the folded state back after a restart.
+ */
+
+/** One alert, identified by the fingerprint of its labels. */
+export interface AlertRecord {
+  fingerprint: string;
+  rule: string;
+  labels: Record<string, string>;
+  annotations: Record<string, string>;
+  value: number;
+  /** `firing` includes an alert kept firing by `keep_firing_for` (then `clearedAtMs` > 0). */
+  state: 'pending' | 'firing' | 'resolved';
+  activeAtMs: number;
+  firedAtMs: number;
+  clearedAtMs: number;
+  resolvedAtMs: number;
+  forMs: number;
+  keepFiringForMs: number;
+}
+
+export interface Silence {
+  id: string;
+  /** Every matcher must match the alert's labels (Prometheus semantics, regexes anchored). */
+  matchers: { name: string; op: '=' | '!=' | '=~' | '!~'; value: string }[];
+  startsAtMs: number;
+  endsAtMs: number;
+  createdBy: string;
+  comment: string;
+  createdAtMs: number;
+}
+
+/** One alert as a notification carries it. */
+export interface NotifiedAlert {
+  fingerprint: string;
+  status: 'firing' | 'resolved';
+  labels: Record<string, string>;
+  annotations: Record<string, string>;
+  startsAtMs: number;
+  /** 0 while firing. */
+  endsAtMs: number;
+  value: number;
+}
+
+/** A group's alerts, sent to its receiver. */
+export interface Notification {
+  /** `<groupKey>/<n>`, n counting every notification made: unique, and stable across retries of this notification. */
+  id: string;
+  groupKey: string;
+  receiver: string;
+  groupLabels: Record<string, string>;
+  status: 'firing' | 'resolved';
+  alerts: NotifiedAlert[];
+  atMs: number;
+}
+
+/** What a group last notified (so a restart neither forgets nor repeats it). */
+export interface GroupRecord {
+  count: number;
+  lastAtMs: number;
+  /** Fingerprints notified as firing, sorted. */
+  firing: string[];
+}
+
+export interface LifecycleState {
+  alerts: Record<string, AlertRecord>;
+  silences: Record<string, Silence>;
+  groups: Record<string, GroupRecord>;
+  /** Notifications ever made: numbers each one (its id), so no id is used twice. */
+  notifications: number;
+}
+
+export type LifecycleEvent =
+  | { type: 'alert'; alert: AlertRecord }
+  | { type: 'alert-dropped'; fingerprint: string; atMs: number }
+  | { type: 'silence'; silence: Silence }
+  | { type: 'notified'; notification: Notification };
+
+/** An alert as the API shows it: its record, and whether a silence or an inhibition mutes it. */
+export interface AlertView extends AlertRecord {
+  silencedBy: string[];
+  inhibitedBy: string[];
+}
+
+export interface LifecycleRuntime {
+  clock: Clock;
+  log: Logger;
+  /** Journals `event` (then the actor publishes it); events are journaled in the order emitted. */
+  emit(event: LifecycleEvent): void;
+}
+
+export interface AlertLifecycle {
+  initialState(): LifecycleState;
+  fold(state: LifecycleState, event: LifecycleEvent): LifecycleState;
+  /** Takes the state the journal folded (after a restart: pending timers resume, notified groups are not repeated). */
+  start(state: LifecycleState, runtime: LifecycleRuntime): void;
+  /** The results of an evaluation; rules that failed (`error`) leave their alerts as they are. */
+  observe(evaluations: RuleEvaluation[]): void;
+  alerts(): AlertView[];
+  silences(): Silence[];
+  /** Creates (or, with an existing id, replaces) a silence; throws a CraftError on bad input. */
+  silence(input: Omit<Silence, 'id' | 'createdAtMs'> & { id?: string }): Silence;
+  /** Ends a silence now. */
+  expireSilence(id: string): Silence;
+  stop(): void;
 }

@@ -7,7 +7,7 @@ import type { QueueLog, QueueLogContext } from './queue.js';
 import type { SampleStore, StorageContext } from './storage.js';
 import type { KvContext, KvEngine } from './kv.js';
 import type { QueryContext, QueryEvaluator } from './query.js';
-import type { AlertEvaluator, AlertingContext } from './alerting.js';
+import type { AlertEvaluator, AlertingContext, AlertLifecycle } from './alerting.js';
 
 export interface SlotTypes {
   'ingestion.server': { context: IngestionServerContext; instance: IngestionServer };
@@ -16,6 +16,7 @@ export interface SlotTypes {
   'storage.kv': { context: KvContext; instance: KvEngine };
   'query.evaluator': { context: QueryContext; instance: QueryEvaluator };
   'alerting.evaluator': { context: AlertingContext; instance: AlertEvaluator };
+  'alerting.lifecycle': { context: AlertingContext; instance: AlertLifecycle };
 }
 
 export type SlotName = keyof SlotTypes;
@@ -28,6 +29,7 @@ export const SLOTS = {
   'storage.kv': { owner: 'storage', methods: ['open', 'get', 'getMany', 'iterate', 'batch', 'snapshot', 'bytesOnDisk', 'compactAll', 'close'] },
   'query.evaluator': { owner: 'query', methods: ['evaluate'] },
   'alerting.evaluator': { owner: 'alerting', methods: ['rules', 'evaluate'] },
+  'alerting.lifecycle': { owner: 'alerting', methods: ['initialState', 'fold', 'start', 'observe', 'alerts', 'silences', 'silence', 'expireSilence', 'stop'] },
 } as const satisfies Record<SlotName, { owner: string; methods: readonly string[] }>;
 
 export const SLOT_NAMES = Object.keys(SLOTS) as SlotName[];
@@ -39,4 +41,4 @@ export type { QueueLog, QueueLogContext } from './queue.js';
 export type { SampleStore, StorageContext } from './storage.js';
 export type { KvEngine, KvContext, KvOp, KvRange, KvEntry, KvSnapshot, KvReader } from './kv.js';
 export type { QueryEvaluator, QueryContext } from './query.js';
-export type { AlertEvaluator, AlertingContext } from './alerting.js';
+export type { AlertEvaluator, AlertingContext, AlertLifecycle } from './alerting.js';

@@ -1,0 +1,439 @@
+/**
+ * Craft #5, phase 2 — the alert lifecycle, as Prometheus's rule manager and Alertmanager share
+ * it, with the gaps their users report closed:
+ *
+ * - **Lifecycle.** One xstate machine per alert (p2-lifecycle/machine.ts): inactive → pending →
+ *   firing → resolved, `for` and `keep_firing_for` as timers on the platform's clock.
+ * - **Dedup.** An alert is its labels' fingerprint: the same alert from every evaluation (and
+ *   from every restart) is one alert.
+ * - **Event-sourced.** Every change of phase, every silence and every notification is an event
+ *   the actor journals before anything is sent; after a restart the folded state gives each
+ *   machine back its phase and times (a pending timer resumes with what is left of its `for`)
+ *   and each group what it last notified (nothing is sent twice because of the restart).
+ * - **Grouping.** Alerts group by `groupBy` labels; a new group waits `groupWaitMs` (30 s) to
+ *   gather its alerts, later changes go out at most every `groupIntervalMs` (5 min), an unchanged
+ *   group repeats after `repeatIntervalMs` (4 h) — Alertmanager's defaults. A **resolved** alert
+ *   is notified at once, not held back for the next group interval (alertmanager#1660).
+ * - **Silences and inhibition** (p2-lifecycle/muting.ts) keep muted alerts out of notifications.
+ *
+ * Notifications are events (`craft.alerting.notifications`); delivering them to channels is
+ * phase 3's.
+ */
+import { z } from 'zod';
+import { createActor, type Actor } from 'xstate';
+import { definePlugin } from '../../core/plugins/define.js';
+import { CraftError } from '../../core/errors.js';
+import { isLabelName } from '../../core/model.js';
+import type { Timer } from '../../core/clock.js';
+import type { AlertLifecycle, AlertRecord, AlertView, GroupRecord, LifecycleEvent, LifecycleRuntime, LifecycleState, Notification, NotifiedAlert, RuleEvaluation, Silence } from '../../core/slots/alerting.js';
+import { alertMachine, type AlertPhase } from './p2-lifecycle/machine.js';
+import { compileInhibitions, inhibitedBy, inhibitRuleSchema, silenceActive, silencedBy } from './p2-lifecycle/muting.js';
+
+/** Silences kept at most (active and expired); creating one more is refused. */
+export const SILENCES_MAX = 10_000;
+/** Alerts (pending, firing, resolved awaiting retention) kept at most; an evaluation's alerts beyond it are refused and logged. */
+export const ALERTS_MAX = 100_000;
+
+const optionsSchema = z
+  .object({
+    /** Labels that group alerts into one notification; `["..."]` groups by every label. */
+    groupBy: z.array(z.string()).default(['alertname']),
+    groupWaitMs: z.number().int().min(0).default(30_000),
+    groupIntervalMs: z.number().int().positive().default(300_000),
+    repeatIntervalMs: z.number().int().positive().default(4 * 3_600_000),
+    /** How long a resolved alert stays listed (and can still be notified), ms. */
+    resolvedRetentionMs: z.number().int().positive().default(15 * 60_000),
+    inhibitRules: z.array(inhibitRuleSchema).default([]),
+    /** The receiver notifications name (phase 4 routes to several). */
+    receiver: z.string().min(1).default('default'),
+  })
+  .strict();
+type Options = z.infer<typeof optionsSchema>;
+
+/** Alertmanager-style fingerprint: FNV-1a 64 over the sorted label pairs, 16 hex digits. */
+export function fingerprint(labels: Record<string, string>): string {
+  let hash = 0xcbf29ce484222325n;
+  const prime = 0x100000001b3n;
+  const mask = 0xffffffffffffffffn;
+  const step = (byte: number): void => {
+    hash ^= BigInt(byte);
+    hash = (hash * prime) & mask;
+  };
+  const bytes = new TextEncoder();
+  for (const name of Object.keys(labels).sort()) {
+    for (const b of bytes.encode(name)) step(b);
+    step(0xff);
+    for (const b of bytes.encode(labels[name]!)) step(b);
+    step(0xff);
+  }
+  return hash.toString(16).padStart(16, '0');
+}
+
+export function initialLifecycleState(): LifecycleState {
+  return { alerts: {}, silences: {}, groups: {}, notifications: 0 };
+}
+
+export function foldLifecycle(state: LifecycleState, event: LifecycleEvent): LifecycleState {
+  switch (event.type) {
+    case 'alert':
+      return { ...state, alerts: { ...state.alerts, [event.alert.fingerprint]: event.alert } };
+    case 'alert-dropped': {
+      const alerts = { ...state.alerts };
+      delete alerts[event.fingerprint];
+      return { ...state, alerts };
+    }
+    case 'silence':
+      return { ...state, silences: { ...state.silences, [event.silence.id]: event.silence } };
+    case 'notified': {
+      const n = event.notification;
+      const groups = { ...state.groups };
+      const firing = n.alerts.filter((a) => a.status === 'firing').map((a) => a.fingerprint).sort();
+      // A group with nothing firing any more is finished: the next alert starts it anew (group_wait).
+      if (firing.length === 0) delete groups[n.groupKey];
+      else groups[n.groupKey] = { count: (state.groups[n.groupKey]?.count ?? 0) + 1, lastAtMs: n.atMs, firing };
+      return { ...state, groups, notifications: state.notifications + 1 };
+    }
+  }
+}
+
+interface Live {
+  rule: string;
+  labels: Record<string, string>;
+  annotations: Record<string, string>;
+  value: number;
+  forMs: number;
+  keepFiringForMs: number;
+}
+
+class Lifecycle implements AlertLifecycle {
+  private runtime!: LifecycleRuntime;
+  private state: LifecycleState = initialLifecycleState();
+  private readonly machines = new Map<string, Actor<typeof alertMachine>>();
+  private readonly live = new Map<string, Live>();
+  private readonly byRule = new Map<string, Set<string>>();
+  private readonly groupTimers = new Map<string, { atMs: number; timer: Timer }>();
+  private housekeeping: Timer | undefined;
+  /** Other timers (a silence's start and end). */
+  private readonly timers = new Set<Timer>();
+  private readonly inhibitions;
+  private stopped = false;
+  private silenceSeq = 0;
+
+  constructor(private readonly options: Options) {
+    this.inhibitions = compileInhibitions(options.inhibitRules);
+  }
+
+  initialState(): LifecycleState {
+    return initialLifecycleState();
+  }
+
+  fold(state: LifecycleState, event: LifecycleEvent): LifecycleState {
+    return foldLifecycle(state, event);
+  }
+
+  private emit(event: LifecycleEvent): void {
+    this.state = foldLifecycle(this.state, event);
+    this.runtime.emit(event);
+  }
+
+  private get now(): number {
+    return this.runtime.clock.now();
+  }
+
+  start(state: LifecycleState, runtime: LifecycleRuntime): void {
+    this.runtime = runtime;
+    this.state = state;
+    for (const alert of Object.values(state.alerts)) {
+      this.live.set(alert.fingerprint, { rule: alert.rule, labels: alert.labels, annotations: alert.annotations, value: alert.value, forMs: alert.forMs, keepFiringForMs: alert.keepFiringForMs });
+      this.index(alert.fingerprint, alert.rule);
+      if (alert.state === 'resolved') continue;
+      const phase = alert.state === 'pending' ? 'pending' : alert.clearedAtMs > 0 ? 'keepFiring' : 'firing';
+      this.machineFor(alert.fingerprint).send({ type: 'RESTORE', phase, activeAtMs: alert.activeAtMs, firedAtMs: alert.firedAtMs, clearedAtMs: alert.clearedAtMs });
+    }
+    this.touchAllGroups();
+    this.scheduleHousekeeping();
+  }
+
+  private index(fp: string, rule: string): void {
+    let set = this.byRule.get(rule);
+    if (set === undefined) this.byRule.set(rule, (set = new Set()));
+    set.add(fp);
+  }
+
+  private machineFor(fp: string): Actor<typeof alertMachine> {
+    let machine = this.machines.get(fp);
+    if (machine !== undefined) return machine;
+    const live = this.live.get(fp)!;
+    const clock = this.runtime.clock;
+    machine = createActor(alertMachine, {
+      input: { forMs: live.forMs, keepFiringForMs: live.keepFiringForMs, now: () => clock.now(), changed: (phase, atMs) => this.changed(fp, phase, atMs) },
+      clock: { setTimeout: (fn: (...args: unknown[]) => void, ms: number) => clock.setTimeout(() => fn(), ms), clearTimeout: (timer: unknown) => (timer as Timer).cancel() },
+    });
+    this.machines.set(fp, machine);
+    machine.start();
+    return machine;
+  }
+
+  observe(evaluations: RuleEvaluation[]): void {
+    if (this.stopped) return;
+    for (const evaluation of evaluations) {
+      if (evaluation.error !== undefined) continue;
+      const atMs = evaluation.evaluatedAtMs ?? this.now;
+      const instances =
+        evaluation.alerts ??
+        (evaluation.active ? [{ labels: { ...evaluation.labels, alertname: evaluation.rule }, value: evaluation.value ?? Number.NaN, annotations: { summary: evaluation.summary } }] : []);
+      const seen = new Set<string>();
+      for (const instance of instances) {
+        const fp = fingerprint(instance.labels);
+        if (!this.live.has(fp) && this.live.size >= ALERTS_MAX) {
+          this.runtime.log.error('alert limit reached: alert refused', { limit: ALERTS_MAX, rule: evaluation.rule, labels: instance.labels });
+          continue;
+        }
+        seen.add(fp);
+        const previous = this.live.get(fp);
+        // A resolved alert that holds again is a new alert (new activeAt), as in Prometheus.
+        if (previous !== undefined && this.state.alerts[fp]?.state === 'resolved') this.machines.delete(fp);
+        this.live.set(fp, { rule: evaluation.rule, labels: instance.labels, annotations: instance.annotations, value: instance.value, forMs: evaluation.forMs ?? 0, keepFiringForMs: evaluation.keepFiringForMs ?? 0 });
+        this.index(fp, evaluation.rule);
+        const record = this.state.alerts[fp];
+        // Value and annotations follow each evaluation in memory; the journal keeps changes of phase.
+        if (record !== undefined && record.state !== 'resolved') this.state.alerts[fp] = { ...record, value: instance.value, annotations: instance.annotations };
+        this.machineFor(fp).send({ type: 'HOLDS', atMs });
+      }
+      for (const fp of this.byRule.get(evaluation.rule) ?? []) {
+        if (!seen.has(fp)) this.machines.get(fp)?.send({ type: 'CLEARS', atMs });
+      }
+    }
+  }
+
+  /** A machine changed phase: journal the alert's new record, then let its group know. */
+  private changed(fp: string, phase: AlertPhase, atMs: number): void {
+    const live = this.live.get(fp)!;
+    const previous = this.state.alerts[fp];
+    if (phase === 'inactive') {
+      this.machines.get(fp)?.stop();
+      this.machines.delete(fp);
+      this.live.delete(fp);
+      this.byRule.get(live.rule)?.delete(fp);
+      if (previous !== undefined) this.emit({ type: 'alert-dropped', fingerprint: fp, atMs });
+      return;
+    }
+    const fresh = previous === undefined || previous.state === 'resolved';
+    const base: AlertRecord = fresh
+      ? { fingerprint: fp, rule: live.rule, labels: live.labels, annotations: live.annotations, value: live.value, state: 'pending', activeAtMs: atMs, firedAtMs: 0, clearedAtMs: 0, resolvedAtMs: 0, forMs: live.forMs, keepFiringForMs: live.keepFiringForMs }
+      : { ...previous, annotations: live.annotations, value: live.value };
+    let record: AlertRecord;
+    if (phase === 'pending') record = { ...base, state: 'pending', activeAtMs: atMs };
+    else if (phase === 'firing') record = { ...base, state: 'firing', firedAtMs: base.firedAtMs === 0 || base.clearedAtMs === 0 ? atMs : base.firedAtMs, clearedAtMs: 0 };
+    else if (phase === 'keepFiring') record = { ...base, state: 'firing', clearedAtMs: atMs };
+    else {
+      record = { ...base, state: 'resolved', resolvedAtMs: atMs };
+      this.machines.delete(fp);
+    }
+    this.emit({ type: 'alert', alert: record });
+    if (record.state !== 'pending' && phase !== 'keepFiring') {
+      const { key } = this.groupOf(record.labels);
+      // Resolved: notified at once. Firing: after group_wait for a new group, else at the group's next interval.
+      this.scheduleFlush(key, record.state === 'resolved' ? this.now : this.nextFlushMs(key));
+    }
+  }
+
+  private groupOf(labels: Record<string, string>): { key: string; labels: Record<string, string> } {
+    const names = this.options.groupBy.includes('...') ? Object.keys(labels).sort() : this.options.groupBy;
+    const groupLabels: Record<string, string> = {};
+    for (const name of names) if (labels[name] !== undefined) groupLabels[name] = labels[name]!;
+    const key = `${this.options.receiver}:{${Object.entries(groupLabels).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(',')}}`;
+    return { key, labels: groupLabels };
+  }
+
+  private members(key: string): AlertRecord[] {
+    return Object.values(this.state.alerts).filter((a) => this.groupOf(a.labels).key === key);
+  }
+
+  /**
+   * When the group should next be looked at for a change in its firing set: a group not yet
+   * notified waits `groupWaitMs` from its first firing alert (a restart does not start the wait
+   * again), a notified one `groupIntervalMs` from its last notification.
+   */
+  private nextFlushMs(key: string): number {
+    const group = this.state.groups[key];
+    if (group !== undefined) return Math.max(this.now, group.lastAtMs + this.options.groupIntervalMs);
+    const firedAt = this.members(key).filter((a) => a.state === 'firing').map((a) => a.firedAtMs);
+    return firedAt.length === 0 ? this.now + this.options.groupWaitMs : Math.max(this.now, Math.min(...firedAt) + this.options.groupWaitMs);
+  }
+
+  private scheduleFlush(key: string, atMs: number): void {
+    if (this.stopped) return;
+    const existing = this.groupTimers.get(key);
+    if (existing !== undefined && existing.atMs <= atMs) return;
+    existing?.timer.cancel();
+    const timer = this.runtime.clock.setTimeout(() => {
+      this.groupTimers.delete(key);
+      this.flush(key);
+    }, Math.max(0, atMs - this.now));
+    this.groupTimers.set(key, { atMs, timer });
+  }
+
+  private muted(alert: AlertRecord): boolean {
+    return silencedBy(Object.values(this.state.silences), alert.labels, this.now).length > 0 || inhibitedBy(this.inhibitions, Object.values(this.state.alerts), alert).length > 0;
+  }
+
+  /** Sends the group's notification when its firing set changed, an alert resolved, or the repeat interval passed. */
+  private flush(key: string): void {
+    if (this.stopped) return;
+    const now = this.now;
+    const group: GroupRecord | undefined = this.state.groups[key];
+    const members = this.members(key);
+    const firing = members.filter((a) => a.state === 'firing' && !this.muted(a)).sort((a, b) => (a.fingerprint < b.fingerprint ? -1 : 1));
+    const notifiedFiring = new Set(group?.firing ?? []);
+    // Resolved alerts whose firing was notified (an alert that never reached a notification resolves silently).
+    const resolved = members.filter((a) => a.state === 'resolved' && notifiedFiring.has(a.fingerprint));
+    const firingKeys = firing.map((a) => a.fingerprint);
+    const sameSet = group !== undefined && firingKeys.length === group.firing.length && firingKeys.every((fp, i) => fp === group.firing[i]);
+    if (firing.length === 0 && resolved.length === 0) {
+      // Everything it notified went muted or away without resolving (silenced, dropped): forget the group.
+      if (group !== undefined && !members.some((a) => a.state === 'firing')) this.emit({ type: 'notified', notification: this.notification(key, group, [], now, true) });
+      return;
+    }
+    if (sameSet && resolved.length === 0 && now < group!.lastAtMs + this.options.repeatIntervalMs) {
+      this.scheduleFlush(key, group!.lastAtMs + this.options.repeatIntervalMs);
+      return;
+    }
+    const alerts: NotifiedAlert[] = [
+      ...firing.map((a): NotifiedAlert => ({ fingerprint: a.fingerprint, status: 'firing', labels: a.labels, annotations: a.annotations, startsAtMs: a.firedAtMs, endsAtMs: 0, value: a.value })),
+      ...resolved.map((a): NotifiedAlert => ({ fingerprint: a.fingerprint, status: 'resolved', labels: a.labels, annotations: a.annotations, startsAtMs: a.firedAtMs, endsAtMs: a.resolvedAtMs, value: a.value })),
+    ];
+    this.emit({ type: 'notified', notification: this.notification(key, group, alerts, now, false) });
+    if (firing.length > 0) this.scheduleFlush(key, now + this.options.repeatIntervalMs);
+  }
+
+  private notification(key: string, group: GroupRecord | undefined, alerts: NotifiedAlert[], atMs: number, silent: boolean): Notification {
+    const sample = alerts[0] ?? Object.values(this.state.alerts).find((a) => this.groupOf(a.labels).key === key);
+    return {
+      id: `${key}/${this.state.notifications + 1}${silent ? '-closed' : ''}`,
+      groupKey: key,
+      receiver: this.options.receiver,
+      groupLabels: sample === undefined ? {} : this.groupOf(sample.labels).labels,
+      status: alerts.some((a) => a.status === 'firing') ? 'firing' : 'resolved',
+      alerts,
+      atMs,
+    };
+  }
+
+  private scheduleHousekeeping(): void {
+    if (this.stopped) return;
+    this.housekeeping = this.runtime.clock.setTimeout(() => {
+      this.sweep();
+      this.scheduleHousekeeping();
+    }, Math.min(60_000, this.options.resolvedRetentionMs));
+  }
+
+  /** Drops resolved alerts past their retention; re-checks groups whose muting may have changed (a silence ended). */
+  private sweep(): void {
+    const now = this.now;
+    for (const alert of Object.values(this.state.alerts)) {
+      if (alert.state === 'resolved' && alert.resolvedAtMs + this.options.resolvedRetentionMs <= now) {
+        this.live.delete(alert.fingerprint);
+        this.byRule.get(alert.rule)?.delete(alert.fingerprint);
+        this.emit({ type: 'alert-dropped', fingerprint: alert.fingerprint, atMs: now });
+      }
+    }
+    this.touchAllGroups();
+  }
+
+  /** Looks again at every group that has notified something or has a firing alert (muting may have changed). */
+  private touchAllGroups(): void {
+    const keys = new Set([...Object.keys(this.state.groups), ...Object.values(this.state.alerts).filter((a) => a.state === 'firing').map((a) => this.groupOf(a.labels).key)]);
+    for (const key of keys) this.scheduleFlush(key, this.nextFlushMs(key));
+  }
+
+  alerts(): AlertView[] {
+    const now = this.now;
+    const all = Object.values(this.state.alerts);
+    return all
+      .map((a) => ({ ...a, silencedBy: silencedBy(Object.values(this.state.silences), a.labels, now), inhibitedBy: inhibitedBy(this.inhibitions, all, a) }))
+      .sort((a, b) => (a.fingerprint < b.fingerprint ? -1 : 1));
+  }
+
+  silences(): Silence[] {
+    return Object.values(this.state.silences).sort((a, b) => a.createdAtMs - b.createdAtMs || (a.id < b.id ? -1 : 1));
+  }
+
+  silence(input: Omit<Silence, 'id' | 'createdAtMs'> & { id?: string }): Silence {
+    const bad = (message: string): never => {
+      throw new CraftError('CRAFT_BAD_REQUEST', message);
+    };
+    if (!Array.isArray(input.matchers) || input.matchers.length === 0) bad('a silence needs at least one matcher');
+    for (const m of input.matchers) {
+      if (!isLabelName(m.name)) bad(`matcher label ${JSON.stringify(m.name)} is not a valid label name`);
+      if (!['=', '!=', '=~', '!~'].includes(m.op)) bad(`matcher operator ${JSON.stringify(m.op)} is not one of =, !=, =~, !~`);
+      if (m.op === '=~' || m.op === '!~') {
+        try {
+          new RegExp(`^(?:${m.value})$`);
+        } catch {
+          bad(`matcher ${m.name}${m.op}${JSON.stringify(m.value)}: not a valid regular expression`);
+        }
+      }
+    }
+    if (!Number.isFinite(input.startsAtMs) || !Number.isFinite(input.endsAtMs) || input.endsAtMs <= input.startsAtMs) bad('a silence must end after it starts');
+    if (input.endsAtMs <= this.now) bad('a silence must end in the future');
+    if (typeof input.createdBy !== 'string' || input.createdBy === '') bad('createdBy is required');
+    if (input.id !== undefined && this.state.silences[input.id] === undefined) bad(`no silence with id ${JSON.stringify(input.id)}`);
+    if (input.id === undefined && Object.keys(this.state.silences).length >= SILENCES_MAX) bad(`silence limit reached (${SILENCES_MAX})`);
+    const silence: Silence = {
+      id: input.id ?? `${this.now.toString(36)}-${(this.silenceSeq++).toString(36)}-${Math.floor(Math.random() * 2 ** 32).toString(36)}`,
+      matchers: input.matchers.map((m) => ({ name: m.name, op: m.op, value: String(m.value) })),
+      startsAtMs: input.startsAtMs,
+      endsAtMs: input.endsAtMs,
+      createdBy: input.createdBy,
+      comment: input.comment ?? '',
+      createdAtMs: this.now,
+    };
+    this.emit({ type: 'silence', silence });
+    this.touchAllGroups();
+    // Muting changes when a silence starts later and when it ends: look again at those moments.
+    if (silence.startsAtMs > this.now) this.later(silence.startsAtMs - this.now, () => this.touchAllGroups());
+    this.later(silence.endsAtMs - this.now, () => this.touchAllGroups());
+    return silence;
+  }
+
+  expireSilence(id: string): Silence {
+    const silence = this.state.silences[id];
+    if (silence === undefined) throw new CraftError('CRAFT_NOT_FOUND', `no silence with id ${JSON.stringify(id)}`);
+    if (!silenceActive(silence, this.now) && silence.startsAtMs <= this.now) throw new CraftError('CRAFT_BAD_REQUEST', `silence ${id} has already expired`);
+    const expired: Silence = { ...silence, endsAtMs: this.now, startsAtMs: Math.min(silence.startsAtMs, this.now) };
+    this.emit({ type: 'silence', silence: expired });
+    this.touchAllGroups();
+    return expired;
+  }
+
+  private later(delayMs: number, fn: () => void): void {
+    const timer = this.runtime.clock.setTimeout(() => {
+      this.timers.delete(timer);
+      fn();
+    }, delayMs);
+    this.timers.add(timer);
+  }
+
+  stop(): void {
+    this.stopped = true;
+    for (const timer of this.timers) timer.cancel();
+    this.timers.clear();
+    this.housekeeping?.cancel();
+    for (const { timer } of this.groupTimers.values()) timer.cancel();
+    this.groupTimers.clear();
+    for (const machine of this.machines.values()) machine.stop();
+    this.machines.clear();
+  }
+}
+
+export default definePlugin({
+  id: 'alerting.lifecycle',
+  craft: 5,
+  phase: 2,
+  slot: 'alerting.lifecycle',
+  version: '1.0.0',
+  summary: 'xstate alert lifecycle (for, keep_firing_for), fingerprint dedup, grouping with wait/interval/repeat, silences, inhibition; event-sourced',
+  options: optionsSchema,
+  create: (_context, options) => new Lifecycle(options),
+});
