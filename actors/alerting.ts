@@ -21,6 +21,43 @@ import { encodeBatch, METRIC_NAME_LABEL, type WireSample } from '../core/model.j
 import { currentChoice, type HandoverReply, type HandoverRequest, type PlatformContext } from '../core/platform-context.js';
 import type { AlertEvaluator, AlertLifecycle, AlertView, LifecycleEvent, LifecycleState, Silence } from '../core/slots/alerting.js';
 import type { Timer } from '../core/clock.js';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { ALERTING_BODY_BYTES_MAX, handleAlertingApi, type ApiAnswer } from './alerting-api.js';
+
+/** Longest a client may take to send a whole request, and its headers, ms. */
+const HTTP_REQUEST_TIMEOUT_MS = 30_000;
+const HTTP_HEADERS_TIMEOUT_MS = 10_000;
+/** Alertmanager's API version we answer as (`/api/v2/status`). */
+const ALERTMANAGER_COMPATIBLE_VERSION = '0.25.0';
+
+/** The body parsed as JSON; a 4xx answer when it is too large or not JSON. */
+function readJson(request: IncomingMessage): Promise<{ ok: true; value: unknown } | { ok: false; answer: ApiAnswer }> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let bytes = 0;
+    request.on('data', (chunk: Buffer) => {
+      bytes += chunk.length;
+      if (bytes > ALERTING_BODY_BYTES_MAX) {
+        request.removeAllListeners('data');
+        request.resume();
+        resolve({ ok: false, answer: { status: 413, body: JSON.stringify({ error: `request body larger than ${ALERTING_BODY_BYTES_MAX} bytes` }) } });
+        return;
+      }
+      chunks.push(chunk);
+    });
+    request.on('end', () => {
+      if (bytes > ALERTING_BODY_BYTES_MAX) return;
+      const text = Buffer.concat(chunks).toString('utf8');
+      if (text.trim() === '') return resolve({ ok: true, value: undefined });
+      try {
+        resolve({ ok: true, value: JSON.parse(text) as unknown });
+      } catch (error) {
+        resolve({ ok: false, answer: { status: 400, body: JSON.stringify({ error: `body is not JSON: ${(error as Error).message}` }) } });
+      }
+    });
+    request.on('error', reject);
+  });
+}
 
 /** The client id `ALERTS` samples are appended as (it picks their queue partition). */
 export const ALERTS_CLIENT = 'alerting';
@@ -40,6 +77,9 @@ export class AlertingActor extends Actor {
   private readonly queue: QueueClient;
   private evaluations = 0;
   private notifications = 0;
+  private lifecycleOptions: Record<string, unknown> = {};
+  private http: Server | undefined;
+  private startedAtMs = 0;
 
   constructor(private readonly context: PlatformContext) {
     super('alerting', context);
@@ -64,6 +104,8 @@ export class AlertingActor extends Actor {
     const lifecycle = await currentChoice(this.context, 'alerting.lifecycle');
     this.lifecycle = this.context.registry.instantiate('alerting.lifecycle', lifecycle.id, { log: this.log }, lifecycle.options);
     this.lifecycleId = lifecycle.id;
+    this.lifecycleOptions = lifecycle.options;
+    this.startedAtMs = this.clock.now();
     this.journal = await Journal.open<LifecycleState, LifecycleEvent>(this.bus, {
       name: 'alerts',
       initial: () => this.lifecycle.initialState(),
@@ -75,6 +117,74 @@ export class AlertingActor extends Actor {
     this.evaluator = this.makeEvaluator(choice.id, choice.options);
     this.evaluatorId = choice.id;
     this.schedule();
+    await this.listen();
+  }
+
+  get port(): number {
+    const address = this.http?.address();
+    return typeof address === 'object' && address !== null ? address.port : 0;
+  }
+
+  private async listen(): Promise<void> {
+    const { host, alertingPort } = this.context.config.http;
+    const api = {
+      lifecycle: () => this.lifecycle,
+      rules: () => this.rules(),
+      reloadRules: () => this.reloadRules(),
+      config: () => ({ receiver: 'default', ...this.lifecycleOptions }),
+      nowMs: () => this.clock.now(),
+      startedAtMs: this.startedAtMs,
+      version: ALERTMANAGER_COMPATIBLE_VERSION,
+    };
+    const http = createServer((request, response) => {
+      const answer = async (): Promise<ApiAnswer> => {
+        const url = new URL(request.url ?? '/', 'http://localhost');
+        const method = request.method ?? 'GET';
+        let body: unknown;
+        if (method === 'POST' || method === 'PUT') {
+          const read = await readJson(request);
+          if (!read.ok) return read.answer;
+          body = read.value;
+        }
+        return handleAlertingApi(api, method, url, body);
+      };
+      void answer()
+        .catch((error: unknown): ApiAnswer => ({ status: 500, body: JSON.stringify({ error: `alerting API failed: ${(error as Error).message}` }) }))
+        .then(({ status, body, headers }) => {
+          response.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body), ...headers });
+          response.end(body);
+        });
+    });
+    http.requestTimeout = HTTP_REQUEST_TIMEOUT_MS;
+    http.headersTimeout = HTTP_HEADERS_TIMEOUT_MS;
+    await new Promise<void>((resolve, reject) => {
+      http.once('error', reject);
+      http.listen({ host, port: alertingPort }, () => {
+        http.off('error', reject);
+        resolve();
+      });
+    }).catch((error: NodeJS.ErrnoException) => {
+      throw new CraftError('CRAFT_CONFIG_INVALID', `alerting cannot listen on ${host}:${alertingPort}: ${error.code ?? error.message}`, { cause: error });
+    });
+    this.http = http;
+    this.log.info('alerting listening', { host, port: this.port, evaluator: this.evaluatorId, lifecycle: this.lifecycleId });
+  }
+
+  private async closeHttp(): Promise<void> {
+    const http = this.http;
+    this.http = undefined;
+    if (http === undefined) return;
+    http.closeAllConnections();
+    await new Promise<void>((resolve) => http.close(() => resolve()));
+  }
+
+  /** Re-reads the evaluator's rule files (a new evaluator of the same plugin); a bad file keeps the old rules and says why. */
+  private async reloadRules(): Promise<{ rules: number }> {
+    const choice = await currentChoice(this.context, 'alerting.evaluator');
+    await this.evaluating;
+    this.evaluator = this.makeEvaluator(choice.id, choice.options);
+    this.evaluatorId = choice.id;
+    return { rules: this.evaluator.rules().length };
   }
 
   private startLifecycle(state: LifecycleState): void {
@@ -170,6 +280,7 @@ export class AlertingActor extends Actor {
   protected override async onStop(): Promise<void> {
     this.stopped = true;
     this.timer?.cancel();
+    await this.closeHttp();
     await this.evaluating;
     this.lifecycle?.stop();
     await this.recording;
@@ -179,6 +290,7 @@ export class AlertingActor extends Actor {
     this.stopped = true;
     this.timer?.cancel();
     this.lifecycle?.stop();
+    await this.closeHttp();
   }
 
   private rules(): { plugin: string; lifecycle: string; evaluations: number; notifications: number; rules: (ReturnType<AlertEvaluator['rules']>[number] & { alerts: AlertView[] })[] } {
@@ -203,6 +315,7 @@ export class AlertingActor extends Actor {
       this.lifecycle.stop();
       this.lifecycle = next;
       this.lifecycleId = request.plugin;
+      this.lifecycleOptions = request.options;
       this.startLifecycle(this.journal.state);
       return { slot: 'alerting.lifecycle', from, to: request.plugin, tookMs: this.clock.now() - started, detail: 'the new lifecycle resumed every alert, silence and group from the journal' };
     }

@@ -103,6 +103,10 @@ export class Platform {
     return this.config.http.queryPort;
   }
 
+  get alertingPort(): number {
+    return this.config.http.alertingPort;
+  }
+
   /** Why the root supervisor gave up, if it did. */
   get failed(): string | undefined {
     return this.failure;
@@ -118,6 +122,7 @@ export class Platform {
     const bindHost = config.http.host === '0.0.0.0' ? '127.0.0.1' : config.http.host;
     if (runsHere('ingestion') && config.http.ingestionPort === 0) config.http.ingestionPort = await freePort(bindHost);
     if (runsHere('query') && config.http.queryPort === 0) config.http.queryPort = await freePort(bindHost);
+    if (runsHere('alerting') && config.http.alertingPort === 0) config.http.alertingPort = await freePort(bindHost);
 
     let nats: EmbeddedNatsServer | undefined;
     let natsUrl = config.nats.url;
@@ -178,11 +183,12 @@ export class Platform {
     return platform;
   }
 
-  ports(): { ingestion?: number; query?: number } {
+  ports(): { ingestion?: number; query?: number; alerting?: number } {
     const here = actorsHere(this.config);
     return {
       ...(here.includes('ingestion') ? { ingestion: this.config.http.ingestionPort } : {}),
       ...(here.includes('query') ? { query: this.config.http.queryPort } : {}),
+      ...(here.includes('alerting') ? { alerting: this.config.http.alertingPort } : {}),
     };
   }
 

@@ -13,6 +13,7 @@ export interface ConfigFlags {
   processName?: string;
   ingestionPort?: string;
   queryPort?: string;
+  alertingPort?: string;
   host?: string;
 }
 
@@ -31,6 +32,7 @@ export function resolveConfig(flags: ConfigFlags): PlatformConfig {
   if (flags.processName !== undefined) config.processName = flags.processName;
   if (flags.ingestionPort !== undefined) config.http.ingestionPort = portFlag(flags.ingestionPort, '--ingestion-port');
   if (flags.queryPort !== undefined) config.http.queryPort = portFlag(flags.queryPort, '--query-port');
+  if (flags.alertingPort !== undefined) config.http.alertingPort = portFlag(flags.alertingPort, '--alerting-port');
   if (flags.host !== undefined) config.http.host = flags.host;
   if (flags.only !== undefined) {
     const actors = flags.only.split(',').map((a) => a.trim()).filter((a) => a !== '');

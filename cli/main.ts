@@ -46,6 +46,7 @@ addPlatformFlags(
     .option('--process-name <name>', 'name of this process in the supervision tree')
     .option('--ingestion-port <port>', 'ingestion HTTP port (default 8080)')
     .option('--query-port <port>', 'query HTTP port (default 9090)')
+    .option('--alerting-port <port>', 'alerting HTTP port, Alertmanager\'s API (default 9093)')
     .option('--host <host>', 'interface to listen on (default 0.0.0.0)')
     .addOption(new Option('--child', 'started by a parent platform process').hideHelp()),
 ).action(async (flags: ConfigFlags & { child?: boolean }) => {
@@ -75,6 +76,7 @@ addPlatformFlags(
         `  nats       ${platform.natsUrl}${platform.nats === undefined ? '' : ` (embedded, pid ${platform.nats.pid})`}`,
         ...(ports.ingestion === undefined ? [] : [`  ingestion  http://${config.http.host}:${ports.ingestion}  (POST /metrics, GET /health)`]),
         ...(ports.query === undefined ? [] : [`  query      http://${config.http.host}:${ports.query}  (GET /query?name=)`]),
+        ...(ports.alerting === undefined ? [] : [`  alerting   http://${config.http.host}:${ports.alerting}  (Alertmanager API v2: /api/v2/alerts, /api/v2/silences)`]),
         `  data       ${config.dataDir}`,
         `  actors     ${actorsHere(config).join(', ')}${config.processes.map((child) => `; ${child.actors.join(', ')} in process ${child.name}`).join('')}`,
         'Ctrl-C stops it. `craft status` shows the supervision tree.',

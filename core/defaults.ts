@@ -13,6 +13,8 @@ export const NATS_PAYLOAD_BYTES_MAX = 900 * 1024;
 /** Default HTTP ports: ingestion like the seed, query like Prometheus. */
 export const INGESTION_PORT_DEFAULT = 8080;
 export const QUERY_PORT_DEFAULT = 9090;
+/** The alerting API's port: Alertmanager's, so Prometheus and amtool find it where they expect it. */
+export const ALERTING_PORT_DEFAULT = 9093;
 
 /** Seed rules for the ingestion API. */
 export const BATCH_METRICS_MAX = 1_000;

@@ -121,7 +121,7 @@ async function runLayout(layout: Layout, options: PlatformBenchOptions): Promise
     [
       `dataDir: ${JSON.stringify(join(work, 'data'))}`,
       `nats: { port: ${natsPort} }`,
-      'http: { host: 127.0.0.1, queryPort: 0 }',
+      'http: { host: 127.0.0.1, queryPort: 0, alertingPort: 0 }',
       // The limiter runs but never refuses: the benchmark measures throughput, not the limit.
       'ingestion: { rateLimitPerSecond: 1000000, keepAliveTimeoutMs: 30000, influxSingleValueFieldAsMeasurement: true }',
       `plugins: { storage.engine: ${options.engine}, storage.kv: ${options.kv} }`,

@@ -72,7 +72,7 @@ export async function runScenario(file: string, options: RunOptions): Promise<Sc
     ...platformInput,
     dataDir,
     faults: true,
-    http: { host: '127.0.0.1', ingestionPort: 0, queryPort: 0, ...(platformInput.http ?? {}) },
+    http: { host: '127.0.0.1', ingestionPort: 0, queryPort: 0, alertingPort: 0, ...(platformInput.http ?? {}) },
   });
   const startedMs = Date.now();
   const platform = await Platform.start(config);

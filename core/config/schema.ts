@@ -69,6 +69,7 @@ export const configSchema = z
         host: z.string().default('0.0.0.0'),
         ingestionPort: port.default(D.INGESTION_PORT_DEFAULT),
         queryPort: port.default(D.QUERY_PORT_DEFAULT),
+        alertingPort: port.default(D.ALERTING_PORT_DEFAULT),
         /** Listen backlog of the ingestion socket. */
         backlog: z.number().int().positive().default(511),
       })

@@ -94,6 +94,19 @@ export interface AlertRecord {
   resolvedAtMs: number;
   forMs: number;
   keepFiringForMs: number;
+  /** Alerts sent from outside (Alertmanager's `POST /api/v2/alerts`): when it resolves unless sent again. */
+  expiresAtMs?: number;
+  generatorUrl?: string;
+}
+
+/** An alert another system evaluated (Prometheus sending to us as its Alertmanager). */
+export interface ExternalAlert {
+  labels: Record<string, string>;
+  annotations?: Record<string, string>;
+  startsAtMs?: number;
+  /** When it resolves unless sent again; in the past: resolved now. Absent: now + the resolve timeout. */
+  endsAtMs?: number;
+  generatorUrl?: string;
 }
 
 export interface Silence {
@@ -173,6 +186,8 @@ export interface AlertLifecycle {
   start(state: LifecycleState, runtime: LifecycleRuntime): void;
   /** The results of an evaluation; rules that failed (`error`) leave their alerts as they are. */
   observe(evaluations: RuleEvaluation[]): void;
+  /** Alerts evaluated elsewhere: each fires at once and resolves at its `endsAtMs` unless sent again. */
+  receive(alerts: ExternalAlert[]): void;
   alerts(): AlertView[];
   silences(): Silence[];
   /** Creates (or, with an existing id, replaces) a silence; throws a CraftError on bad input. */

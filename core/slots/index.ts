@@ -29,7 +29,7 @@ export const SLOTS = {
   'storage.kv': { owner: 'storage', methods: ['open', 'get', 'getMany', 'iterate', 'batch', 'snapshot', 'bytesOnDisk', 'compactAll', 'close'] },
   'query.evaluator': { owner: 'query', methods: ['evaluate'] },
   'alerting.evaluator': { owner: 'alerting', methods: ['rules', 'evaluate'] },
-  'alerting.lifecycle': { owner: 'alerting', methods: ['initialState', 'fold', 'start', 'observe', 'alerts', 'silences', 'silence', 'expireSilence', 'stop'] },
+  'alerting.lifecycle': { owner: 'alerting', methods: ['initialState', 'fold', 'start', 'observe', 'receive', 'alerts', 'silences', 'silence', 'expireSilence', 'stop'] },
 } as const satisfies Record<SlotName, { owner: string; methods: readonly string[] }>;
 
 export const SLOT_NAMES = Object.keys(SLOTS) as SlotName[];

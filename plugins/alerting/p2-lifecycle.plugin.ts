@@ -25,7 +25,7 @@ import { definePlugin } from '../../core/plugins/define.js';
 import { CraftError } from '../../core/errors.js';
 import { isLabelName } from '../../core/model.js';
 import type { Timer } from '../../core/clock.js';
-import type { AlertLifecycle, AlertRecord, AlertView, GroupRecord, LifecycleEvent, LifecycleRuntime, LifecycleState, Notification, NotifiedAlert, RuleEvaluation, Silence } from '../../core/slots/alerting.js';
+import type { AlertLifecycle, AlertRecord, ExternalAlert, AlertView, GroupRecord, LifecycleEvent, LifecycleRuntime, LifecycleState, Notification, NotifiedAlert, RuleEvaluation, Silence } from '../../core/slots/alerting.js';
 import { alertMachine, type AlertPhase } from './p2-lifecycle/machine.js';
 import { compileInhibitions, inhibitedBy, inhibitRuleSchema, silenceActive, silencedBy } from './p2-lifecycle/muting.js';
 
@@ -44,6 +44,8 @@ const optionsSchema = z
     /** How long a resolved alert stays listed (and can still be notified), ms. */
     resolvedRetentionMs: z.number().int().positive().default(15 * 60_000),
     inhibitRules: z.array(inhibitRuleSchema).default([]),
+    /** How long an alert sent from outside without `endsAt` stays firing unless sent again (Alertmanager's `resolve_timeout`). */
+    resolveTimeoutMs: z.number().int().positive().default(5 * 60_000),
     /** The receiver notifications name (phase 4 routes to several). */
     receiver: z.string().min(1).default('default'),
   })
@@ -96,8 +98,14 @@ export function foldLifecycle(state: LifecycleState, event: LifecycleEvent): Lif
   }
 }
 
+/** The rule name of alerts sent from outside: never matched by an evaluation of our own rules. */
+const externalRule = (labels: Record<string, string>): string => `external:${labels.alertname ?? ''}`;
+
 interface Live {
   rule: string;
+  /** Alerts sent from outside: when they resolve unless sent again. */
+  expiresAtMs?: number;
+  generatorUrl?: string;
   labels: Record<string, string>;
   annotations: Record<string, string>;
   value: number;
@@ -115,6 +123,8 @@ class Lifecycle implements AlertLifecycle {
   private housekeeping: Timer | undefined;
   /** Other timers (a silence's start and end). */
   private readonly timers = new Set<Timer>();
+  /** Expiry of alerts sent from outside. */
+  private readonly expiries = new Map<string, Timer>();
   private readonly inhibitions;
   private stopped = false;
   private silenceSeq = 0;
@@ -144,9 +154,11 @@ class Lifecycle implements AlertLifecycle {
     this.runtime = runtime;
     this.state = state;
     for (const alert of Object.values(state.alerts)) {
-      this.live.set(alert.fingerprint, { rule: alert.rule, labels: alert.labels, annotations: alert.annotations, value: alert.value, forMs: alert.forMs, keepFiringForMs: alert.keepFiringForMs });
+      this.live.set(alert.fingerprint, { rule: alert.rule, labels: alert.labels, annotations: alert.annotations, value: alert.value, forMs: alert.forMs, keepFiringForMs: alert.keepFiringForMs, ...(alert.generatorUrl === undefined ? {} : { generatorUrl: alert.generatorUrl }) });
       this.index(alert.fingerprint, alert.rule);
       if (alert.state === 'resolved') continue;
+      // An outside alert's sender re-sends it while it holds; after a restart it gets a full resolve timeout to do so.
+      if (alert.expiresAtMs !== undefined) this.expireAt(alert.fingerprint, Math.max(alert.expiresAtMs, this.now + this.options.resolveTimeoutMs));
       const phase = alert.state === 'pending' ? 'pending' : alert.clearedAtMs > 0 ? 'keepFiring' : 'firing';
       this.machineFor(alert.fingerprint).send({ type: 'RESTORE', phase, activeAtMs: alert.activeAtMs, firedAtMs: alert.firedAtMs, clearedAtMs: alert.clearedAtMs });
     }
@@ -206,10 +218,47 @@ class Lifecycle implements AlertLifecycle {
     }
   }
 
+  receive(alerts: ExternalAlert[]): void {
+    if (this.stopped) return;
+    const now = this.now;
+    for (const alert of alerts) {
+      const fp = fingerprint(alert.labels);
+      const endsAtMs = alert.endsAtMs ?? now + this.options.resolveTimeoutMs;
+      const known = this.live.has(fp) && this.state.alerts[fp]?.state !== 'resolved';
+      if (endsAtMs <= now) {
+        // Resolved by its sender: clears a firing alert; an alert we never saw firing is ignored.
+        if (known) this.machines.get(fp)?.send({ type: 'CLEARS', atMs: Math.min(endsAtMs, now) });
+        continue;
+      }
+      if (!known && this.live.size >= ALERTS_MAX) {
+        this.runtime.log.error('alert limit reached: alert refused', { limit: ALERTS_MAX, labels: alert.labels });
+        continue;
+      }
+      if (this.state.alerts[fp]?.state === 'resolved') this.machines.delete(fp);
+      this.live.set(fp, { rule: externalRule(alert.labels), labels: alert.labels, annotations: alert.annotations ?? {}, value: Number.NaN, forMs: 0, keepFiringForMs: 0, expiresAtMs: endsAtMs, ...(alert.generatorUrl === undefined ? {} : { generatorUrl: alert.generatorUrl }) });
+      const record = this.state.alerts[fp];
+      if (record !== undefined && record.state !== 'resolved') this.state.alerts[fp] = { ...record, annotations: alert.annotations ?? {}, expiresAtMs: endsAtMs };
+      this.machineFor(fp).send({ type: 'HOLDS', atMs: Math.min(alert.startsAtMs ?? now, now) });
+      this.expireAt(fp, endsAtMs);
+    }
+  }
+
+  private expireAt(fp: string, atMs: number): void {
+    this.expiries.get(fp)?.cancel();
+    this.expiries.set(fp, this.runtime.clock.setTimeout(() => {
+      this.expiries.delete(fp);
+      this.machines.get(fp)?.send({ type: 'CLEARS', atMs });
+    }, Math.max(0, atMs - this.now)));
+  }
+
   /** A machine changed phase: journal the alert's new record, then let its group know. */
   private changed(fp: string, phase: AlertPhase, atMs: number): void {
     const live = this.live.get(fp)!;
     const previous = this.state.alerts[fp];
+    if (phase === 'inactive' || phase === 'resolved') {
+      this.expiries.get(fp)?.cancel();
+      this.expiries.delete(fp);
+    }
     if (phase === 'inactive') {
       this.machines.get(fp)?.stop();
       this.machines.delete(fp);
@@ -219,9 +268,10 @@ class Lifecycle implements AlertLifecycle {
       return;
     }
     const fresh = previous === undefined || previous.state === 'resolved';
+    const outside = { ...(live.expiresAtMs === undefined ? {} : { expiresAtMs: live.expiresAtMs }), ...(live.generatorUrl === undefined ? {} : { generatorUrl: live.generatorUrl }) };
     const base: AlertRecord = fresh
-      ? { fingerprint: fp, rule: live.rule, labels: live.labels, annotations: live.annotations, value: live.value, state: 'pending', activeAtMs: atMs, firedAtMs: 0, clearedAtMs: 0, resolvedAtMs: 0, forMs: live.forMs, keepFiringForMs: live.keepFiringForMs }
-      : { ...previous, annotations: live.annotations, value: live.value };
+      ? { fingerprint: fp, rule: live.rule, labels: live.labels, annotations: live.annotations, value: live.value, state: 'pending', activeAtMs: atMs, firedAtMs: 0, clearedAtMs: 0, resolvedAtMs: 0, forMs: live.forMs, keepFiringForMs: live.keepFiringForMs, ...outside }
+      : { ...previous, annotations: live.annotations, value: live.value, ...outside };
     let record: AlertRecord;
     if (phase === 'pending') record = { ...base, state: 'pending', activeAtMs: atMs };
     else if (phase === 'firing') record = { ...base, state: 'firing', firedAtMs: base.firedAtMs === 0 || base.clearedAtMs === 0 ? atMs : base.firedAtMs, clearedAtMs: 0 };
@@ -419,6 +469,8 @@ class Lifecycle implements AlertLifecycle {
     this.stopped = true;
     for (const timer of this.timers) timer.cancel();
     this.timers.clear();
+    for (const timer of this.expiries.values()) timer.cancel();
+    this.expiries.clear();
     this.housekeeping?.cancel();
     for (const { timer } of this.groupTimers.values()) timer.cancel();
     this.groupTimers.clear();

@@ -23,7 +23,7 @@ export async function startPlatform(t: Test, input: PlatformConfigInput = {}, da
     faults: true,
     ...input,
     dataDir,
-    http: { host: '127.0.0.1', ingestionPort: 0, queryPort: 0, ...(input.http ?? {}) },
+    http: { host: '127.0.0.1', ingestionPort: 0, queryPort: 0, alertingPort: 0, ...(input.http ?? {}) },
   });
   const platform = await Platform.start(config);
   t.teardown(() => platform.stop());

@@ -1,0 +1,215 @@
+/**
+ * The alerting actor's HTTP API (port 9093 by default, Alertmanager's):
+ *
+ *   Alertmanager API v2 (what Prometheus, amtool and Grafana speak)
+ *     POST /api/v2/alerts            alerts evaluated elsewhere (Prometheus's `alerting:` section)
+ *     GET  /api/v2/alerts            firing alerts with their status (active / suppressed)
+ *     GET  /api/v2/silences          silences;  POST /api/v2/silences  → {silenceID}
+ *     GET  /api/v2/silence/{id}      one silence;  DELETE /api/v2/silence/{id}  expires it
+ *     GET  /api/v2/status            version, uptime, configuration
+ *     GET  /-/healthy, /-/ready
+ *   The platform's own
+ *     GET  /api/v1/alerts            every alert: pending, firing, resolved, with what mutes it
+ *     GET  /api/v1/rules             rules and their alerts
+ *     POST /api/v1/rules/reload      re-reads the evaluator's rule files
+ *
+ * Every error is a 4xx/5xx with a JSON body naming the problem; bodies are bounded.
+ */
+import type { AlertLifecycle, AlertView, ExternalAlert, Silence } from '../core/slots/alerting.js';
+import { CraftError } from '../core/errors.js';
+import { isLabelName } from '../core/model.js';
+
+/** Largest request body the API reads, bytes. */
+export const ALERTING_BODY_BYTES_MAX = 4 * 1024 * 1024;
+/** Alerts one `POST /api/v2/alerts` may carry. */
+export const POSTED_ALERTS_MAX = 10_000;
+
+export interface ApiAnswer {
+  status: number;
+  body: string;
+  headers?: Record<string, string>;
+}
+
+export interface AlertingApiHost {
+  lifecycle(): AlertLifecycle;
+  rules(): unknown;
+  reloadRules(): Promise<unknown>;
+  config(): Record<string, unknown>;
+  nowMs(): number;
+  startedAtMs: number;
+  version: string;
+}
+
+const json = (status: number, body: unknown): ApiAnswer => ({ status, body: JSON.stringify(body) });
+const iso = (ms: number): string => new Date(ms).toISOString();
+/** Alertmanager's "zero time" for an alert without an end. */
+const ZERO_TIME = '0001-01-01T00:00:00.000Z';
+
+function badRequest(message: string): never {
+  throw new CraftError('CRAFT_BAD_REQUEST', message);
+}
+
+/** A time as Alertmanager takes it (RFC 3339), or undefined when absent. */
+function timeOf(value: unknown, what: string): number | undefined {
+  if (value === undefined || value === null || value === '' || value === ZERO_TIME) return undefined;
+  if (typeof value !== 'string') badRequest(`${what} must be an RFC 3339 time string`);
+  const ms = Date.parse(value);
+  if (!Number.isFinite(ms)) badRequest(`${what} is not an RFC 3339 time: ${JSON.stringify(value)}`);
+  // Go's zero time and other times before 1970 mean "not set" to Alertmanager's clients.
+  return ms <= 0 ? undefined : ms;
+}
+
+function stringMap(value: unknown, what: string, names: boolean): Record<string, string> {
+  if (value === undefined || value === null) return {};
+  if (typeof value !== 'object' || Array.isArray(value)) badRequest(`${what} must be an object of strings`);
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
+    if (typeof v !== 'string') badRequest(`${what}.${k} must be a string`);
+    if (names && !isLabelName(k)) badRequest(`${what}: ${JSON.stringify(k)} is not a valid label name`);
+    out[k] = v;
+  }
+  return out;
+}
+
+export function parsePostedAlerts(body: unknown): ExternalAlert[] {
+  if (!Array.isArray(body)) badRequest('the body must be a JSON array of alerts');
+  if (body.length > POSTED_ALERTS_MAX) badRequest(`at most ${POSTED_ALERTS_MAX} alerts a request, got ${body.length}`);
+  return body.map((raw: unknown, i) => {
+    if (typeof raw !== 'object' || raw === null) badRequest(`alert ${i} must be an object`);
+    const a = raw as Record<string, unknown>;
+    const labels = stringMap(a.labels, `alert ${i} labels`, true);
+    for (const [k, v] of Object.entries(labels)) if (v === '') delete labels[k];
+    if (Object.keys(labels).length === 0) badRequest(`alert ${i} has no labels`);
+    const startsAtMs = timeOf(a.startsAt, `alert ${i} startsAt`);
+    const endsAtMs = timeOf(a.endsAt, `alert ${i} endsAt`);
+    if (startsAtMs !== undefined && endsAtMs !== undefined && endsAtMs < startsAtMs) badRequest(`alert ${i}: endsAt is before startsAt`);
+    const generatorUrl = typeof a.generatorURL === 'string' && a.generatorURL !== '' ? a.generatorURL : undefined;
+    return {
+      labels,
+      annotations: stringMap(a.annotations, `alert ${i} annotations`, false),
+      ...(startsAtMs === undefined ? {} : { startsAtMs }),
+      ...(endsAtMs === undefined ? {} : { endsAtMs }),
+      ...(generatorUrl === undefined ? {} : { generatorUrl }),
+    };
+  });
+}
+
+/** Alertmanager's matcher shape `{name, value, isRegex, isEqual}` → ours. */
+export function parseSilenceBody(body: unknown, nowMs: number): Omit<Silence, 'createdAtMs' | 'id'> & { id?: string } {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) badRequest('the body must be a silence object');
+  const b = body as Record<string, unknown>;
+  if (!Array.isArray(b.matchers)) badRequest('matchers must be an array of {name, value, isRegex, isEqual?}');
+  const matchers = (b.matchers as unknown[]).map((raw, i) => {
+    const m = (raw ?? {}) as Record<string, unknown>;
+    if (typeof m.name !== 'string' || typeof m.value !== 'string') badRequest(`matcher ${i} needs a string name and value`);
+    const regex = m.isRegex === true;
+    const equal = m.isEqual !== false;
+    return { name: m.name, value: m.value, op: (regex ? (equal ? '=~' : '!~') : equal ? '=' : '!=') as Silence['matchers'][number]['op'] };
+  });
+  const startsAtMs = timeOf(b.startsAt, 'startsAt') ?? nowMs;
+  const endsAtMs = timeOf(b.endsAt, 'endsAt');
+  if (endsAtMs === undefined) badRequest('endsAt is required');
+  return {
+    ...(typeof b.id === 'string' && b.id !== '' ? { id: b.id } : {}),
+    matchers,
+    startsAtMs,
+    endsAtMs,
+    createdBy: typeof b.createdBy === 'string' ? b.createdBy : '',
+    comment: typeof b.comment === 'string' ? b.comment : '',
+  };
+}
+
+function silenceState(silence: Silence, nowMs: number): 'active' | 'pending' | 'expired' {
+  if (nowMs < silence.startsAtMs) return 'pending';
+  return nowMs < silence.endsAtMs ? 'active' : 'expired';
+}
+
+export function gettableSilence(silence: Silence, nowMs: number): unknown {
+  return {
+    id: silence.id,
+    matchers: silence.matchers.map((m) => ({ name: m.name, value: m.value, isRegex: m.op === '=~' || m.op === '!~', isEqual: m.op === '=' || m.op === '=~' })),
+    startsAt: iso(silence.startsAtMs),
+    endsAt: iso(silence.endsAtMs),
+    updatedAt: iso(silence.createdAtMs),
+    createdBy: silence.createdBy,
+    comment: silence.comment,
+    status: { state: silenceState(silence, nowMs) },
+  };
+}
+
+export function gettableAlert(alert: AlertView, receiver: string): unknown {
+  const muted = alert.silencedBy.length > 0 || alert.inhibitedBy.length > 0;
+  return {
+    labels: alert.labels,
+    annotations: alert.annotations,
+    startsAt: iso(alert.firedAtMs || alert.activeAtMs),
+    endsAt: alert.state === 'resolved' ? iso(alert.resolvedAtMs) : alert.expiresAtMs !== undefined ? iso(alert.expiresAtMs) : ZERO_TIME,
+    updatedAt: iso(Math.max(alert.activeAtMs, alert.firedAtMs, alert.clearedAtMs, alert.resolvedAtMs)),
+    fingerprint: alert.fingerprint,
+    receivers: [{ name: receiver }],
+    status: { state: muted ? 'suppressed' : 'active', silencedBy: alert.silencedBy, inhibitedBy: alert.inhibitedBy },
+    generatorURL: alert.generatorUrl ?? '',
+  };
+}
+
+/** Answers one request; `body` is the parsed JSON body of a POST (undefined otherwise). */
+export async function handleAlertingApi(host: AlertingApiHost, method: string, url: URL, body: unknown): Promise<ApiAnswer> {
+  const path = url.pathname;
+  const now = host.nowMs();
+  const lifecycle = host.lifecycle();
+  try {
+    if (path === '/-/healthy' || path === '/-/ready') return { status: 200, body: 'OK', headers: { 'Content-Type': 'text/plain' } };
+    if (path === '/api/v2/status' && method === 'GET') {
+      return json(200, {
+        cluster: { status: 'disabled', peers: [] },
+        versionInfo: { version: host.version, revision: '', branch: '', buildUser: '', buildDate: '', goVersion: '' },
+        config: { original: JSON.stringify(host.config(), null, 2) },
+        uptime: iso(host.startedAtMs),
+      });
+    }
+    if (path === '/api/v2/alerts') {
+      if (method === 'POST') {
+        lifecycle.receive(parsePostedAlerts(body));
+        return json(200, {});
+      }
+      if (method !== 'GET') return json(405, { error: 'method not allowed; use GET or POST' });
+      const flag = (name: string): boolean => url.searchParams.get(name) !== 'false';
+      const receiver = String(host.config().receiver ?? 'default');
+      const alerts = lifecycle.alerts().filter((a) => {
+        if (a.state !== 'firing') return false;
+        const silenced = a.silencedBy.length > 0;
+        const inhibited = a.inhibitedBy.length > 0;
+        if (silenced && !flag('silenced')) return false;
+        if (inhibited && !flag('inhibited')) return false;
+        if (!silenced && !inhibited && !flag('active')) return false;
+        return true;
+      });
+      return json(200, alerts.map((a) => gettableAlert(a, receiver)));
+    }
+    if (path === '/api/v2/silences') {
+      if (method === 'POST') return json(200, { silenceID: lifecycle.silence(parseSilenceBody(body, now)).id });
+      if (method !== 'GET') return json(405, { error: 'method not allowed; use GET or POST' });
+      return json(200, lifecycle.silences().map((s) => gettableSilence(s, now)));
+    }
+    const one = /^\/api\/v2\/silence\/([^/]+)$/.exec(path);
+    if (one !== null) {
+      const id = decodeURIComponent(one[1]!);
+      if (method === 'DELETE') {
+        lifecycle.expireSilence(id);
+        return json(200, {});
+      }
+      if (method !== 'GET') return json(405, { error: 'method not allowed; use GET or DELETE' });
+      const silence = lifecycle.silences().find((s) => s.id === id);
+      return silence === undefined ? json(404, { error: `no silence with id ${JSON.stringify(id)}` }) : json(200, gettableSilence(silence, now));
+    }
+    if (path === '/api/v1/alerts' && method === 'GET') return json(200, { status: 'success', data: { alerts: lifecycle.alerts() } });
+    if (path === '/api/v1/rules' && method === 'GET') return json(200, { status: 'success', data: host.rules() });
+    if (path === '/api/v1/rules/reload' && method === 'POST') return json(200, { status: 'success', data: await host.reloadRules() });
+    return json(404, { error: `no route ${method} ${path}` });
+  } catch (error) {
+    if (error instanceof CraftError && error.code === 'CRAFT_BAD_REQUEST') return json(400, { error: error.message });
+    if (error instanceof CraftError && error.code === 'CRAFT_NOT_FOUND') return json(404, { error: error.message });
+    if (error instanceof CraftError && error.code === 'CRAFT_CONFIG_INVALID') return json(422, { error: error.message });
+    throw error;
+  }
+}

@@ -1,0 +1,139 @@
+/**
+ * The alerting API (Alertmanager's v2 subset and our own), over HTTP against a real platform:
+ * alerts posted as Prometheus posts them fire, group and notify, resolve when their sender says
+ * so; silences through the v2 API mute them; bad input gets a 4xx naming the problem.
+ *
+ * Then Debian's `prometheus` 2.42 itself, with an `alerting:` section pointing at the platform:
+ * a rule it evaluates fires and its notification comes out of our lifecycle. Skipped, saying so,
+ * when no `prometheus` binary is found.
+ */
+import t from 'tap';
+import { spawn, spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { startPlatform } from './helpers/platform.js';
+import { eventually, tempDir } from './helpers/nats.js';
+import { freePort } from '../actors/platform.js';
+import { pdeathsigPrefix } from '../core/nats/server.js';
+import { stopChild } from '../core/child-process.js';
+import { SUBJECTS } from '../core/subjects.js';
+import type { Notification } from '../core/slots/alerting.js';
+
+async function call(port: number, method: string, path: string, body?: unknown): Promise<{ status: number; body: unknown }> {
+  const response = await fetch(`http://127.0.0.1:${port}${path}`, { method, ...(body === undefined ? {} : { body: typeof body === 'string' ? body : JSON.stringify(body), headers: { 'content-type': 'application/json' } }) });
+  const text = await response.text();
+  try {
+    return { status: response.status, body: JSON.parse(text) as unknown };
+  } catch {
+    return { status: response.status, body: text };
+  }
+}
+
+const LIFECYCLE = { id: 'alerting.lifecycle', options: { groupWaitMs: 100, groupIntervalMs: 500, repeatIntervalMs: 3_600_000, groupBy: ['alertname'] } };
+
+t.test('Alertmanager API v2: posted alerts fire and resolve, silences mute them, bad input is refused', async (t) => {
+  const platform = await startPlatform(t, { plugins: { 'ingestion.server': 'craft0.http', 'alerting.lifecycle': LIFECYCLE } });
+  const port = platform.alertingPort;
+  const notifications: Notification[] = [];
+  const subscription = platform.bus.listen<Notification>(SUBJECTS.alertingNotifications, (n) => notifications.push(n));
+  t.teardown(() => subscription.unsubscribe());
+
+  t.same(await call(port, 'GET', '/-/ready'), { status: 200, body: 'OK' });
+  t.match((await call(port, 'GET', '/api/v2/status')).body, { cluster: { status: 'disabled' }, versionInfo: { version: '0.25.0' } });
+
+  const soon = new Date(Date.now() + 60_000).toISOString();
+  const posted = await call(port, 'POST', '/api/v2/alerts', [
+    { labels: { alertname: 'DiskFull', instance: 'db-1' }, annotations: { summary: 'disk 99%' }, startsAt: new Date().toISOString(), endsAt: soon, generatorURL: 'http://prom/graph' },
+    { labels: { alertname: 'DiskFull', instance: 'db-2' }, endsAt: soon },
+  ]);
+  t.equal(posted.status, 200);
+  t.ok(await eventually(() => notifications.length === 1, 10_000), 'one notification for the group');
+  t.same(notifications[0]!.alerts.map((a) => a.labels.instance).sort(), ['db-1', 'db-2']);
+  const listed = (await call(port, 'GET', '/api/v2/alerts')).body as { labels: Record<string, string>; status: { state: string }; generatorURL: string; fingerprint: string }[];
+  t.equal(listed.length, 2);
+  t.match(listed.find((a) => a.labels.instance === 'db-1'), { status: { state: 'active' }, generatorURL: 'http://prom/graph' });
+
+  // A silence through the v2 API.
+  const created = await call(port, 'POST', '/api/v2/silences', { matchers: [{ name: 'instance', value: 'db-2', isRegex: false, isEqual: true }], startsAt: new Date().toISOString(), endsAt: new Date(Date.now() + 3_600_000).toISOString(), createdBy: 'ops', comment: 'replacing the disk' });
+  t.equal(created.status, 200);
+  const id = (created.body as { silenceID: string }).silenceID;
+  t.match((await call(port, 'GET', `/api/v2/silence/${id}`)).body, { id, createdBy: 'ops', status: { state: 'active' }, matchers: [{ name: 'instance', value: 'db-2', isRegex: false, isEqual: true }] });
+  const suppressed = (await call(port, 'GET', '/api/v2/alerts')).body as { labels: Record<string, string>; status: { state: string; silencedBy: string[] } }[];
+  t.same(suppressed.find((a) => a.labels.instance === 'db-2')!.status, { state: 'suppressed', silencedBy: [id], inhibitedBy: [] });
+  t.equal(((await call(port, 'GET', '/api/v2/alerts?silenced=false')).body as unknown[]).length, 1, 'filtered out with silenced=false');
+
+  // The sender resolves db-1 (endsAt in the past): a resolved notification goes out promptly.
+  await call(port, 'POST', '/api/v2/alerts', [{ labels: { alertname: 'DiskFull', instance: 'db-1' }, endsAt: new Date(Date.now() - 1_000).toISOString() }]);
+  t.ok(await eventually(() => notifications.some((n) => n.alerts.some((a) => a.status === 'resolved' && a.labels.instance === 'db-1')), 10_000), 'resolved notified');
+  t.equal((await call(port, 'DELETE', `/api/v2/silence/${id}`)).status, 200);
+  t.match((await call(port, 'GET', `/api/v2/silence/${id}`)).body, { status: { state: 'expired' } });
+  t.match(await call(port, 'GET', '/api/v1/alerts'), { status: 200, body: { status: 'success', data: { alerts: [] } } });
+
+  // Bad input: 4xx with a JSON body that names the problem.
+  const refused: [string, string, unknown, number, RegExp][] = [
+    ['POST', '/api/v2/alerts', '{"not json', 400, /body is not JSON/],
+    ['POST', '/api/v2/alerts', { labels: { a: 'b' } }, 400, /JSON array of alerts/],
+    ['POST', '/api/v2/alerts', [{ labels: {} }], 400, /alert 0 has no labels/],
+    ['POST', '/api/v2/alerts', [{ labels: { '1x': 'y' } }], 400, /not a valid label name/],
+    ['POST', '/api/v2/alerts', [{ labels: { a: 'b' }, startsAt: 'yesterday' }], 400, /not an RFC 3339 time/],
+    ['POST', '/api/v2/silences', { matchers: [{ name: 'a', value: '(', isRegex: true }], endsAt: soon, createdBy: 'x' }, 400, /not a valid regular expression/],
+    ['POST', '/api/v2/silences', { matchers: [{ name: 'a', value: 'b', isRegex: false }], createdBy: 'x' }, 400, /endsAt is required/],
+    ['DELETE', '/api/v2/silence/nope', undefined, 404, /no silence/],
+    ['GET', '/api/v2/nope', undefined, 404, /no route/],
+    ['PUT', '/api/v2/alerts', [], 405, /not allowed/],
+  ];
+  for (const [method, path, body, status, message] of refused) {
+    const answer = await call(port, method, path, body);
+    t.equal(answer.status, status, `${method} ${path} ${JSON.stringify(body)?.slice(0, 40)}`);
+    t.match((answer.body as { error: string }).error, message);
+  }
+  const big = await call(port, 'POST', '/api/v2/alerts', `[${'"x",'.repeat(1_200_000)}"x"]`);
+  t.equal(big.status, 413, 'an oversized body is refused unread');
+});
+
+function findPrometheus(): string | undefined {
+  const fromEnv = process.env.PROMETHEUS_BIN;
+  if (fromEnv !== undefined && fromEnv !== '') return fromEnv;
+  const found = spawnSync('sh', ['-c', 'command -v prometheus'], { encoding: 'utf8' }).stdout.trim();
+  return found === '' ? undefined : found;
+}
+const prometheus = findPrometheus();
+
+t.test('Prometheus 2.42 uses the platform as its Alertmanager: its rule fires and is notified', { skip: prometheus === undefined ? 'prometheus not installed (apt-get install -y prometheus)' : false }, async (t) => {
+  const platform = await startPlatform(t, { plugins: { 'ingestion.server': 'craft0.http', 'alerting.lifecycle': LIFECYCLE } });
+  const notifications: Notification[] = [];
+  const subscription = platform.bus.listen<Notification>(SUBJECTS.alertingNotifications, (n) => notifications.push(n));
+  t.teardown(() => subscription.unsubscribe());
+  const dir = tempDir(t, 'craft-prometheus-am-');
+  const webPort = await freePort();
+  writeFileSync(join(dir, 'rules.yml'), ['groups:', '  - name: always', '    rules:', '      - alert: AlwaysFiring', '        expr: vector(1)', '        labels: { severity: page }', '        annotations: { summary: "fires by design" }', ''].join('\n'));
+  writeFileSync(
+    join(dir, 'prometheus.yml'),
+    [
+      'global: { evaluation_interval: 1s }',
+      `rule_files: [${JSON.stringify(join(dir, 'rules.yml'))}]`,
+      'alerting:',
+      '  alertmanagers:',
+      `    - api_version: v2`,
+      `      static_configs: [{ targets: ['127.0.0.1:${platform.alertingPort}'] }]`,
+      '',
+    ].join('\n'),
+  );
+  // Its first send can come before its Alertmanager list is discovered (dropped); re-send every second, not every minute.
+  const args = [`--config.file=${join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${join(dir, 'tsdb')}`, `--web.listen-address=127.0.0.1:${webPort}`, '--rules.alert.resend-delay=1s'];
+  const [command, ...prefix] = [...pdeathsigPrefix(), prometheus!];
+  const child = spawn(command!, [...prefix, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let log = '';
+  child.stderr!.on('data', (d: Buffer) => (log = (log + d.toString()).slice(-8_000)));
+  t.teardown(() => stopChild(child, 10_000));
+
+  const notified = await eventually(() => notifications.length > 0, 60_000, 200);
+  t.ok(notified, 'a notification came out of our lifecycle', notified ? {} : { prometheusLog: log });
+  const alert = notifications[0]?.alerts[0];
+  t.match(alert, { status: 'firing', labels: { alertname: 'AlwaysFiring', severity: 'page' }, annotations: { summary: 'fires by design' } });
+  const listed = (await call(platform.alertingPort, 'GET', '/api/v2/alerts')).body as { labels: Record<string, string>; generatorURL: string }[];
+  t.match(listed, [{ labels: { alertname: 'AlwaysFiring' } }]);
+  t.match(listed[0]!.generatorURL, /graph\?g0\.expr=vector/, "Prometheus's generator URL is kept");
+  const sent = await fetch(`http://127.0.0.1:${webPort}/metrics`).then((r) => r.text());
+  t.notMatch(sent, /prometheus_notifications_errors_total\{[^}]*\} [1-9]/, 'Prometheus counted no failed notification');
+});
