@@ -26,6 +26,7 @@ import { benchStoragePlatform, LAYOUTS, type Layout } from './bench/storage-plat
 import { benchQuery } from './bench/query.js';
 import { HOURS_MAX, SEED_DEFAULT, SERIES_MAX } from './bench/storage-dataset.js';
 import { renderReport } from './scenario/report.js';
+import { addAlertingCommands } from './alerting.js';
 
 const log = createLogger('craft');
 const program = new Command();
@@ -145,6 +146,8 @@ addPlatformFlags(
     await bus.close();
   }
 });
+
+addAlertingCommands(program, addPlatformFlags);
 
 addPlatformFlags(program.command('status').description('print the live supervision tree of a running platform').option('--json', 'print JSON')).action(
   async (flags: { nats?: string; data?: string; json?: boolean }) => {

@@ -17,7 +17,7 @@ import { freePort } from '../actors/platform.js';
 import { pdeathsigPrefix } from '../core/nats/server.js';
 import { stopChild } from '../core/child-process.js';
 import { SUBJECTS } from '../core/subjects.js';
-import type { Notification } from '../core/slots/alerting.js';
+import type { Notification, Silence } from '../core/slots/alerting.js';
 
 async function call(port: number, method: string, path: string, body?: unknown): Promise<{ status: number; body: unknown }> {
   const response = await fetch(`http://127.0.0.1:${port}${path}`, { method, ...(body === undefined ? {} : { body: typeof body === 'string' ? body : JSON.stringify(body), headers: { 'content-type': 'application/json' } }) });
@@ -136,4 +136,39 @@ t.test('Prometheus 2.42 uses the platform as its Alertmanager: its rule fires an
   t.match(listed[0]!.generatorURL, /graph\?g0\.expr=vector/, "Prometheus's generator URL is kept");
   const sent = await fetch(`http://127.0.0.1:${webPort}/metrics`).then((r) => r.text());
   t.notMatch(sent, /prometheus_notifications_errors_total\{[^}]*\} [1-9]/, 'Prometheus counted no failed notification');
+});
+
+const CLI = new URL('../../bin/craft.js', import.meta.url).pathname;
+function craft(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, CRAFT_LOG: 'warn' } });
+    let stdout = '';
+    let stderr = '';
+    child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.once('exit', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+t.test('craft alerts and craft silence add/list/expire against a running platform', async (t) => {
+  const platform = await startPlatform(t, { plugins: { 'ingestion.server': 'craft0.http', 'alerting.lifecycle': LIFECYCLE } });
+  const nats = ['--nats', platform.natsUrl];
+  await call(platform.alertingPort, 'POST', '/api/v2/alerts', [{ labels: { alertname: 'Backup', job: 'db' }, annotations: { summary: 'backup late' } }]);
+  const added = await craft(['silence', 'add', 'job=db', 'alertname=~"Back.*"', '--duration', '2h', '--comment', 'known', '--author', 'me', ...nats]);
+  t.equal(added.code, 0, added.stderr);
+  const id = /^silence (\S+):/.exec(added.stdout)?.[1];
+  t.ok(id, added.stdout);
+  const listed = JSON.parse((await craft(['silence', 'list', '--json', ...nats])).stdout) as Silence[];
+  t.match(listed, [{ id, createdBy: 'me', comment: 'known', matchers: [{ name: 'job', op: '=', value: 'db' }, { name: 'alertname', op: '=~', value: 'Back.*' }] }]);
+  const alerts = JSON.parse((await craft(['alerts', '--json', ...nats])).stdout) as { labels: Record<string, string>; silencedBy: string[] }[];
+  t.match(alerts, [{ labels: { alertname: 'Backup' }, silencedBy: [id] }]);
+  t.match((await craft(['alerts', ...nats])).stdout, /firing\s+Backup\s+\{"job":"db"\}.*silence /);
+  t.equal((await craft(['silence', 'expire', id!, ...nats])).code, 0);
+  const bad = await craft(['silence', 'add', 'job', '--duration', '1h', ...nats]);
+  t.not(bad.code, 0);
+  t.match(bad.stderr, /not a matcher: "job"/);
+  const neither = await craft(['silence', 'add', 'job=db', ...nats]);
+  t.match(neither.stderr, /give either --duration or --end/);
+  const unknown = await craft(['silence', 'expire', 'nope', ...nats]);
+  t.match(unknown.stderr, /no silence with id "nope"/);
 });
