@@ -18,6 +18,7 @@ import { SUBJECTS, alertEventSubject, handoverSubject } from '../core/subjects.j
 import { QueryClient } from '../core/query/client.js';
 import { QueueClient } from '../core/queue/protocol.js';
 import { encodeBatch, METRIC_NAME_LABEL, type WireSample } from '../core/model.js';
+import { decodeQueueMessage } from '../core/queue/message.js';
 import { currentChoice, type HandoverReply, type HandoverRequest, type PlatformContext } from '../core/platform-context.js';
 import type { AlertEvaluator, AlertLifecycle, AlertView, LifecycleEvent, LifecycleState, Silence } from '../core/slots/alerting.js';
 import type { Timer } from '../core/clock.js';
@@ -27,6 +28,9 @@ import { ALERTING_BODY_BYTES_MAX, handleAlertingApi, type ApiAnswer } from './al
 /** Longest a client may take to send a whole request, and its headers, ms. */
 const HTTP_REQUEST_TIMEOUT_MS = 30_000;
 const HTTP_HEADERS_TIMEOUT_MS = 10_000;
+/** The tap lease the alerting actor asks for, and how often it renews it, ms. */
+const TAP_LEASE_MS = 15_000;
+const TAP_RENEW_MS = 5_000;
 /** Alertmanager's API version we answer as (`/api/v2/status`). */
 const ALERTMANAGER_COMPATIBLE_VERSION = '0.25.0';
 
@@ -80,6 +84,10 @@ export class AlertingActor extends Actor {
   private lifecycleOptions: Record<string, unknown> = {};
   private http: Server | undefined;
   private startedAtMs = 0;
+  /** The ingestion tap while the evaluator streams rules: its subscription and lease renewal. */
+  private tap: { unsubscribe(): void } | undefined;
+  private tapLease: Timer | undefined;
+  private streamedBatches = 0;
 
   constructor(private readonly context: PlatformContext) {
     super('alerting', context);
@@ -117,7 +125,53 @@ export class AlertingActor extends Actor {
     this.evaluator = this.makeEvaluator(choice.id, choice.options);
     this.evaluatorId = choice.id;
     this.schedule();
+    this.tapIfStreaming();
     await this.listen();
+  }
+
+  /**
+   * Follows ingestion's tap while the evaluator decides rules on the sample stream: holds a lease
+   * (renewed every TAP_RENEW_MS for TAP_LEASE_MS) so ingestion publishes what it acknowledges,
+   * skips messages that name none of the streamed metrics, and hands the rest to the evaluator.
+   * The tap is at most once (core NATS): what it misses, the periodic evaluation still sees.
+   */
+  private tapIfStreaming(): void {
+    this.untap();
+    const metrics = this.evaluator.streamMetrics?.();
+    if (metrics === undefined || (metrics !== null && metrics.length === 0) || this.stopped) return;
+    const needles = metrics === null ? undefined : metrics.map((m) => Buffer.from(JSON.stringify(m)));
+    const evaluator = this.evaluator;
+    const subscription = this.bus.nc.subscribe(SUBJECTS.ingestionTap, {
+      callback: (error, message) => {
+        if (error !== null || this.stopped || evaluator !== this.evaluator) return;
+        const data = Buffer.from(message.data.buffer, message.data.byteOffset, message.data.byteLength);
+        if (needles !== undefined && !needles.some((needle) => data.includes(needle))) return;
+        let samples;
+        try {
+          samples = decodeQueueMessage(data.toString('utf8')).flatMap((batch) => batch.samples);
+        } catch (failure) {
+          this.log.warn('undecodable tap message skipped', { error: failure });
+          return;
+        }
+        this.streamedBatches += 1;
+        const results = evaluator.stream!(samples, this.clock.now());
+        if (results.length > 0) this.lifecycle.observe(results);
+      },
+    });
+    this.tap = subscription;
+    const renew = (): void => {
+      if (this.tap !== subscription) return;
+      this.bus.publish(SUBJECTS.ingestionTapLease, { forMs: TAP_LEASE_MS });
+      this.tapLease = this.clock.setTimeout(renew, TAP_RENEW_MS);
+    };
+    renew();
+  }
+
+  private untap(): void {
+    this.tap?.unsubscribe();
+    this.tap = undefined;
+    this.tapLease?.cancel();
+    this.tapLease = undefined;
   }
 
   get port(): number {
@@ -184,6 +238,7 @@ export class AlertingActor extends Actor {
     await this.evaluating;
     this.evaluator = this.makeEvaluator(choice.id, choice.options);
     this.evaluatorId = choice.id;
+    this.tapIfStreaming();
     return { rules: this.evaluator.rules().length };
   }
 
@@ -280,6 +335,7 @@ export class AlertingActor extends Actor {
   protected override async onStop(): Promise<void> {
     this.stopped = true;
     this.timer?.cancel();
+    this.untap();
     await this.closeHttp();
     await this.evaluating;
     this.lifecycle?.stop();
@@ -289,16 +345,18 @@ export class AlertingActor extends Actor {
   protected override async onCrash(): Promise<void> {
     this.stopped = true;
     this.timer?.cancel();
+    this.untap();
     this.lifecycle?.stop();
     await this.closeHttp();
   }
 
-  private rules(): { plugin: string; lifecycle: string; evaluations: number; notifications: number; rules: (ReturnType<AlertEvaluator['rules']>[number] & { alerts: AlertView[] })[] } {
+  private rules(): { plugin: string; lifecycle: string; evaluations: number; streamedBatches: number; notifications: number; rules: (ReturnType<AlertEvaluator['rules']>[number] & { alerts: AlertView[] })[] } {
     const alerts = this.lifecycle.alerts();
     return {
       plugin: this.evaluatorId,
       lifecycle: this.lifecycleId,
       evaluations: this.evaluations,
+      streamedBatches: this.streamedBatches,
       notifications: this.notifications,
       rules: this.evaluator.rules().map((rule) => ({ ...rule, alerts: alerts.filter((a) => a.rule === rule.name) })),
     };
@@ -323,6 +381,7 @@ export class AlertingActor extends Actor {
     const from = this.evaluatorId;
     this.evaluator = this.makeEvaluator(request.plugin, request.options);
     this.evaluatorId = request.plugin;
+    this.tapIfStreaming();
     return { slot: 'alerting.evaluator', from, to: request.plugin, tookMs: this.clock.now() - started, detail: 'alert state stays in the journal; the next evaluation uses the new evaluator' };
   }
 }

@@ -93,6 +93,13 @@ export const SUBJECTS = {
 
   /** Ingestion actor: statistics of the active server plugin. */
   ingestionStats: 'craft.ingestion.stats',
+  /**
+   * Ingestion's tap: every queue message, published (core NATS, at most once) right after the
+   * queue acknowledged it, while someone holds a lease — the alerting actor's streamed rules.
+   */
+  ingestionTap: 'craft.ingestion.tap',
+  /** A lease on the tap `{forMs}`: ingestion publishes on `craft.ingestion.tap` for that long. */
+  ingestionTapLease: 'craft.ingestion.tap.lease',
 } as const;
 
 export type Subject = (typeof SUBJECTS)[keyof typeof SUBJECTS];

@@ -22,6 +22,8 @@ import { QueryClient } from '../query/client.js';
 import { encodeForQueue } from '../queue/message.js';
 
 const DEPTH_CACHE_MS = 1_000;
+/** Longest tap lease one request grants, ms (a lease holder renews it). */
+const TAP_LEASE_MAX_MS = 60_000;
 /** A cached route is asked for again after this long, even without an epoch event. */
 const ROUTE_TTL_MS = 5_000;
 
@@ -39,6 +41,8 @@ export class BusSink implements IngestionSink {
   private route: { value: QueueRoute; atMs: number } | undefined;
   private routing: Promise<QueueRoute> | undefined;
   private readonly unsubscribe: () => void;
+  /** Until when (Date.now() ms) acknowledged messages are also published on the tap. */
+  private tapUntilMs = 0;
 
   constructor(
     private readonly bus: Bus,
@@ -48,7 +52,14 @@ export class BusSink implements IngestionSink {
     this.queue = new QueueClient(bus);
     this.queries = new QueryClient(bus);
     const subscription = bus.nc.subscribe(SUBJECTS.queueEvents, { callback: () => (this.route = undefined) });
-    this.unsubscribe = () => subscription.unsubscribe();
+    const lease = bus.listen<{ forMs?: unknown }>(SUBJECTS.ingestionTapLease, (body) => {
+      const forMs = typeof body?.forMs === 'number' && Number.isFinite(body.forMs) ? Math.min(Math.max(body.forMs, 0), TAP_LEASE_MAX_MS) : 0;
+      this.tapUntilMs = Math.max(this.tapUntilMs, Date.now() + forMs);
+    });
+    this.unsubscribe = () => {
+      subscription.unsubscribe();
+      lease.unsubscribe();
+    };
   }
 
   close(): void {
@@ -75,6 +86,13 @@ export class BusSink implements IngestionSink {
   }
 
   async appendEncoded(client: string, payload: Uint8Array): Promise<AppendAck> {
+    const ack = await this.appendToQueue(client, payload);
+    // Acknowledged: the tap (when leased) sees it now, before storage does.
+    if (this.tapUntilMs > Date.now()) this.bus.nc.publish(SUBJECTS.ingestionTap, payload);
+    return ack;
+  }
+
+  private async appendToQueue(client: string, payload: Uint8Array): Promise<AppendAck> {
     if (this.inFlight >= this.appendInFlightMax) {
       throw new CraftError('CRAFT_OVERLOADED', `appends in flight at APPEND_IN_FLIGHT_MAX=${this.appendInFlightMax}`, { details: { retryAfterS: RETRY_AFTER_S } });
     }

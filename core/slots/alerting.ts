@@ -4,6 +4,7 @@
 import type { Clock } from '../clock.js';
 import type { Logger } from '../log.js';
 import type { QueryRequest, QueryResult } from './query.js';
+import type { WireSample } from '../model.js';
 
 export interface AlertRule {
   name: string;
@@ -65,6 +66,13 @@ export interface AlertEvaluator {
   tickMs?(): number;
   /** Evaluates every rule once at `nowMs`. */
   evaluate(nowMs: number, query: QueryClient): Promise<RuleEvaluation[]>;
+  /**
+   * Evaluators that decide some rules on the sample stream (phase 1's threshold rules): the
+   * metric names those rules read (`null`: any metric; an empty list or absent: no streamed rule).
+   */
+  streamMetrics?(): string[] | null;
+  /** Samples as ingestion acknowledged them; returns an evaluation of every rule they changed. */
+  stream?(samples: WireSample[], nowMs: number): RuleEvaluation[];
 }
 
 export interface AlertingContext {

@@ -21,6 +21,8 @@ import { parseRulesDsl } from '../../core/rules/dsl.js';
 import { parseTemplate, renderTemplate, formatNumber } from '../../core/rules/template.js';
 import type { AlertEvaluator, AlertInstance, AlertRule, QueryClient, RuleEvaluation } from '../../core/slots/alerting.js';
 import type { Logger } from '../../core/log.js';
+import type { WireSample } from '../../core/model.js';
+import { StreamedRule, thresholdOf } from './p1-rules/stream.js';
 
 /** The seed's rules (craft0.polling-alerts) when no rule file is given. */
 const SEED_RULES: SeedAlertRule[] = [
@@ -44,6 +46,10 @@ const optionsSchema = z
     externalLabels: z.record(z.string(), z.string()).default({}),
     /** Each rule's query deadline, ms. */
     queryTimeoutMs: z.number().int().positive().default(10_000),
+    /** Decide threshold rules (`selector > number`) on each sample as ingestion acknowledges it, too. */
+    stream: z.boolean().default(true),
+    /** How long a streamed sample stands for its series (PromQL's lookback), ms. */
+    lookbackMs: z.number().int().positive().default(5 * 60_000),
     /** The seed's rules (the platform config's `alerting.rules`): used when no file or text is given. */
     rules: z.array(alertRuleSchema).min(1).optional(),
   })
@@ -60,6 +66,9 @@ interface CompiledRule {
   rule: AlertingRule;
   labels: [string, ReturnType<typeof parseTemplate>][];
   annotations: [string, ReturnType<typeof parseTemplate>][];
+  /** A threshold rule the sample stream decides too (p1-rules/stream.ts). */
+  streamed: StreamedRule | undefined;
+  group: CompiledGroup;
 }
 
 interface CompiledGroup {
@@ -73,6 +82,8 @@ interface CompiledGroup {
 
 class RuleEvaluator implements AlertEvaluator {
   private readonly groups: CompiledGroup[];
+  private readonly streamedByMetric = new Map<string, CompiledRule[]>();
+  private readonly streamedAnyMetric: CompiledRule[] = [];
 
   constructor(private readonly options: Options, private readonly log: Logger) {
     const groups: RuleGroup[] = options.files.flatMap((file) => loadRuleFile(file));
@@ -85,20 +96,41 @@ class RuleEvaluator implements AlertEvaluator {
     this.groups = groups.map((g) => {
       if (names.has(g.name)) throw new Error(`rule group ${JSON.stringify(g.name)} is defined twice (${g.file})`);
       names.add(g.name);
-      return {
-        name: g.name,
-        file: g.file,
-        intervalMs: g.interval ?? options.intervalMs,
-        lastMs: -Infinity,
-        rules: g.rules
-          .filter((r): r is AlertingRule => !isRecordingRule(r))
-          .map((rule) => ({
+      const group: CompiledGroup = { name: g.name, file: g.file, intervalMs: g.interval ?? options.intervalMs, lastMs: -Infinity, rules: [] };
+      group.rules = g.rules
+        .filter((r): r is AlertingRule => !isRecordingRule(r))
+        .map((rule) => {
+          const threshold = options.stream ? thresholdOf(rule.expr) : undefined;
+          return {
             rule,
+            group,
             labels: Object.entries(rule.labels ?? {}).map(([k, v]) => [k, parseTemplate(v)] as [string, ReturnType<typeof parseTemplate>]),
             annotations: Object.entries(rule.annotations ?? {}).map(([k, v]) => [k, parseTemplate(v)] as [string, ReturnType<typeof parseTemplate>]),
-          })),
-      };
+            streamed: threshold === undefined ? undefined : new StreamedRule(threshold, options.lookbackMs),
+          };
+        });
+      return group;
     });
+    for (const compiled of this.groups.flatMap((g) => g.rules)) {
+      if (compiled.streamed === undefined) continue;
+      const metric = compiled.streamed.threshold.metric;
+      if (metric === undefined) this.streamedAnyMetric.push(compiled);
+      else this.streamedByMetric.set(metric, [...(this.streamedByMetric.get(metric) ?? []), compiled]);
+    }
+  }
+
+  streamMetrics(): string[] | null {
+    return this.streamedAnyMetric.length > 0 ? null : [...this.streamedByMetric.keys()];
+  }
+
+  stream(samples: WireSample[], nowMs: number): RuleEvaluation[] {
+    const changed = new Set<CompiledRule>();
+    for (const [labels, timestampMs, value] of samples) {
+      const byName = this.streamedByMetric.get(labels[METRIC_NAME_LABEL] ?? '');
+      if (byName !== undefined) for (const compiled of byName) if (compiled.streamed!.offer(labels, timestampMs, value, nowMs)) changed.add(compiled);
+      for (const compiled of this.streamedAnyMetric) if (compiled.streamed!.offer(labels, timestampMs, value, nowMs)) changed.add(compiled);
+    }
+    return [...changed].map((compiled) => this.toEvaluation(compiled, nowMs, () => compiled.streamed!.holding(nowMs)));
   }
 
   rules(): AlertRule[] {
@@ -128,27 +160,46 @@ class RuleEvaluator implements AlertEvaluator {
       const atMs = Math.floor(nowMs / group.intervalMs) * group.intervalMs;
       if (atMs <= group.lastMs) continue;
       group.lastMs = atMs;
-      for (const compiled of group.rules) out.push(await this.evaluateRule(group, compiled, atMs, query));
+      for (const compiled of group.rules) out.push(await this.evaluateRule(group, compiled, atMs, nowMs, query));
     }
     return out;
   }
 
-  private async evaluateRule(group: CompiledGroup, { rule, labels, annotations }: CompiledRule, atMs: number, query: QueryClient): Promise<RuleEvaluation> {
-    const base = {
-      rule: rule.alert,
-      labels: rule.labels ?? {},
-      forMs: rule.for ?? 0,
-      keepFiringForMs: rule.keep_firing_for ?? 0,
-      group: group.name,
-      evaluatedAtMs: atMs,
-    };
+  private async evaluateRule(group: CompiledGroup, compiled: CompiledRule, atMs: number, nowMs: number, query: QueryClient): Promise<RuleEvaluation> {
+    const { rule } = compiled;
+    let result;
     try {
-      const result = await query.query({ expr: rule.expr, timeMs: atMs, timeoutMs: this.options.queryTimeoutMs });
+      result = await query.query({ expr: rule.expr, timeMs: atMs, timeoutMs: this.options.queryTimeoutMs });
       if (result.resultType !== 'vector') throw new Error(`an alerting rule must give an instant vector, not a ${result.resultType}`);
-      if (result.result.length > ALERTS_PER_RULE_MAX) throw new Error(`the rule gave ${result.result.length} alerts, more than the limit of ${ALERTS_PER_RULE_MAX}`);
+    } catch (error) {
+      return this.failed(compiled, atMs, error);
+    }
+    const vector = result.result;
+    if (compiled.streamed === undefined) return this.toEvaluation(compiled, atMs, () => vector);
+    // A streamed rule: the stream's verdict where it saw a fresh sample, this result elsewhere.
+    compiled.streamed.setPeriodic(vector, nowMs);
+    return this.toEvaluation(compiled, atMs, () => compiled.streamed!.holding(nowMs));
+  }
+
+  private failed({ rule, group }: CompiledRule, atMs: number, error: unknown): RuleEvaluation {
+    const message = (error as Error).message;
+    this.log.warn('alerting rule evaluation failed', { rule: rule.alert, group: group.name, error: message });
+    return { ...this.base({ rule, group } as CompiledRule, atMs), active: false, value: null, summary: `evaluation failed: ${message}`, alerts: [], error: message };
+  }
+
+  private base({ rule, group }: CompiledRule, atMs: number): Omit<RuleEvaluation, 'active' | 'value' | 'summary'> {
+    return { rule: rule.alert, labels: rule.labels ?? {}, forMs: rule.for ?? 0, keepFiringForMs: rule.keep_firing_for ?? 0, group: group.name, evaluatedAtMs: atMs };
+  }
+
+  /** The rule's alerts from the series that hold: labels and annotations rendered per series. */
+  private toEvaluation(compiled: CompiledRule, atMs: number, holding: () => { labels: Record<string, string>; value: number }[]): RuleEvaluation {
+    const { rule, labels, annotations } = compiled;
+    try {
+      const series = holding();
+      if (series.length > ALERTS_PER_RULE_MAX) throw new Error(`the rule gave ${series.length} alerts, more than the limit of ${ALERTS_PER_RULE_MAX}`);
       const alerts: AlertInstance[] = [];
       const seen = new Set<string>();
-      for (const sample of result.result) {
+      for (const sample of series) {
         const seriesLabels = { ...sample.labels };
         delete seriesLabels[METRIC_NAME_LABEL];
         const data = { labels: seriesLabels, value: sample.value, externalLabels: this.options.externalLabels };
@@ -166,16 +217,14 @@ class RuleEvaluator implements AlertEvaluator {
       }
       const first = alerts[0];
       return {
-        ...base,
+        ...this.base(compiled, atMs),
         active: alerts.length > 0,
         value: first?.value ?? null,
         summary: first === undefined ? `${rule.expr}: no series` : (first.annotations.summary ?? `${rule.expr} = ${formatNumber(first.value)}${alerts.length > 1 ? ` (+${alerts.length - 1} more)` : ''}`),
         alerts,
       };
     } catch (error) {
-      const message = (error as Error).message;
-      this.log.warn('alerting rule evaluation failed', { rule: rule.alert, group: group.name, error: message });
-      return { ...base, active: false, value: null, summary: `evaluation failed: ${message}`, alerts: [], error: message };
+      return this.failed(compiled, atMs, error);
     }
   }
 }
