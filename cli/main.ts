@@ -24,6 +24,7 @@ import { benchIngestion, benchTargets, parseTarget, WORKLOADS } from './bench/in
 import { benchStorage, parseStorageTarget, storageTargets } from './bench/storage.js';
 import { benchStoragePlatform, LAYOUTS, type Layout } from './bench/storage-platform.js';
 import { benchQuery } from './bench/query.js';
+import { benchAlerting } from './bench/alerting.js';
 import { HOURS_MAX, SEED_DEFAULT, SERIES_MAX } from './bench/storage-dataset.js';
 import { renderReport } from './scenario/report.js';
 import { addAlertingCommands } from './alerting.js';
@@ -242,7 +243,7 @@ program
 program
   .command('bench')
   .description('benchmarks; `craft bench ingestion` runs every ingestion phase under the same workloads, `craft bench storage` every storage engine on every KV engine')
-  .argument('<what>', 'ingestion | storage | query')
+  .argument('<what>', 'ingestion | storage | query | alerting')
   .option('--duration <s>', 'ingestion: seconds per run', '10')
   .option(
     '--phases <ids>',
@@ -251,12 +252,22 @@ program
   .option('--workloads <ids>', `ingestion: comma-separated workloads (default all): ${WORKLOADS.map((w) => w.id).join(',')}`)
   .option('--series <n>', 'storage: series in the dataset (default 1000, at most 10000)')
   .option('--hours <h>', 'storage: hours of 15 s scrapes per series (default 24)')
+  .option('--rules <n>', 'alerting: threshold rules evaluated (default 1000)')
+  .option('--runs <n>', 'alerting: detection-latency runs (default 20)')
   .option('--out <dir>', 'where results go', 'docs/results')
   .option('--platform', 'storage: send the dataset through `craft up` (POST /write → queue → storage actor) and measure applied vs acknowledged samples/s and ack → queryable lag, instead of the in-process engines')
   .option('--connections <n>', 'storage --platform: concurrent keep-alive connections', '8')
   .option('--lines <n>', 'storage --platform: lines (samples) a request', '1000')
   .option('--layouts <ids>', 'storage --platform: where the actors run, comma-separated: one (all in one process, the default of craft up), split (queue and storage in processes of their own), backlog (storage started after the load); default all three')
-  .action(async (what: string, flags: { duration: string; phases?: string; workloads?: string; series?: string; hours?: string; out: string; platform?: boolean; connections: string; lines: string; layouts?: string }) => {
+  .action(async (what: string, flags: { duration: string; phases?: string; workloads?: string; series?: string; hours?: string; out: string; platform?: boolean; connections: string; lines: string; layouts?: string; rules?: string; runs?: string }) => {
+    if (what === 'alerting') {
+      const rules = Number(flags.rules ?? 1_000);
+      const runs = Number(flags.runs ?? 20);
+      if (!(Number.isInteger(rules) && rules >= 1 && rules <= 100_000 && Number.isInteger(runs) && runs >= 1 && runs <= 1_000)) throw new CraftError('CRAFT_BAD_REQUEST', '--rules must be an integer 1–100000 and --runs 1–1000');
+      const command = ['node bin/craft.js bench alerting', ...(flags.rules === undefined ? [] : [`--rules ${rules}`]), ...(flags.runs === undefined ? [] : [`--runs ${runs}`])].join(' ');
+      await benchAlerting({ rules, latencyRuns: runs, outDir: flags.out, command });
+      return;
+    }
     if (what === 'storage' && flags.platform === true) {
       const { registry } = await PluginRegistry.load();
       const dataset = { series: Number(flags.series ?? 1_000), hours: Number(flags.hours ?? 24), seed: SEED_DEFAULT };
@@ -301,7 +312,7 @@ program
       await benchQuery({ dataset, phases, outDir: flags.out, command });
       return;
     }
-    if (what !== 'ingestion') throw new CraftError('CRAFT_BAD_REQUEST', `unknown benchmark ${what}; available: ingestion, storage, query`);
+    if (what !== 'ingestion') throw new CraftError('CRAFT_BAD_REQUEST', `unknown benchmark ${what}; available: ingestion, storage, query, alerting`);
     const targets = flags.phases?.split(',') ?? (await benchTargets());
     // `bare`, or an ingestion server plugin with options it accepts (`ingestion.event-driven:loops=2,http=node`).
     const { registry } = await PluginRegistry.load();

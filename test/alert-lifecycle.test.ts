@@ -350,3 +350,22 @@ t.test('property: every alert that fires and stays firing past group_wait is not
   );
   t.pass('200 random histories');
 });
+
+t.test('property: the fingerprint is FNV-1a 64 over the sorted label pairs (a BigInt reference)', async (t) => {
+  const reference = (labels: Record<string, string>): string => {
+    let hash = 0xcbf29ce484222325n;
+    const step = (byte: number): void => {
+      hash = ((hash ^ BigInt(byte)) * 0x100000001b3n) & 0xffffffffffffffffn;
+    };
+    const encoder = new TextEncoder();
+    for (const name of Object.keys(labels).sort()) {
+      for (const byte of encoder.encode(name)) step(byte);
+      step(0xff);
+      for (const byte of encoder.encode(labels[name]!)) step(byte);
+      step(0xff);
+    }
+    return hash.toString(16).padStart(16, '0');
+  };
+  fc.assert(fc.property(fc.dictionary(fc.string({ minLength: 1, maxLength: 8 }), fc.string({ maxLength: 20, unit: 'binary' })), (labels) => fingerprint(labels) === reference(labels)), { numRuns: 1_000 });
+  t.pass('1,000 label sets');
+});

@@ -52,51 +52,74 @@ const optionsSchema = z
   .strict();
 type Options = z.infer<typeof optionsSchema>;
 
-/** Alertmanager-style fingerprint: FNV-1a 64 over the sorted label pairs, 16 hex digits. */
+/**
+ * Alertmanager-style fingerprint: FNV-1a 64 over the sorted label pairs (each name and value
+ * followed by 0xff), 16 hex digits. The 64-bit product is kept in two 32-bit halves.
+ */
 export function fingerprint(labels: Record<string, string>): string {
-  let hash = 0xcbf29ce484222325n;
-  const prime = 0x100000001b3n;
-  const mask = 0xffffffffffffffffn;
+  let hi = 0xcbf29ce4;
+  let lo = 0x84222325;
   const step = (byte: number): void => {
-    hash ^= BigInt(byte);
-    hash = (hash * prime) & mask;
+    lo ^= byte;
+    // (hi·2^32 + lo) · (2^40 + 0x1b3) mod 2^64
+    const low = (lo >>> 0) * 0x1b3;
+    const carry = Math.floor(low / 0x1_0000_0000);
+    hi = (Math.imul(hi, 0x1b3) + ((lo << 8) >>> 0) + carry) >>> 0;
+    lo = low >>> 0;
   };
-  const bytes = new TextEncoder();
-  for (const name of Object.keys(labels).sort()) {
-    for (const b of bytes.encode(name)) step(b);
+  const text = (value: string): void => {
+    for (let i = 0; i < value.length; i++) {
+      const code = value.charCodeAt(i);
+      if (code < 0x80) step(code);
+      else {
+        for (const byte of encoder.encode(value.slice(i))) step(byte);
+        return;
+      }
+    }
+  };
+  const names = Object.keys(labels).sort();
+  for (const name of names) {
+    text(name);
     step(0xff);
-    for (const b of bytes.encode(labels[name]!)) step(b);
+    text(labels[name]!);
     step(0xff);
   }
-  return hash.toString(16).padStart(16, '0');
+  return (hi >>> 0).toString(16).padStart(8, '0') + (lo >>> 0).toString(16).padStart(8, '0');
 }
+
+const encoder = new TextEncoder();
 
 export function initialLifecycleState(): LifecycleState {
   return { alerts: {}, silences: {}, groups: {}, notifications: 0 };
 }
 
+/**
+ * The journal's fold. It changes `state` in place (a copy per event would make each event cost
+ * the size of the state); whoever needs the state unchanged keeps a copy (`start` takes one).
+ */
 export function foldLifecycle(state: LifecycleState, event: LifecycleEvent): LifecycleState {
   switch (event.type) {
     case 'alert':
-      return { ...state, alerts: { ...state.alerts, [event.alert.fingerprint]: event.alert } };
-    case 'alert-dropped': {
-      const alerts = { ...state.alerts };
-      delete alerts[event.fingerprint];
-      return { ...state, alerts };
-    }
+      state.alerts[event.alert.fingerprint] = event.alert;
+      return state;
+    case 'alert-dropped':
+      delete state.alerts[event.fingerprint];
+      return state;
     case 'silence':
-      return { ...state, silences: { ...state.silences, [event.silence.id]: event.silence } };
+      state.silences[event.silence.id] = event.silence;
+      return state;
     case 'notified': {
       const n = event.notification;
-      const groups = { ...state.groups };
       const firing = n.alerts.filter((a) => a.status === 'firing').map((a) => a.fingerprint).sort();
       // A group with nothing firing any more is finished: the next alert starts it anew (group_wait).
-      if (firing.length === 0) delete groups[n.groupKey];
-      else groups[n.groupKey] = { count: (state.groups[n.groupKey]?.count ?? 0) + 1, lastAtMs: n.atMs, firing };
-      return { ...state, groups, notifications: state.notifications + 1 };
+      if (firing.length === 0) delete state.groups[n.groupKey];
+      else state.groups[n.groupKey] = { count: (state.groups[n.groupKey]?.count ?? 0) + 1, lastAtMs: n.atMs, firing };
+      state.notifications += 1;
+      return state;
     }
   }
 }
+
 
 /** The rule name of alerts sent from outside: never matched by an evaluation of our own rules. */
 const externalRule = (labels: Record<string, string>): string => `external:${labels.alertname ?? ''}`;
@@ -125,6 +148,7 @@ class Lifecycle implements AlertLifecycle {
   private readonly timers = new Set<Timer>();
   /** Expiry of alerts sent from outside. */
   private readonly expiries = new Map<string, Timer>();
+  private readonly groupKeys = new Map<string, string>();
   private readonly inhibitions;
   private stopped = false;
   private silenceSeq = 0;
@@ -152,7 +176,8 @@ class Lifecycle implements AlertLifecycle {
 
   start(state: LifecycleState, runtime: LifecycleRuntime): void {
     this.runtime = runtime;
-    this.state = state;
+    // Our own copy: the fold changes state in place, and the journal folds the same events into its own.
+    this.state = structuredClone(state);
     for (const alert of Object.values(state.alerts)) {
       this.live.set(alert.fingerprint, { rule: alert.rule, labels: alert.labels, annotations: alert.annotations, value: alert.value, forMs: alert.forMs, keepFiringForMs: alert.keepFiringForMs, ...(alert.generatorUrl === undefined ? {} : { generatorUrl: alert.generatorUrl }) });
       this.index(alert.fingerprint, alert.rule);
@@ -282,10 +307,21 @@ class Lifecycle implements AlertLifecycle {
     }
     this.emit({ type: 'alert', alert: record });
     if (record.state !== 'pending' && phase !== 'keepFiring') {
-      const { key } = this.groupOf(record.labels);
+      const key = this.groupKeyOf(record);
       // Resolved: notified at once. Firing: after group_wait for a new group, else at the group's next interval.
       this.scheduleFlush(key, record.state === 'resolved' ? this.now : this.nextFlushMs(key));
     }
+  }
+
+  /** The group key of an alert (cached: an alert's labels never change). */
+  private groupKeyOf(alert: AlertRecord): string {
+    let key = this.groupKeys.get(alert.fingerprint);
+    if (key === undefined) {
+      key = this.groupOf(alert.labels).key;
+      if (this.groupKeys.size >= ALERTS_MAX * 2) this.groupKeys.clear();
+      this.groupKeys.set(alert.fingerprint, key);
+    }
+    return key;
   }
 
   private groupOf(labels: Record<string, string>): { key: string; labels: Record<string, string> } {
@@ -297,7 +333,7 @@ class Lifecycle implements AlertLifecycle {
   }
 
   private members(key: string): AlertRecord[] {
-    return Object.values(this.state.alerts).filter((a) => this.groupOf(a.labels).key === key);
+    return Object.values(this.state.alerts).filter((a) => this.groupKeyOf(a) === key);
   }
 
   /**
@@ -358,7 +394,7 @@ class Lifecycle implements AlertLifecycle {
   }
 
   private notification(key: string, group: GroupRecord | undefined, alerts: NotifiedAlert[], atMs: number, silent: boolean): Notification {
-    const sample = alerts[0] ?? Object.values(this.state.alerts).find((a) => this.groupOf(a.labels).key === key);
+    const sample = alerts[0] ?? Object.values(this.state.alerts).find((a) => this.groupKeyOf(a) === key);
     return {
       id: `${key}/${this.state.notifications + 1}${silent ? '-closed' : ''}`,
       groupKey: key,
@@ -393,7 +429,7 @@ class Lifecycle implements AlertLifecycle {
 
   /** Looks again at every group that has notified something or has a firing alert (muting may have changed). */
   private touchAllGroups(): void {
-    const keys = new Set([...Object.keys(this.state.groups), ...Object.values(this.state.alerts).filter((a) => a.state === 'firing').map((a) => this.groupOf(a.labels).key)]);
+    const keys = new Set([...Object.keys(this.state.groups), ...Object.values(this.state.alerts).filter((a) => a.state === 'firing').map((a) => this.groupKeyOf(a))]);
     for (const key of keys) this.scheduleFlush(key, this.nextFlushMs(key));
   }
 
