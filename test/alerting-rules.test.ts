@@ -207,3 +207,15 @@ t.test('platform: a streamed threshold rule fires from the sample stream, long b
   const rules = await platform.bus.request<{ streamedBatches: number }>(SUBJECTS.alertingRules, {});
   t.ok(rules.streamedBatches >= 2, `${rules.streamedBatches} tapped batches`);
 });
+
+t.test('stream(): a sample reaches every streamed rule that matches it, through the label index', async (t) => {
+  const evaluator = rules({ text: 'alert Exact when m{a="1"} > 5\nalert Regex when m{a=~"1|2"} > 5\nalert Any when m > 5\nalert Other when n{a="1"} > 5\nalert Periodic when rate(m[5m]) > 5\n' });
+  t.same(evaluator.streamMetrics?.()?.sort(), ['m', 'n']);
+  const now = 10 * MIN;
+  const fired = (samples: WireSample[]): string[] => evaluator.stream!(samples, now).filter((r) => r.active).map((r) => r.rule).sort();
+  t.same(fired([[{ __name__: 'm', a: '1' }, now, 9]]), ['Any', 'Exact', 'Regex']);
+  t.same(fired([[{ __name__: 'm', a: '2' }, now, 9]]), ['Any', 'Regex']);
+  t.same(fired([[{ __name__: 'm', a: '3' }, now, 9]]), ['Any']);
+  t.same(fired([[{ __name__: 'm' }, now, 9]]), ['Any']);
+  t.same(evaluator.stream!([[{ __name__: 'm', a: '1' }, now + 1, 1]], now).map((r) => [r.rule, r.alerts!.map((a) => a.labels.a)]).sort(), [['Any', ['2', '3', undefined]], ['Exact', []], ['Regex', ['2']]].sort(), 'a drop under the threshold clears only that series');
+});

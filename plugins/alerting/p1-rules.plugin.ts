@@ -82,7 +82,8 @@ interface CompiledGroup {
 
 class RuleEvaluator implements AlertEvaluator {
   private readonly groups: CompiledGroup[];
-  private readonly streamedByMetric = new Map<string, CompiledRule[]>();
+  /** Streamed rules by metric name, then by one `label="value"` matcher each has (if any): a sample meets only the rules it can match. */
+  private readonly streamedByMetric = new Map<string, { byLabel: Map<string, Map<string, CompiledRule[]>>; other: CompiledRule[] }>();
   private readonly streamedAnyMetric: CompiledRule[] = [];
 
   constructor(private readonly options: Options, private readonly log: Logger) {
@@ -114,8 +115,20 @@ class RuleEvaluator implements AlertEvaluator {
     for (const compiled of this.groups.flatMap((g) => g.rules)) {
       if (compiled.streamed === undefined) continue;
       const metric = compiled.streamed.threshold.metric;
-      if (metric === undefined) this.streamedAnyMetric.push(compiled);
-      else this.streamedByMetric.set(metric, [...(this.streamedByMetric.get(metric) ?? []), compiled]);
+      if (metric === undefined) {
+        this.streamedAnyMetric.push(compiled);
+        continue;
+      }
+      let entry = this.streamedByMetric.get(metric);
+      if (entry === undefined) this.streamedByMetric.set(metric, (entry = { byLabel: new Map(), other: [] }));
+      const equal = compiled.streamed.threshold.matchers.find((m) => m.op === '=' && m.name !== METRIC_NAME_LABEL && m.value !== '');
+      if (equal === undefined) {
+        entry.other.push(compiled);
+        continue;
+      }
+      let values = entry.byLabel.get(equal.name);
+      if (values === undefined) entry.byLabel.set(equal.name, (values = new Map()));
+      values.set(equal.value, [...(values.get(equal.value) ?? []), compiled]);
     }
   }
 
@@ -127,7 +140,13 @@ class RuleEvaluator implements AlertEvaluator {
     const changed = new Set<CompiledRule>();
     for (const [labels, timestampMs, value] of samples) {
       const byName = this.streamedByMetric.get(labels[METRIC_NAME_LABEL] ?? '');
-      if (byName !== undefined) for (const compiled of byName) if (compiled.streamed!.offer(labels, timestampMs, value, nowMs)) changed.add(compiled);
+      if (byName !== undefined) {
+        for (const compiled of byName.other) if (compiled.streamed!.offer(labels, timestampMs, value, nowMs)) changed.add(compiled);
+        for (const [name, values] of byName.byLabel) {
+          const candidates = values.get(labels[name] ?? '');
+          if (candidates !== undefined) for (const compiled of candidates) if (compiled.streamed!.offer(labels, timestampMs, value, nowMs)) changed.add(compiled);
+        }
+      }
       for (const compiled of this.streamedAnyMetric) if (compiled.streamed!.offer(labels, timestampMs, value, nowMs)) changed.add(compiled);
     }
     return [...changed].map((compiled) => this.toEvaluation(compiled, nowMs, () => compiled.streamed!.holding(nowMs)));

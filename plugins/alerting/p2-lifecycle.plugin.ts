@@ -149,6 +149,8 @@ class Lifecycle implements AlertLifecycle {
   /** Expiry of alerts sent from outside. */
   private readonly expiries = new Map<string, Timer>();
   private readonly groupKeys = new Map<string, string>();
+  /** Group key → fingerprints of the alerts in it. */
+  private readonly groupMembers = new Map<string, Set<string>>();
   private readonly inhibitions;
   private stopped = false;
   private silenceSeq = 0;
@@ -166,8 +168,20 @@ class Lifecycle implements AlertLifecycle {
   }
 
   private emit(event: LifecycleEvent): void {
+    if (event.type === 'alert-dropped') {
+      const alert = this.state.alerts[event.fingerprint];
+      if (alert !== undefined) this.groupMembers.get(this.groupKeyOf(alert))?.delete(event.fingerprint);
+    }
     this.state = foldLifecycle(this.state, event);
+    if (event.type === 'alert') this.indexMember(event.alert);
     this.runtime.emit(event);
+  }
+
+  private indexMember(alert: AlertRecord): void {
+    const key = this.groupKeyOf(alert);
+    let members = this.groupMembers.get(key);
+    if (members === undefined) this.groupMembers.set(key, (members = new Set()));
+    members.add(alert.fingerprint);
   }
 
   private get now(): number {
@@ -178,6 +192,7 @@ class Lifecycle implements AlertLifecycle {
     this.runtime = runtime;
     // Our own copy: the fold changes state in place, and the journal folds the same events into its own.
     this.state = structuredClone(state);
+    for (const alert of Object.values(this.state.alerts)) this.indexMember(alert);
     for (const alert of Object.values(state.alerts)) {
       this.live.set(alert.fingerprint, { rule: alert.rule, labels: alert.labels, annotations: alert.annotations, value: alert.value, forMs: alert.forMs, keepFiringForMs: alert.keepFiringForMs, ...(alert.generatorUrl === undefined ? {} : { generatorUrl: alert.generatorUrl }) });
       this.index(alert.fingerprint, alert.rule);
@@ -333,7 +348,12 @@ class Lifecycle implements AlertLifecycle {
   }
 
   private members(key: string): AlertRecord[] {
-    return Object.values(this.state.alerts).filter((a) => this.groupKeyOf(a) === key);
+    const out: AlertRecord[] = [];
+    for (const fp of this.groupMembers.get(key) ?? []) {
+      const alert = this.state.alerts[fp];
+      if (alert !== undefined) out.push(alert);
+    }
+    return out;
   }
 
   /**
@@ -360,8 +380,11 @@ class Lifecycle implements AlertLifecycle {
     this.groupTimers.set(key, { atMs, timer });
   }
 
-  private muted(alert: AlertRecord): boolean {
-    return silencedBy(Object.values(this.state.silences), alert.labels, this.now).length > 0 || inhibitedBy(this.inhibitions, Object.values(this.state.alerts), alert).length > 0;
+  /** `all`: every alert, when the caller has the list already (inhibition looks at all of them). */
+  private muted(alert: AlertRecord, all?: () => AlertRecord[]): boolean {
+    const silences = Object.values(this.state.silences);
+    if (silences.length > 0 && silencedBy(silences, alert.labels, this.now).length > 0) return true;
+    return this.inhibitions.length > 0 && inhibitedBy(this.inhibitions, all?.() ?? Object.values(this.state.alerts), alert).length > 0;
   }
 
   /** Sends the group's notification when its firing set changed, an alert resolved, or the repeat interval passed. */
@@ -370,7 +393,9 @@ class Lifecycle implements AlertLifecycle {
     const now = this.now;
     const group: GroupRecord | undefined = this.state.groups[key];
     const members = this.members(key);
-    const firing = members.filter((a) => a.state === 'firing' && !this.muted(a)).sort((a, b) => (a.fingerprint < b.fingerprint ? -1 : 1));
+    let everyAlert: AlertRecord[] | undefined;
+    const all = (): AlertRecord[] => (everyAlert ??= Object.values(this.state.alerts));
+    const firing = members.filter((a) => a.state === 'firing' && !this.muted(a, all)).sort((a, b) => (a.fingerprint < b.fingerprint ? -1 : 1));
     const notifiedFiring = new Set(group?.firing ?? []);
     // Resolved alerts whose firing was notified (an alert that never reached a notification resolves silently).
     const resolved = members.filter((a) => a.state === 'resolved' && notifiedFiring.has(a.fingerprint));
