@@ -158,9 +158,11 @@ export class AlertingActor extends Actor {
         if (results.length > 0) this.lifecycle.observe(results);
       },
     });
-    this.tap = subscription;
+    const hello = this.bus.nc.subscribe(SUBJECTS.ingestionTapHello, { callback: () => this.bus.publish(SUBJECTS.ingestionTapLease, { forMs: TAP_LEASE_MS }) });
+    this.tap = { unsubscribe: () => (subscription.unsubscribe(), hello.unsubscribe()) };
+    const tap = this.tap;
     const renew = (): void => {
-      if (this.tap !== subscription) return;
+      if (this.tap !== tap) return;
       this.bus.publish(SUBJECTS.ingestionTapLease, { forMs: TAP_LEASE_MS });
       this.tapLease = this.clock.setTimeout(renew, TAP_RENEW_MS);
     };

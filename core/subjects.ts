@@ -100,6 +100,8 @@ export const SUBJECTS = {
   ingestionTap: 'craft.ingestion.tap',
   /** A lease on the tap `{forMs}`: ingestion publishes on `craft.ingestion.tap` for that long. */
   ingestionTapLease: 'craft.ingestion.tap.lease',
+  /** Published by an ingestion sink when it starts: lease holders publish their lease again at once. */
+  ingestionTapHello: 'craft.ingestion.tap.hello',
 } as const;
 
 export type Subject = (typeof SUBJECTS)[keyof typeof SUBJECTS];

@@ -60,6 +60,8 @@ export class BusSink implements IngestionSink {
       subscription.unsubscribe();
       lease.unsubscribe();
     };
+    // A lease published before this sink subscribed would be missed until its renewal: ask for it.
+    bus.publish(SUBJECTS.ingestionTapHello, {});
   }
 
   close(): void {
