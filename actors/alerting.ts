@@ -282,11 +282,17 @@ export class AlertingActor extends Actor {
     return Math.min(this.context.config.alerting.evalIntervalMs, this.evaluator.tickMs?.() ?? Number.POSITIVE_INFINITY);
   }
 
+  /**
+   * The next tick falls on the next multiple of the tick interval: evaluators that evaluate at
+   * aligned instants (phase 1's groups) then run right at their instant, not up to an interval later.
+   */
   private schedule(): void {
     if (this.stopped) return;
+    const tickMs = this.tickMs();
+    const nowMs = this.clock.now();
     this.timer = this.clock.setTimeout(() => {
       this.evaluating = this.evaluateOnce().finally(() => this.schedule());
-    }, this.tickMs());
+    }, tickMs - (nowMs % tickMs));
   }
 
   /** One evaluation of the rules that are due; a query that fails (storage restarting) is retried next time. */
