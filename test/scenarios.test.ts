@@ -86,3 +86,9 @@ t.test('storage-phases passes: every store phase and both KV engines swapped und
   t.ok(run.passed, JSON.stringify(run.verdicts));
   t.equal(run.steps.filter((s) => s.description.startsWith('swap')).length, 7);
 });
+
+t.test('alerting-phases passes: the seed rule fires, then phase 1 rules (streamed and periodic) after a swap under load', async (t) => {
+  const run = await runScenario(scenario('alerting-phases'), { reportsDir: tempDir(t), keepData: false, progress: false, logLevel: 'error' });
+  t.ok(run.passed, JSON.stringify(run.verdicts));
+  t.same(run.verdicts.filter((v) => v.expectation.startsWith('alert')).map((v) => v.passed), [true, true, true]);
+});
