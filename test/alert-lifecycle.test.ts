@@ -369,3 +369,15 @@ t.test('property: the fingerprint is FNV-1a 64 over the sorted label pairs (a Bi
   fc.assert(fc.property(fc.dictionary(fc.string({ minLength: 1, maxLength: 8 }), fc.string({ maxLength: 20, unit: 'binary' })), (labels) => fingerprint(labels) === reference(labels)), { numRuns: 1_000 });
   t.pass('1,000 label sets');
 });
+
+t.test('lifecycle: rules of the same name in two groups keep their own alerts', async (t) => {
+  const h = harness({ groupWaitMs: 0 });
+  const inGroup = (group: string, hosts: string[]): RuleEvaluation => ({ ...evaluation('InstanceDown', 0, hosts.map((host) => ({ host, team: group }))), group });
+  h.lifecycle.observe([inGroup('web', ['a']), inGroup('db', ['b'])]);
+  h.clock.advance(0);
+  t.same(h.lifecycle.alerts().map((a) => [a.group, a.labels.host, a.state]).sort(), [['db', 'b', 'firing'], ['web', 'a', 'firing']]);
+  // The web group's rule no longer finds its host: only its alert resolves.
+  h.lifecycle.observe([inGroup('web', [])]);
+  t.same(h.lifecycle.alerts().map((a) => [a.group, a.labels.host, a.state]).sort(), [['db', 'b', 'firing'], ['web', 'a', 'resolved']]);
+  h.lifecycle.stop();
+});

@@ -91,6 +91,8 @@ export interface AlertingContext {
 export interface AlertRecord {
   fingerprint: string;
   rule: string;
+  /** The rule's group, when the evaluator has groups. */
+  group?: string;
   labels: Record<string, string>;
   annotations: Record<string, string>;
   value: number;

@@ -124,8 +124,13 @@ export function foldLifecycle(state: LifecycleState, event: LifecycleEvent): Lif
 /** The rule name of alerts sent from outside: never matched by an evaluation of our own rules. */
 const externalRule = (labels: Record<string, string>): string => `external:${labels.alertname ?? ''}`;
 
+/** Rules are told apart by group and name: two groups may hold rules of the same name, as in Prometheus. */
+const ruleKey = (group: string | undefined, rule: string): string => `${group ?? ''}\u0000${rule}`;
+
 interface Live {
   rule: string;
+  /** The rule's group ('' for evaluators without groups and for alerts sent from outside). */
+  group: string;
   /** Alerts sent from outside: when they resolve unless sent again. */
   expiresAtMs?: number;
   generatorUrl?: string;
@@ -170,7 +175,12 @@ class Lifecycle implements AlertLifecycle {
   private emit(event: LifecycleEvent): void {
     if (event.type === 'alert-dropped') {
       const alert = this.state.alerts[event.fingerprint];
-      if (alert !== undefined) this.groupMembers.get(this.groupKeyOf(alert))?.delete(event.fingerprint);
+      if (alert !== undefined) {
+        const key = this.groupKeyOf(alert);
+        const members = this.groupMembers.get(key);
+        members?.delete(event.fingerprint);
+        if (members?.size === 0) this.groupMembers.delete(key);
+      }
     }
     this.state = foldLifecycle(this.state, event);
     if (event.type === 'alert') this.indexMember(event.alert);
@@ -194,8 +204,8 @@ class Lifecycle implements AlertLifecycle {
     this.state = structuredClone(state);
     for (const alert of Object.values(this.state.alerts)) this.indexMember(alert);
     for (const alert of Object.values(state.alerts)) {
-      this.live.set(alert.fingerprint, { rule: alert.rule, labels: alert.labels, annotations: alert.annotations, value: alert.value, forMs: alert.forMs, keepFiringForMs: alert.keepFiringForMs, ...(alert.generatorUrl === undefined ? {} : { generatorUrl: alert.generatorUrl }) });
-      this.index(alert.fingerprint, alert.rule);
+      this.live.set(alert.fingerprint, { rule: alert.rule, group: alert.group ?? '', labels: alert.labels, annotations: alert.annotations, value: alert.value, forMs: alert.forMs, keepFiringForMs: alert.keepFiringForMs, ...(alert.generatorUrl === undefined ? {} : { generatorUrl: alert.generatorUrl }) });
+      this.index(alert.fingerprint, ruleKey(alert.group, alert.rule));
       if (alert.state === 'resolved') continue;
       // An outside alert's sender re-sends it while it holds; after a restart it gets a full resolve timeout to do so.
       if (alert.expiresAtMs !== undefined) this.expireAt(alert.fingerprint, Math.max(alert.expiresAtMs, this.now + this.options.resolveTimeoutMs));
@@ -245,14 +255,14 @@ class Lifecycle implements AlertLifecycle {
         const previous = this.live.get(fp);
         // A resolved alert that holds again is a new alert (new activeAt), as in Prometheus.
         if (previous !== undefined && this.state.alerts[fp]?.state === 'resolved') this.machines.delete(fp);
-        this.live.set(fp, { rule: evaluation.rule, labels: instance.labels, annotations: instance.annotations, value: instance.value, forMs: evaluation.forMs ?? 0, keepFiringForMs: evaluation.keepFiringForMs ?? 0 });
-        this.index(fp, evaluation.rule);
+        this.live.set(fp, { rule: evaluation.rule, group: evaluation.group ?? '', labels: instance.labels, annotations: instance.annotations, value: instance.value, forMs: evaluation.forMs ?? 0, keepFiringForMs: evaluation.keepFiringForMs ?? 0 });
+        this.index(fp, ruleKey(evaluation.group, evaluation.rule));
         const record = this.state.alerts[fp];
         // Value and annotations follow each evaluation in memory; the journal keeps changes of phase.
         if (record !== undefined && record.state !== 'resolved') this.state.alerts[fp] = { ...record, value: instance.value, annotations: instance.annotations };
         this.machineFor(fp).send({ type: 'HOLDS', atMs });
       }
-      for (const fp of this.byRule.get(evaluation.rule) ?? []) {
+      for (const fp of this.byRule.get(ruleKey(evaluation.group, evaluation.rule)) ?? []) {
         if (!seen.has(fp)) this.machines.get(fp)?.send({ type: 'CLEARS', atMs });
       }
     }
@@ -275,7 +285,7 @@ class Lifecycle implements AlertLifecycle {
         continue;
       }
       if (this.state.alerts[fp]?.state === 'resolved') this.machines.delete(fp);
-      this.live.set(fp, { rule: externalRule(alert.labels), labels: alert.labels, annotations: alert.annotations ?? {}, value: Number.NaN, forMs: 0, keepFiringForMs: 0, expiresAtMs: endsAtMs, ...(alert.generatorUrl === undefined ? {} : { generatorUrl: alert.generatorUrl }) });
+      this.live.set(fp, { rule: externalRule(alert.labels), group: '', labels: alert.labels, annotations: alert.annotations ?? {}, value: Number.NaN, forMs: 0, keepFiringForMs: 0, expiresAtMs: endsAtMs, ...(alert.generatorUrl === undefined ? {} : { generatorUrl: alert.generatorUrl }) });
       const record = this.state.alerts[fp];
       if (record !== undefined && record.state !== 'resolved') this.state.alerts[fp] = { ...record, annotations: alert.annotations ?? {}, expiresAtMs: endsAtMs };
       this.machineFor(fp).send({ type: 'HOLDS', atMs: Math.min(alert.startsAtMs ?? now, now) });
@@ -303,12 +313,12 @@ class Lifecycle implements AlertLifecycle {
       this.machines.get(fp)?.stop();
       this.machines.delete(fp);
       this.live.delete(fp);
-      this.byRule.get(live.rule)?.delete(fp);
+      this.byRule.get(ruleKey(live.group, live.rule))?.delete(fp);
       if (previous !== undefined) this.emit({ type: 'alert-dropped', fingerprint: fp, atMs });
       return;
     }
     const fresh = previous === undefined || previous.state === 'resolved';
-    const outside = { ...(live.expiresAtMs === undefined ? {} : { expiresAtMs: live.expiresAtMs }), ...(live.generatorUrl === undefined ? {} : { generatorUrl: live.generatorUrl }) };
+    const outside = { ...(live.group === '' ? {} : { group: live.group }), ...(live.expiresAtMs === undefined ? {} : { expiresAtMs: live.expiresAtMs }), ...(live.generatorUrl === undefined ? {} : { generatorUrl: live.generatorUrl }) };
     const base: AlertRecord = fresh
       ? { fingerprint: fp, rule: live.rule, labels: live.labels, annotations: live.annotations, value: live.value, state: 'pending', activeAtMs: atMs, firedAtMs: 0, clearedAtMs: 0, resolvedAtMs: 0, forMs: live.forMs, keepFiringForMs: live.keepFiringForMs, ...outside }
       : { ...previous, annotations: live.annotations, value: live.value, ...outside };
@@ -445,7 +455,7 @@ class Lifecycle implements AlertLifecycle {
     for (const alert of Object.values(this.state.alerts)) {
       if (alert.state === 'resolved' && alert.resolvedAtMs + this.options.resolvedRetentionMs <= now) {
         this.live.delete(alert.fingerprint);
-        this.byRule.get(alert.rule)?.delete(alert.fingerprint);
+        this.byRule.get(ruleKey(alert.group, alert.rule))?.delete(alert.fingerprint);
         this.emit({ type: 'alert-dropped', fingerprint: alert.fingerprint, atMs: now });
       }
     }
