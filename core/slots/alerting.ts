@@ -140,6 +140,8 @@ export interface NotifiedAlert {
   /** 0 while firing. */
   endsAtMs: number;
   value: number;
+  /** Where the alert came from (an alert sent by Prometheus names its expression's graph). */
+  generatorUrl?: string;
 }
 
 /** A group's alerts, sent to its receiver. */

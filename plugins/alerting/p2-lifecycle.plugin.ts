@@ -421,8 +421,8 @@ class Lifecycle implements AlertLifecycle {
       return;
     }
     const alerts: NotifiedAlert[] = [
-      ...firing.map((a): NotifiedAlert => ({ fingerprint: a.fingerprint, status: 'firing', labels: a.labels, annotations: a.annotations, startsAtMs: a.firedAtMs, endsAtMs: 0, value: a.value })),
-      ...resolved.map((a): NotifiedAlert => ({ fingerprint: a.fingerprint, status: 'resolved', labels: a.labels, annotations: a.annotations, startsAtMs: a.firedAtMs, endsAtMs: a.resolvedAtMs, value: a.value })),
+      ...firing.map((a): NotifiedAlert => ({ fingerprint: a.fingerprint, status: 'firing', labels: a.labels, annotations: a.annotations, startsAtMs: a.firedAtMs, endsAtMs: 0, value: a.value, ...(a.generatorUrl === undefined ? {} : { generatorUrl: a.generatorUrl }) })),
+      ...resolved.map((a): NotifiedAlert => ({ fingerprint: a.fingerprint, status: 'resolved', labels: a.labels, annotations: a.annotations, startsAtMs: a.firedAtMs, endsAtMs: a.resolvedAtMs, value: a.value, ...(a.generatorUrl === undefined ? {} : { generatorUrl: a.generatorUrl }) })),
     ];
     this.emit({ type: 'notified', notification: this.notification(key, group, alerts, now, false) });
     if (firing.length > 0) this.scheduleFlush(key, now + this.options.repeatIntervalMs);
