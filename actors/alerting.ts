@@ -20,7 +20,8 @@ import { QueueClient } from '../core/queue/protocol.js';
 import { encodeBatch, METRIC_NAME_LABEL, type WireSample } from '../core/model.js';
 import { decodeQueueMessage } from '../core/queue/message.js';
 import { currentChoice, type HandoverReply, type HandoverRequest, type PlatformContext } from '../core/platform-context.js';
-import type { AlertEvaluator, AlertLifecycle, AlertView, LifecycleEvent, LifecycleState, Silence } from '../core/slots/alerting.js';
+import type { AlertDelivery, AlertEvaluator, AlertLifecycle, AlertView, LifecycleEvent, LifecycleState, Silence } from '../core/slots/alerting.js';
+import { DeliveryQueue } from './alerting-delivery.js';
 import type { Timer } from '../core/clock.js';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { ALERTING_BODY_BYTES_MAX, handleAlertingApi, type ApiAnswer } from './alerting-api.js';
@@ -82,6 +83,9 @@ export class AlertingActor extends Actor {
   private evaluations = 0;
   private notifications = 0;
   private lifecycleOptions: Record<string, unknown> = {};
+  private delivery!: AlertDelivery;
+  private deliveryId = '';
+  private deliveries: DeliveryQueue | undefined;
   private http: Server | undefined;
   private startedAtMs = 0;
   /** The ingestion tap while the evaluator streams rules: its subscription and lease renewal. */
@@ -105,7 +109,7 @@ export class AlertingActor extends Actor {
   }
 
   protected override plugins(): Record<string, string> | undefined {
-    return this.evaluatorId === '' ? undefined : { 'alerting.evaluator': this.evaluatorId, 'alerting.lifecycle': this.lifecycleId };
+    return this.evaluatorId === '' ? undefined : { 'alerting.evaluator': this.evaluatorId, 'alerting.lifecycle': this.lifecycleId, 'alerting.delivery': this.deliveryId };
   }
 
   protected override async onStart(): Promise<void> {
@@ -120,6 +124,12 @@ export class AlertingActor extends Actor {
       apply: (state, event) => this.lifecycle.fold(state, event),
       snapshotEvery: 1_000,
     });
+    const delivery = await currentChoice(this.context, 'alerting.delivery');
+    this.delivery = this.context.registry.instantiate('alerting.delivery', delivery.id, { log: this.log }, delivery.options);
+    this.deliveryId = delivery.id;
+    const deliveries = new DeliveryQueue(this.bus, this.log, () => this.delivery, this.context.config.alerting.deliveryAckWaitMs);
+    await deliveries.start();
+    this.deliveries = deliveries;
     this.startLifecycle(this.journal.state);
     const choice = await currentChoice(this.context, 'alerting.evaluator');
     this.evaluator = this.makeEvaluator(choice.id, choice.options);
@@ -254,6 +264,8 @@ export class AlertingActor extends Actor {
       .then(async () => {
         await this.journal.append(event);
         this.publish(event);
+        // Journaled, then queued for delivery (durable), then sent by the delivery queue.
+        if (event.type === 'notified' && event.notification.alerts.length > 0) await this.deliveries?.enqueue(event.notification);
       })
       .catch((error: unknown) => this.crash(error));
   }
@@ -348,6 +360,8 @@ export class AlertingActor extends Actor {
     await this.evaluating;
     this.lifecycle?.stop();
     await this.recording;
+    await this.deliveries?.stop();
+    await this.delivery?.close();
   }
 
   protected override async onCrash(): Promise<void> {
@@ -356,9 +370,10 @@ export class AlertingActor extends Actor {
     this.untap();
     this.lifecycle?.stop();
     await this.closeHttp();
+    await this.deliveries?.stop().catch(() => undefined);
   }
 
-  private rules(): { plugin: string; lifecycle: string; evaluations: number; streamedBatches: number; notifications: number; rules: (ReturnType<AlertEvaluator['rules']>[number] & { alerts: AlertView[] })[] } {
+  private rules(): { plugin: string; lifecycle: string; evaluations: number; streamedBatches: number; notifications: number; delivery: string; deliveries: { channels: ReturnType<AlertDelivery['stats']>; refused: number }; rules: (ReturnType<AlertEvaluator['rules']>[number] & { alerts: AlertView[] })[] } {
     const alerts = this.lifecycle.alerts();
     return {
       plugin: this.evaluatorId,
@@ -366,6 +381,8 @@ export class AlertingActor extends Actor {
       evaluations: this.evaluations,
       streamedBatches: this.streamedBatches,
       notifications: this.notifications,
+      delivery: this.deliveryId,
+      deliveries: { channels: this.delivery.stats(), refused: this.deliveries?.refused ?? 0 },
       rules: this.evaluator.rules().map((rule) => ({ ...rule, alerts: alerts.filter((a) => a.rule === rule.name) })),
     };
   }
@@ -385,7 +402,16 @@ export class AlertingActor extends Actor {
       this.startLifecycle(this.journal.state);
       return { slot: 'alerting.lifecycle', from, to: request.plugin, tookMs: this.clock.now() - started, detail: 'the new lifecycle resumed every alert, silence and group from the journal' };
     }
-    if (request.slot !== 'alerting.evaluator') throw new CraftError('CRAFT_SLOT_NOT_HOSTED', `the alerting actor hosts alerting.evaluator and alerting.lifecycle, not ${request.slot}`);
+    if (request.slot === 'alerting.delivery') {
+      // Messages in the queue stay; the next one goes through the new plugin.
+      const from = this.deliveryId;
+      const previous = this.delivery;
+      this.delivery = this.context.registry.instantiate('alerting.delivery', request.plugin, { log: this.log }, request.options);
+      this.deliveryId = request.plugin;
+      await previous.close();
+      return { slot: 'alerting.delivery', from, to: request.plugin, tookMs: this.clock.now() - started, detail: 'queued deliveries go through the new plugin' };
+    }
+    if (request.slot !== 'alerting.evaluator') throw new CraftError('CRAFT_SLOT_NOT_HOSTED', `the alerting actor hosts alerting.evaluator, alerting.lifecycle and alerting.delivery, not ${request.slot}`);
     const from = this.evaluatorId;
     this.evaluator = this.makeEvaluator(request.plugin, request.options);
     this.evaluatorId = request.plugin;

@@ -19,6 +19,7 @@ export const DEFAULT_PLUGINS: Record<SlotName, string> = {
   'query.evaluator': 'query.interpreter',
   'alerting.evaluator': 'craft0.polling-alerts',
   'alerting.lifecycle': 'alerting.lifecycle',
+  'alerting.delivery': 'alerting.channels',
 };
 
 const port = z.number().int().min(0).max(65_535);
@@ -107,6 +108,8 @@ export const configSchema = z
     alerting: z
       .object({
         evalIntervalMs: z.number().int().positive().default(D.ALERT_EVAL_INTERVAL_MS),
+        /** How long a notification being delivered may go unanswered before the delivery queue hands it out again, ms. */
+        deliveryAckWaitMs: z.number().int().min(1_000).default(30_000),
         rules: z.array(alertRuleSchema).optional(),
       })
       .strict()

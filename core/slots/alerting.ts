@@ -208,3 +208,43 @@ export interface AlertLifecycle {
   expireSilence(id: string): Silence;
   stop(): void;
 }
+
+/*
+ * Slot `alerting.delivery` (Craft #5, phase 3): sends notifications to their receiver's
+ * channels. The alerting actor keeps the durable delivery queue (a JetStream work queue, one
+ * message per notification and channel) and asks the plugin to send each message, retrying
+ * with the plugin's backoff while the outcome says so.
+ */
+
+/** One notification for one channel of its receiver. */
+export interface ChannelMessage {
+  receiver: string;
+  /** Index of the channel in the receiver's list. */
+  channel: number;
+  notification: Notification;
+}
+
+export type DeliveryOutcome = { ok: true } | { ok: false; retryable: boolean; retryAfterMs?: number; error: string };
+
+export interface ChannelStats {
+  channel: string;
+  sent: number;
+  retried: number;
+  failed: number;
+  /** Notification made → accepted by the channel, ms: p50, p99, max of the last 1,024. */
+  latencyMs: { p50: number; p99: number; max: number };
+}
+
+export interface AlertDelivery {
+  /** The names of a receiver's channels (`webhook`, `slack`, `pagerduty`, `email`), in order. */
+  channels(receiver: string): string[];
+  /** How long the channel's rate limit holds this message back, ms (0: send now). Takes a token when it returns 0. */
+  admit(message: ChannelMessage, nowMs: number): number;
+  /** Sends one message; never throws for the channel's own failure (the outcome says whether to retry). */
+  send(message: ChannelMessage, attempt: number): Promise<DeliveryOutcome>;
+  /** The wait before attempt `attempt + 1`, ms: exponential with jitter. */
+  backoffMs(attempt: number): number;
+  /** Sent, retried and failed messages and latency, per receiver channel. */
+  stats(): ChannelStats[];
+  close(): Promise<void>;
+}

@@ -7,7 +7,7 @@ import type { QueueLog, QueueLogContext } from './queue.js';
 import type { SampleStore, StorageContext } from './storage.js';
 import type { KvContext, KvEngine } from './kv.js';
 import type { QueryContext, QueryEvaluator } from './query.js';
-import type { AlertEvaluator, AlertingContext, AlertLifecycle } from './alerting.js';
+import type { AlertDelivery, AlertEvaluator, AlertingContext, AlertLifecycle } from './alerting.js';
 
 export interface SlotTypes {
   'ingestion.server': { context: IngestionServerContext; instance: IngestionServer };
@@ -17,6 +17,7 @@ export interface SlotTypes {
   'query.evaluator': { context: QueryContext; instance: QueryEvaluator };
   'alerting.evaluator': { context: AlertingContext; instance: AlertEvaluator };
   'alerting.lifecycle': { context: AlertingContext; instance: AlertLifecycle };
+  'alerting.delivery': { context: AlertingContext; instance: AlertDelivery };
 }
 
 export type SlotName = keyof SlotTypes;
@@ -30,6 +31,7 @@ export const SLOTS = {
   'query.evaluator': { owner: 'query', methods: ['evaluate'] },
   'alerting.evaluator': { owner: 'alerting', methods: ['rules', 'evaluate'] },
   'alerting.lifecycle': { owner: 'alerting', methods: ['initialState', 'fold', 'start', 'observe', 'receive', 'alerts', 'silences', 'silence', 'expireSilence', 'stop'] },
+  'alerting.delivery': { owner: 'alerting', methods: ['channels', 'admit', 'send', 'backoffMs', 'stats', 'close'] },
 } as const satisfies Record<SlotName, { owner: string; methods: readonly string[] }>;
 
 export const SLOT_NAMES = Object.keys(SLOTS) as SlotName[];
@@ -41,4 +43,4 @@ export type { QueueLog, QueueLogContext } from './queue.js';
 export type { SampleStore, StorageContext } from './storage.js';
 export type { KvEngine, KvContext, KvOp, KvRange, KvEntry, KvSnapshot, KvReader } from './kv.js';
 export type { QueryEvaluator, QueryContext } from './query.js';
-export type { AlertEvaluator, AlertingContext, AlertLifecycle } from './alerting.js';
+export type { AlertDelivery, AlertEvaluator, AlertingContext, AlertLifecycle } from './alerting.js';

@@ -1,0 +1,123 @@
+/**
+ * Craft #5, phase 3 (`alerting.channels`) through a real platform, against local HTTP servers
+ * standing in for a webhook receiver, Slack and PagerDuty: they fail, throttle and recover.
+ * Retries happen on 5xx and 429 (after its Retry-After) only, a 400 is given up on at once,
+ * every copy of a notification carries the same id and dedup key, and a delivery cut by a
+ * crash of the alerting actor is made again after the restart.
+ */
+import t, { type Test } from 'tap';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { startPlatform } from './helpers/platform.js';
+import { eventually } from './helpers/nats.js';
+import { SUBJECTS, killSubject } from '../core/subjects.js';
+import type { ChannelStats } from '../core/slots/alerting.js';
+import { pagerDutyDedupKey } from '../plugins/alerting/p3-delivery/pagerduty.js';
+
+interface Received {
+  path: string;
+  headers: IncomingMessage['headers'];
+  body: Record<string, unknown>;
+  atMs: number;
+}
+
+/** A local receiver whose answer to each request `respond` decides (status, headers; 'hang' never answers). */
+async function receiver(t: Test, respond: (r: Received, index: number) => { status: number; headers?: Record<string, string> } | 'hang'): Promise<{ url: string; received: Received[] }> {
+  const received: Received[] = [];
+  const hanging: ServerResponse[] = [];
+  const server = createServer((request, response) => {
+    let text = '';
+    request.on('data', (d: Buffer) => (text += d.toString()));
+    request.on('end', () => {
+      const r: Received = { path: request.url ?? '/', headers: request.headers, body: JSON.parse(text) as Record<string, unknown>, atMs: Date.now() };
+      received.push(r);
+      const answer = respond(r, received.length - 1);
+      if (answer === 'hang') {
+        hanging.push(response);
+        return;
+      }
+      response.writeHead(answer.status, answer.headers ?? {}).end(answer.status >= 400 ? '{"error":"refused"}' : '{}');
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.teardown(async () => {
+    for (const response of hanging) response.destroy();
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  });
+  return { url: `http://127.0.0.1:${(server.address() as { port: number }).port}`, received };
+}
+
+async function postAlerts(port: number, alerts: unknown[]): Promise<void> {
+  const response = await fetch(`http://127.0.0.1:${port}/api/v2/alerts`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(alerts) });
+  if (response.status !== 200) throw new Error(`posting alerts answered ${response.status}`);
+}
+
+const LIFECYCLE = { id: 'alerting.lifecycle', options: { groupWaitMs: 0, groupIntervalMs: 1_000, repeatIntervalMs: 3_600_000 } };
+const FAST = { backoffBaseMs: 100, backoffMaxMs: 400 };
+
+t.test('webhook, Slack and PagerDuty: retried on 5xx and 429 only, given up on a 400, one dedup key per group', async (t) => {
+  // The webhook fails twice with 503, then takes it; Slack throttles once (429, Retry-After 1 s); PagerDuty takes everything.
+  const webhook = await receiver(t, (_r, i) => ({ status: i < 2 ? 503 : 200 }));
+  const slack = await receiver(t, (_r, i) => (i === 0 ? { status: 429, headers: { 'Retry-After': '1' } } : { status: 200 }));
+  const pagerduty = await receiver(t, () => ({ status: 202 }));
+  const refusing = await receiver(t, () => ({ status: 400 }));
+  const platform = await startPlatform(t, {
+    plugins: {
+      'ingestion.server': 'craft0.http',
+      'alerting.lifecycle': LIFECYCLE,
+      'alerting.delivery': {
+        id: 'alerting.channels',
+        options: {
+          ...FAST,
+          externalUrl: 'http://craft.example:9093',
+          receivers: [{ name: 'default', webhook: [{ url: `${webhook.url}/hook` }, { url: `${refusing.url}/hook` }], slack: [{ url: `${slack.url}/slack`, channel: '#ops' }], pagerduty: [{ routingKey: 'R0UT1NG', url: `${pagerduty.url}/v2/enqueue` }] }],
+        },
+      },
+    },
+  });
+  await postAlerts(platform.alertingPort, [{ labels: { alertname: 'DiskFull', instance: 'db-1', severity: 'warning' }, annotations: { summary: 'disk 99%' }, endsAt: new Date(Date.now() + 600_000).toISOString() }]);
+
+  t.ok(await eventually(() => webhook.received.length >= 3 && slack.received.length >= 2 && pagerduty.received.length >= 1, 20_000), 'every channel got it in the end');
+  t.equal(webhook.received.length, 3, 'the webhook: two 503s, then accepted — nothing after that');
+  const ids = new Set(webhook.received.map((r) => r.headers['idempotency-key']));
+  t.equal(ids.size, 1, 'every attempt carries the same notification id');
+  t.match(webhook.received[2]!.body, { version: '4', status: 'firing', receiver: 'default', groupKey: '{}:{alertname="DiskFull"}', externalURL: 'http://craft.example:9093', alerts: [{ status: 'firing', labels: { alertname: 'DiskFull', instance: 'db-1' } }] });
+  t.ok(slack.received[1]!.atMs - slack.received[0]!.atMs >= 900, `Slack retried after its Retry-After (${slack.received[1]!.atMs - slack.received[0]!.atMs} ms)`);
+  t.match(slack.received[1]!.body, { channel: '#ops', text: '[FIRING:1] DiskFull', attachments: [{ color: 'danger' }] });
+  t.match(pagerduty.received[0]!.body, { routing_key: 'R0UT1NG', event_action: 'trigger', dedup_key: pagerDutyDedupKey('default:{alertname="DiskFull"}'), payload: { severity: 'warning', source: 'db-1', summary: '[FIRING:1] DiskFull — disk 99%' } });
+  await new Promise((r) => setTimeout(r, 1_000));
+  t.equal(refusing.received.length, 1, 'a 400 is not retried');
+
+  // Resolved by its sender: PagerDuty gets a resolve with the same dedup key.
+  await postAlerts(platform.alertingPort, [{ labels: { alertname: 'DiskFull', instance: 'db-1', severity: 'warning' }, endsAt: new Date(Date.now() - 1_000).toISOString() }]);
+  t.ok(await eventually(() => pagerduty.received.length >= 2, 20_000), 'resolve delivered');
+  t.same(pagerduty.received[1]!.body, { routing_key: 'R0UT1NG', event_action: 'resolve', dedup_key: pagerduty.received[0]!.body.dedup_key });
+
+  const stats = (await platform.bus.request<{ deliveries: { channels: ChannelStats[] } }>(SUBJECTS.alertingRules, {})).deliveries.channels;
+  const of = (name: string): ChannelStats => stats.find((s) => s.channel === name)!;
+  t.match(of('default/0:webhook'), { sent: 2, retried: 2, failed: 0 });
+  t.match(of('default/1:webhook'), { sent: 0, failed: 2 });
+  t.match(of('default/2:slack'), { sent: 2, retried: 1 });
+  t.match(of('default/3:pagerduty'), { sent: 2, retried: 0, failed: 0 });
+});
+
+t.test('a delivery cut by a crash of the alerting actor is made again after the restart, with the same id', async (t) => {
+  let hang = true;
+  const webhook = await receiver(t, () => (hang ? 'hang' : { status: 200 }));
+  const platform = await startPlatform(t, {
+    plugins: { 'ingestion.server': 'craft0.http', 'alerting.lifecycle': LIFECYCLE, 'alerting.delivery': { id: 'alerting.channels', options: { ...FAST, timeoutMs: 60_000, receivers: [{ name: 'default', webhook: [{ url: `${webhook.url}/hook` }] }] } } },
+    alerting: { deliveryAckWaitMs: 2_000 },
+  });
+  await postAlerts(platform.alertingPort, [{ labels: { alertname: 'Crash', instance: 'a' }, endsAt: new Date(Date.now() + 600_000).toISOString() }]);
+  t.ok(await eventually(() => webhook.received.length === 1, 20_000), 'the first attempt reached the receiver, which does not answer');
+  platform.bus.publish(killSubject('alerting'), {});
+  t.ok(await eventually(() => platform.processStatus().tree.children?.find((c) => c.id === 'alerting')?.restarts === 1, 20_000), 'alerting restarted');
+  hang = false;
+  t.ok(await eventually(() => webhook.received.length >= 2, 20_000), 'delivered again after the restart');
+  const ids = new Set(webhook.received.map((r) => r.headers['idempotency-key']));
+  t.equal(ids.size, 1, 'with the same notification id');
+  t.equal((webhook.received.at(-1)!.body as { alerts: unknown[] }).alerts.length, 1);
+  // The restarted lifecycle did not make a second notification of its own for the unchanged group.
+  await new Promise((r) => setTimeout(r, 2_500));
+  t.equal(new Set(webhook.received.map((r) => r.headers['idempotency-key'])).size, 1, 'no new notification after the restart');
+});
