@@ -121,3 +121,54 @@ t.test('a delivery cut by a crash of the alerting actor is made again after the 
   await new Promise((r) => setTimeout(r, 2_500));
   t.equal(new Set(webhook.received.map((r) => r.headers['idempotency-key'])).size, 1, 'no new notification after the restart');
 });
+
+t.test('email over SMTP to a local server: a 4xx reply is retried, a 5xx is not', async (t) => {
+  const { SMTPServer } = await import('smtp-server');
+  const mails: { to: string[]; raw: string }[] = [];
+  let tempFailures = 1;
+  const server = new SMTPServer({
+    authOptional: true,
+    disabledCommands: ['STARTTLS'],
+    logger: false,
+    onRcptTo(address, _session, callback) {
+      if (address.address === 'nobody@example.com') return callback(Object.assign(new Error('no such user'), { responseCode: 550 }));
+      callback();
+    },
+    onData(stream, session, callback) {
+      let raw = '';
+      stream.on('data', (d: Buffer) => (raw += d.toString()));
+      stream.on('end', () => {
+        if (tempFailures > 0) {
+          tempFailures -= 1;
+          return callback(Object.assign(new Error('try again later'), { responseCode: 451 }));
+        }
+        mails.push({ to: session.envelope.rcptTo.map((r) => r.address), raw });
+        callback();
+      });
+    },
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  const port = (server.server.address() as { port: number }).port;
+  const smtp = { host: '127.0.0.1', port };
+  const platform = await startPlatform(t, {
+    plugins: {
+      'ingestion.server': 'craft0.http',
+      'alerting.lifecycle': LIFECYCLE,
+      'alerting.delivery': { id: 'alerting.channels', options: { ...FAST, receivers: [{ name: 'default', email: [{ to: ['oncall@example.com'], from: 'alerts@example.com', smtp }, { to: 'nobody@example.com', from: 'alerts@example.com', smtp }] }] } },
+    },
+  });
+  await postAlerts(platform.alertingPort, [{ labels: { alertname: 'Mail', instance: 'm-1' }, annotations: { summary: 'mail me' }, endsAt: new Date(Date.now() + 600_000).toISOString() }]);
+  t.ok(await eventually(() => mails.length === 1, 20_000), 'delivered after a 451');
+  t.same(mails[0]!.to, ['oncall@example.com']);
+  t.match(mails[0]!.raw, /Subject: \[FIRING:1\] Mail/);
+  t.match(mails[0]!.raw, /mail me/);
+  t.match(mails[0]!.raw, /X-Craft-Notification: /);
+  const stats = await eventually(async () => {
+    const channels = (await platform.bus.request<{ deliveries: { channels: ChannelStats[] } }>(SUBJECTS.alertingRules, {})).deliveries.channels;
+    return channels.find((c) => c.channel === 'default/1:email')?.failed === 1;
+  }, 10_000);
+  t.ok(stats, 'a 550 for the recipient is a permanent failure');
+  const channels = (await platform.bus.request<{ deliveries: { channels: ChannelStats[] } }>(SUBJECTS.alertingRules, {})).deliveries.channels;
+  t.match(channels.find((c) => c.channel === 'default/0:email'), { sent: 1, retried: 1, failed: 0 });
+});

@@ -6,6 +6,7 @@
  *       webhook: [{ url: http://hooks.local/alerts }]             Alertmanager's version-4 body
  *       slack: [{ url: https://hooks.slack.com/services/…, channel: '#ops' }]
  *       pagerduty: [{ routingKey: R0UT1NGK3Y, severity: critical }]   Events API v2
+ *       email: [{ to: oncall@example.com, from: alerts@example.com, smtp: { host: smtp.example.com, port: 587 } }]
  *       ratePerMinute: 60                                         per channel of this receiver
  *
  * The alerting actor puts one message per notification and channel in a durable JetStream work
@@ -13,7 +14,7 @@
  * timeout or a network error is tried again after an exponential backoff with jitter (or the
  * channel's `Retry-After`), anything else is a permanent failure (retrying a refused payload
  * would be refused again). A crash mid-delivery loses nothing: the queue delivers the message
- * again, with the same notification id and dedup key. Email is not built yet.
+ * again, with the same notification id and dedup key. SMTP: a 4xx reply is retried, a 5xx is not.
  */
 import { z } from 'zod';
 import { definePlugin } from '../../core/plugins/define.js';
@@ -22,6 +23,7 @@ import { postJson } from './p3-delivery/http.js';
 import { slackMessage } from './p3-delivery/slack.js';
 import { PAGERDUTY_EVENTS_URL, pagerDutyEvent } from './p3-delivery/pagerduty.js';
 import { webhookPayload } from './p3-delivery/webhook-payload.js';
+import { emailSender } from './p3-delivery/email.js';
 
 const url = z.string().url();
 const receiverSchema = z
@@ -30,6 +32,26 @@ const receiverSchema = z
     webhook: z.array(z.object({ url, maxAlerts: z.number().int().min(0).default(0) }).strict()).default([]),
     slack: z.array(z.object({ url, channel: z.string().optional(), username: z.string().optional() }).strict()).default([]),
     pagerduty: z.array(z.object({ routingKey: z.string().min(1), url: url.default(PAGERDUTY_EVENTS_URL), severity: z.enum(['critical', 'error', 'warning', 'info']).default('critical') }).strict()).default([]),
+    email: z
+      .array(
+        z
+          .object({
+            to: z.union([z.string().min(3), z.array(z.string().min(3)).min(1)]).transform((to) => (Array.isArray(to) ? to : [to])),
+            from: z.string().min(3),
+            smtp: z
+              .object({
+                host: z.string().min(1),
+                port: z.number().int().min(1).max(65_535).default(587),
+                /** TLS from the start (port 465); otherwise STARTTLS when the server offers it. */
+                secure: z.boolean().default(false),
+                requireTLS: z.boolean().default(false),
+                auth: z.object({ user: z.string(), pass: z.string() }).strict().optional(),
+              })
+              .strict(),
+          })
+          .strict(),
+      )
+      .default([]),
     /** Messages a minute each channel of this receiver takes at most (PagerDuty allows about 120 per routing key). */
     ratePerMinute: z.number().positive().default(120),
   })
@@ -49,7 +71,7 @@ const optionsSchema = z
 type Options = z.infer<typeof optionsSchema>;
 type Receiver = z.infer<typeof receiverSchema>;
 
-type Channel = { name: 'webhook' | 'slack' | 'pagerduty'; send: (message: ChannelMessage) => Promise<DeliveryOutcome> };
+type Channel = { name: 'webhook' | 'slack' | 'pagerduty' | 'email'; send: (message: ChannelMessage) => Promise<DeliveryOutcome>; close?: () => void };
 
 /** Latencies kept per channel for the percentiles. */
 const LATENCY_WINDOW = 1_024;
@@ -66,6 +88,10 @@ class ChannelDelivery implements AlertDelivery {
         ...receiver.webhook.map((c): Channel => ({ name: 'webhook', send: (m) => postJson(c.url, webhookPayload(m.notification, options.externalUrl, c.maxAlerts), options.timeoutMs, { 'Idempotency-Key': m.notification.id }) })),
         ...receiver.slack.map((c): Channel => ({ name: 'slack', send: (m) => postJson(c.url, slackMessage(m.notification, c), options.timeoutMs) })),
         ...receiver.pagerduty.map((c): Channel => ({ name: 'pagerduty', send: (m) => postJson(c.url, pagerDutyEvent(m.notification, c.routingKey, options.externalUrl, c.severity), options.timeoutMs) })),
+        ...receiver.email.map((c): Channel => {
+          const sender = emailSender(c, options.externalUrl, options.timeoutMs);
+          return { name: 'email', send: (m) => sender.send(m.notification), close: () => sender.close() };
+        }),
       ];
       this.byReceiver.set(receiver.name, { receiver, channels });
     }
@@ -130,7 +156,9 @@ class ChannelDelivery implements AlertDelivery {
     });
   }
 
-  async close(): Promise<void> {}
+  async close(): Promise<void> {
+    for (const { channels } of this.byReceiver.values()) for (const channel of channels) channel.close?.();
+  }
 }
 
 export default definePlugin({
@@ -139,7 +167,7 @@ export default definePlugin({
   phase: 3,
   slot: 'alerting.delivery',
   version: '1.0.0',
-  summary: 'Webhook (Alertmanager v4 body), Slack and PagerDuty Events v2 channels; retries with backoff and jitter on 429/5xx/network only; per-channel rate limits',
+  summary: 'Webhook (Alertmanager v4 body), Slack, PagerDuty Events v2 and email channels; retries with backoff and jitter; per-channel rate limits',
   options: optionsSchema,
   create: (_context, options) => new ChannelDelivery(options),
 });
