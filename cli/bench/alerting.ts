@@ -13,7 +13,8 @@
  *    `POST /metrics`; the time until `craft.alerting.events.firing` arrives for it, for a streamed
  *    rule and for a periodic rule (`max_over_time(x[1m]) > t`, group interval 5 s).
  *
- * Delivery under receiver faults (phase 3) is not measured: channels are not built yet.
+ * 5. **Delivery under receiver faults** — N notifications through a webhook receiver that refuses
+ *    (503, 429) or holds 45 % of the requests: the share eventually delivered, duplicates, latency.
  */
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -33,6 +34,8 @@ import { codeVersion, percentiles, storageMachine, type Percentiles } from './st
 
 export interface AlertingBenchOptions {
   rules: number;
+  /** Notifications sent through the faulty receiver. */
+  notifications: number;
   latencyRuns: number;
   outDir: string;
   command: string;
@@ -52,6 +55,18 @@ interface AlertingResults {
   code: string;
   throughput: ThroughputRow[];
   latency: { rule: 'streamed' | 'periodic'; intervalMs: number; runs: number; ms: Percentiles; missed: number }[];
+  delivery: DeliveryResult;
+}
+
+interface DeliveryResult {
+  notifications: number;
+  delivered: number;
+  /** Notifications the receiver accepted more than once. */
+  duplicates: number;
+  requests: number;
+  refused: { status503: number; status429: number; hung: number };
+  /** Alert posted → its notification accepted by the receiver, ms. */
+  ms: Percentiles;
 }
 
 const log = createLogger('bench');
@@ -173,6 +188,78 @@ async function lifecycleThroughput(registry: PluginRegistry, alerts: number): Pr
   return { what: 'lifecycle (alerting.lifecycle: xstate machines, grouping, journal fold)', work: `${alerts} alerts in 50 groups fired, held and resolved each round (${events} events)`, count: observed, seconds, perSecond: observed / seconds };
 }
 
+/**
+ * Delivery under receiver faults: N alerts (each its own group, so N notifications) posted to a
+ * platform whose webhook receiver answers 503 to 30 % of requests, 429 (Retry-After 1 s) to 10 %,
+ * holds 5 % past the channel's 2 s timeout, and accepts the rest.
+ */
+async function deliveryUnderFaults(count: number, progress: (step: string) => void): Promise<DeliveryResult> {
+  const { createServer } = await import('node:http');
+  const accepted = new Map<string, number[]>();
+  const refused = { status503: 0, status429: 0, hung: 0 };
+  let requests = 0;
+  const hanging = new Set<import('node:http').ServerResponse>();
+  const receiver = createServer((request, response) => {
+    request.resume();
+    request.on('end', () => {
+      requests += 1;
+      const id = String(request.headers['idempotency-key'] ?? '');
+      const draw = Math.random();
+      if (draw < 0.3) {
+        refused.status503 += 1;
+        response.writeHead(503).end();
+      } else if (draw < 0.4) {
+        refused.status429 += 1;
+        response.writeHead(429, { 'Retry-After': '1' }).end();
+      } else if (draw < 0.45) {
+        refused.hung += 1;
+        hanging.add(response);
+      } else {
+        accepted.set(id, [...(accepted.get(id) ?? []), performance.now()]);
+        response.writeHead(200).end();
+      }
+    });
+  });
+  await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+  const url = `http://127.0.0.1:${(receiver.address() as { port: number }).port}/hook`;
+  const dataDir = mkdtempSync(join(tmpdir(), 'craft-bench-delivery-'));
+  const platform = await Platform.start(
+    makeConfig({
+      dataDir,
+      http: { host: '127.0.0.1', ingestionPort: 0, queryPort: 0, alertingPort: 0 },
+      plugins: {
+        'alerting.lifecycle': { id: 'alerting.lifecycle', options: { groupWaitMs: 0, groupIntervalMs: 60_000, repeatIntervalMs: 3_600_000 } },
+        'alerting.delivery': { id: 'alerting.channels', options: { timeoutMs: 2_000, backoffBaseMs: 200, backoffMaxMs: 2_000, receivers: [{ name: 'default', ratePerMinute: 60_000, webhook: [{ url }] }] } },
+      },
+      alerting: { deliveryAckWaitMs: 10_000 },
+    }),
+  );
+  const postedAt = new Map<string, number>();
+  try {
+    progress(`delivery under faults: ${count} notifications`);
+    const alerts = Array.from({ length: count }, (_, i) => ({ labels: { alertname: `Fault${i}`, instance: 'x' }, endsAt: new Date(Date.now() + 3_600_000).toISOString() }));
+    for (let at = 0; at < alerts.length; at += 50) {
+      const batch = alerts.slice(at, at + 50);
+      for (const a of batch) postedAt.set(`default:{alertname="${a.labels.alertname}"}/`, performance.now());
+      await fetch(`http://127.0.0.1:${platform.alertingPort}/api/v2/alerts`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(batch) });
+    }
+    const deadline = performance.now() + 120_000;
+    while (accepted.size < count && performance.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  } finally {
+    for (const response of hanging) response.destroy();
+    await platform.stop();
+    receiver.closeAllConnections();
+    await new Promise<void>((resolve) => receiver.close(() => resolve()));
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+  const latencies: number[] = [];
+  for (const [id, times] of accepted) {
+    const posted = postedAt.get(id.replace(/\d+$/, ''));
+    if (posted !== undefined) latencies.push(times[0]! - posted);
+  }
+  return { notifications: count, delivered: accepted.size, duplicates: [...accepted.values()].filter((t) => t.length > 1).length, requests, refused, ms: percentiles(latencies) };
+}
+
 async function detectionLatency(runs: number, progress: (step: string) => void): Promise<AlertingResults['latency']> {
   const dataDir = mkdtempSync(join(tmpdir(), 'craft-bench-alerting-platform-'));
   const text = [
@@ -231,7 +318,7 @@ export async function benchAlerting(options: AlertingBenchOptions): Promise<Aler
   const machine = storageMachine();
   process.stdout.write(`craft bench alerting — ${options.rules} rules, ${options.latencyRuns} latency runs\nmachine: ${machine}\ncode: ${code}\ncommand: ${options.command}\n\n`);
   const bar = process.stdout.isTTY ? new cliProgress.SingleBar({ format: ' {bar} {percentage}% | {step}', hideCursor: true }, cliProgress.Presets.shades_classic) : undefined;
-  const steps = 3 + options.latencyRuns;
+  const steps = 4 + options.latencyRuns;
   let done = 0;
   bar?.start(steps, 0, { step: '' });
   const progress = (step: string): void => {
@@ -245,7 +332,8 @@ export async function benchAlerting(options: AlertingBenchOptions): Promise<Aler
     progress('lifecycle');
     throughput.push(await lifecycleThroughput(registry, 1_000));
     const latency = await detectionLatency(options.latencyRuns, progress);
-    results = { command: options.command, machine, code, throughput, latency };
+    const delivery = await deliveryUnderFaults(options.notifications, progress);
+    results = { command: options.command, machine, code, throughput, latency, delivery };
   } finally {
     bar?.stop();
   }
@@ -264,6 +352,11 @@ async function writeResults(results: AlertingResults, outDir: string): Promise<v
     ['rule', 'group interval', 'runs', 'p50 ms', 'p99 ms', 'max ms', 'missed'],
     results.latency.map((l) => [l.rule, l.intervalMs >= 3_600_000 ? '1 h (never reached)' : `${l.intervalMs / 1_000} s`, l.runs, ms(l.ms.p50Ms), ms(l.ms.p99Ms), ms(l.ms.maxMs), l.missed]),
   );
+  const d = results.delivery;
+  const deliveryTable = renderTable(
+    ['notifications', 'delivered', 'duplicates', 'requests', '503', '429', 'held past timeout', 'p50 ms', 'p99 ms', 'max ms'],
+    [[d.notifications, `${d.delivered} (${((d.delivered / d.notifications) * 100).toFixed(2)} %)`, d.duplicates, d.requests, d.refused.status503, d.refused.status429, d.refused.hung, ms(d.ms.p50Ms), ms(d.ms.p99Ms), ms(d.ms.maxMs)]],
+  );
   const periodic = results.throughput.find((r) => r.what.startsWith('periodic'))!;
   const streamed = results.latency.find((l) => l.rule === 'streamed')!;
   const text = [
@@ -278,7 +371,7 @@ async function writeResults(results: AlertingResults, outDir: string): Promise<v
     '- **streamed rule decisions/s**: the same rules decided on samples (`stream()`, batches of 1,000, each sample new and flipping its rule) for at least 5 s: samples per second, each checked against the rules of its metric (10 metrics, so a sample meets a tenth of the rules\' selectors by name and exactly one matches).',
     '- **lifecycle alerts/s**: `alerting.lifecycle` observing 1,000 alerts in 50 groups that fire, hold and resolve each round — an xstate machine per alert, grouping, notifications, every event folded as the journal folds it — on a simulated clock, no journal I/O.',
     `- **detection latency**: a whole platform in process (embedded NATS, JetStream queue, storage, query and alerting actors, ingestion \`craft0.http\`); one sample over the threshold posted to \`POST /metrics\` for a new series each run, at a random point of the periodic interval; the time until \`craft.alerting.events.firing\` arrives for it, for a **streamed** rule (\`bench_temperature > 30\`, decided from ingestion's tap; its group interval is an hour, so no periodic evaluation helps it) and for a **periodic** rule (\`max_over_time(bench_temperature[1m]) > 30\`, group interval ${PERIODIC_INTERVAL_MS / 1_000} s, so its latency is the wait for the next evaluation plus storage's ack → queryable delay and the query). \`for\` is 0 and group_wait 0 for both.`,
-    '- Not measured: delivery under receiver faults — notification channels (phase 3) are not built yet.',
+    '- **delivery under receiver faults**: a platform whose webhook receiver answers 503 to 30 % of requests, 429 (Retry-After 1 s) to 10 %, holds 5 % past the channel\'s 2 s timeout, accepts the rest; N alerts posted to `POST /api/v2/alerts`, each its own group (so N notifications, group_wait 0), channel backoff 200 ms doubling to 2 s with jitter. Delivered = notifications the receiver accepted (200) within 2 minutes; duplicates = notifications it accepted more than once (the same `Idempotency-Key`); latency = alert posted → its notification accepted.',
     '',
     '```',
     throughputTable,
@@ -288,10 +381,15 @@ async function writeResults(results: AlertingResults, outDir: string): Promise<v
     latencyTable,
     '```',
     '',
+    '```',
+    deliveryTable,
+    '```',
+    '',
     '## Against the targets',
     '',
     `- Rule evaluations per second: seed target 10,000/s, aim 100,000/s for threshold rules. Periodic: **${n0(periodic.perSecond)}/s** — ${periodic.perSecond >= 10_000 ? 'meets the seed target' : `short of the seed target by ${((1 - periodic.perSecond / 10_000) * 100).toFixed(0)} %`}${periodic.perSecond >= 100_000 ? ' and the aim' : ''}; each is a PromQL instant query, label-index lookup and chunk read included. Streamed threshold decisions: **${n0(results.throughput.find((r) => r.what.startsWith('streamed'))!.perSecond)} samples/s** decided.`,
     `- Detection latency (seed target < 1 minute): streamed p99 **${ms(streamed.ms.p99Ms)} ms**; periodic p99 ${ms(results.latency.find((l) => l.rule === 'periodic')!.ms.p99Ms)} ms with a ${PERIODIC_INTERVAL_MS / 1_000} s interval.`,
+    `- Delivery (seed target 99.99 % success): **${((d.delivered / d.notifications) * 100).toFixed(2)} %** of ${d.notifications} notifications delivered through a receiver that refused or held ${(((d.refused.status503 + d.refused.status429 + d.refused.hung) / Math.max(1, d.requests)) * 100).toFixed(0)} % of requests; ${d.duplicates} accepted more than once; p99 ${ms(d.ms.p99Ms)} ms from alert to acceptance.`,
     '',
     '![latency](alerting.svg)',
     '',
@@ -303,5 +401,5 @@ async function writeResults(results: AlertingResults, outDir: string): Promise<v
     { category: `${l.rule} rule`, series: 'p99', value: l.ms.p99Ms },
   ]);
   writeFileSync(join(dir, 'alerting.svg'), await renderSvg(groupedBarSpec('Detection latency: sample posted → firing event, ms', bars, 'ms', true)));
-  process.stdout.write(`\n${throughputTable}\n\n${latencyTable}\n\nresults: ${join(dir, 'alerting.md')}\n`);
+  process.stdout.write(`\n${throughputTable}\n\n${latencyTable}\n\n${deliveryTable}\n\nresults: ${join(dir, 'alerting.md')}\n`);
 }
