@@ -381,3 +381,26 @@ t.test('lifecycle: rules of the same name in two groups keep their own alerts', 
   t.same(h.lifecycle.alerts().map((a) => [a.group, a.labels.host, a.state]).sort(), [['db', 'b', 'firing'], ['web', 'a', 'resolved']]);
   h.lifecycle.stop();
 });
+
+t.test('property: a group is first notified no sooner than group_wait after its first alert fired', async (t) => {
+  fc.assert(
+    fc.property(fc.array(opArb.filter((op) => op.kind !== 'restart'), { maxLength: 40 }), (ops) => {
+      const firedAt = new Map<string, number>();
+      const h = run(ops, (event, before) => {
+        if (event.type === 'alert' && event.alert.state === 'firing' && event.alert.clearedAtMs === 0) {
+          const key = `default:{alertname=${JSON.stringify(event.alert.labels.alertname)}}`;
+          if (before.groups[key] === undefined && !firedAt.has(key)) firedAt.set(key, event.alert.firedAtMs);
+        }
+        if (event.type === 'notified' && event.notification.alerts.length > 0 && before.groups[event.notification.groupKey] === undefined) {
+          const first = firedAt.get(event.notification.groupKey);
+          if (first !== undefined && event.notification.atMs < first + OPTIONS.groupWaitMs) throw new Error(`group ${event.notification.groupKey} notified at ${event.notification.atMs}, its first alert fired at ${first}`);
+          firedAt.delete(event.notification.groupKey);
+        }
+        if (event.type === 'notified' && event.notification.alerts.every((a) => a.status === 'resolved')) firedAt.delete(event.notification.groupKey);
+      });
+      return h.notifications.length >= 0;
+    }),
+    { numRuns: 200 },
+  );
+  t.pass('200 random histories');
+});

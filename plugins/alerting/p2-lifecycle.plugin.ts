@@ -254,7 +254,7 @@ class Lifecycle implements AlertLifecycle {
         seen.add(fp);
         const previous = this.live.get(fp);
         // A resolved alert that holds again is a new alert (new activeAt), as in Prometheus.
-        if (previous !== undefined && this.state.alerts[fp]?.state === 'resolved') this.machines.delete(fp);
+        if (previous !== undefined && this.state.alerts[fp]?.state === 'resolved') this.reviving(fp);
         this.live.set(fp, { rule: evaluation.rule, group: evaluation.group ?? '', labels: instance.labels, annotations: instance.annotations, value: instance.value, forMs: evaluation.forMs ?? 0, keepFiringForMs: evaluation.keepFiringForMs ?? 0 });
         this.index(fp, ruleKey(evaluation.group, evaluation.rule));
         const record = this.state.alerts[fp];
@@ -284,13 +284,24 @@ class Lifecycle implements AlertLifecycle {
         this.runtime.log.error('alert limit reached: alert refused', { limit: ALERTS_MAX, labels: alert.labels });
         continue;
       }
-      if (this.state.alerts[fp]?.state === 'resolved') this.machines.delete(fp);
+      if (this.state.alerts[fp]?.state === 'resolved') this.reviving(fp);
       this.live.set(fp, { rule: externalRule(alert.labels), group: '', labels: alert.labels, annotations: alert.annotations ?? {}, value: Number.NaN, forMs: 0, keepFiringForMs: 0, expiresAtMs: endsAtMs, ...(alert.generatorUrl === undefined ? {} : { generatorUrl: alert.generatorUrl }) });
       const record = this.state.alerts[fp];
       if (record !== undefined && record.state !== 'resolved') this.state.alerts[fp] = { ...record, annotations: alert.annotations ?? {}, expiresAtMs: endsAtMs };
       this.machineFor(fp).send({ type: 'HOLDS', atMs: Math.min(alert.startsAtMs ?? now, now) });
       this.expireAt(fp, endsAtMs);
     }
+  }
+
+  /**
+   * A resolved alert holds again (it becomes a new alert). If its group notified it as firing and
+   * has not yet sent its resolution, send that now — else the new alert's record would replace the
+   * resolved one and the receiver would never learn it had resolved.
+   */
+  private reviving(fp: string): void {
+    const record = this.state.alerts[fp];
+    if (record !== undefined && this.state.groups[this.groupKeyOf(record)]?.firing.includes(fp) === true) this.flush(this.groupKeyOf(record));
+    this.machines.delete(fp);
   }
 
   private expireAt(fp: string, atMs: number): void {
@@ -409,6 +420,14 @@ class Lifecycle implements AlertLifecycle {
     const notifiedFiring = new Set(group?.firing ?? []);
     // Resolved alerts whose firing was notified (an alert that never reached a notification resolves silently).
     const resolved = members.filter((a) => a.state === 'resolved' && notifiedFiring.has(a.fingerprint));
+    // A group never notified waits group_wait from its first firing alert, whatever woke it (a resolve, a silence ending).
+    if (group === undefined && firing.length > 0) {
+      const waitUntil = Math.min(...firing.map((a) => a.firedAtMs)) + this.options.groupWaitMs;
+      if (now < waitUntil) {
+        this.scheduleFlush(key, waitUntil);
+        return;
+      }
+    }
     const firingKeys = firing.map((a) => a.fingerprint);
     const sameSet = group !== undefined && firingKeys.length === group.firing.length && firingKeys.every((fp, i) => fp === group.firing[i]);
     if (firing.length === 0 && resolved.length === 0) {
