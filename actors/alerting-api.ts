@@ -24,11 +24,7 @@ export const ALERTING_BODY_BYTES_MAX = 4 * 1024 * 1024;
 /** Alerts one `POST /api/v2/alerts` may carry. */
 export const POSTED_ALERTS_MAX = 10_000;
 
-export interface ApiAnswer {
-  status: number;
-  body: string;
-  headers?: Record<string, string>;
-}
+import type { ApiAnswer } from '../core/http/api-server.js';
 
 export interface AlertingApiHost {
   lifecycle(): AlertLifecycle;

@@ -23,49 +23,33 @@ import { currentChoice, type HandoverReply, type HandoverRequest, type PlatformC
 import type { AlertDelivery, AlertEvaluator, AlertLifecycle, AlertView, LifecycleEvent, LifecycleState, Silence } from '../core/slots/alerting.js';
 import { DeliveryQueue } from './alerting-delivery.js';
 import type { Timer } from '../core/clock.js';
-import { createServer, type IncomingMessage, type Server } from 'node:http';
-import { ALERTING_BODY_BYTES_MAX, handleAlertingApi, type ApiAnswer } from './alerting-api.js';
+import type { IncomingMessage, Server } from 'node:http';
+import { ALERTING_BODY_BYTES_MAX, handleAlertingApi } from './alerting-api.js';
+import { closeApi, listenApi, portOf, type ApiAnswer } from '../core/http/api-server.js';
+import { BODY_ABORTED, BODY_TOO_LARGE, readBody } from '../core/ingestion/node-http.js';
 
-/** Longest a client may take to send a whole request, and its headers, ms. */
-const HTTP_REQUEST_TIMEOUT_MS = 30_000;
-const HTTP_HEADERS_TIMEOUT_MS = 10_000;
+/** The client id `ALERTS` samples are appended as (it picks their queue partition). */
+export const ALERTS_CLIENT = 'alerting';
+
 /** The tap lease the alerting actor asks for, and how often it renews it, ms. */
 const TAP_LEASE_MS = 15_000;
 const TAP_RENEW_MS = 5_000;
 /** Alertmanager's API version we answer as (`/api/v2/status`). */
 const ALERTMANAGER_COMPATIBLE_VERSION = '0.25.0';
 
-/** The body parsed as JSON; a 4xx answer when it is too large or not JSON. */
-function readJson(request: IncomingMessage): Promise<{ ok: true; value: unknown } | { ok: false; answer: ApiAnswer }> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let bytes = 0;
-    request.on('data', (chunk: Buffer) => {
-      bytes += chunk.length;
-      if (bytes > ALERTING_BODY_BYTES_MAX) {
-        request.removeAllListeners('data');
-        request.resume();
-        resolve({ ok: false, answer: { status: 413, body: JSON.stringify({ error: `request body larger than ${ALERTING_BODY_BYTES_MAX} bytes` }) } });
-        return;
-      }
-      chunks.push(chunk);
-    });
-    request.on('end', () => {
-      if (bytes > ALERTING_BODY_BYTES_MAX) return;
-      const text = Buffer.concat(chunks).toString('utf8');
-      if (text.trim() === '') return resolve({ ok: true, value: undefined });
-      try {
-        resolve({ ok: true, value: JSON.parse(text) as unknown });
-      } catch (error) {
-        resolve({ ok: false, answer: { status: 400, body: JSON.stringify({ error: `body is not JSON: ${(error as Error).message}` }) } });
-      }
-    });
-    request.on('error', reject);
-  });
+/** The body parsed as JSON (undefined when empty); a 4xx answer when it is too large or not JSON. */
+async function readJson(request: IncomingMessage): Promise<{ ok: true; value: unknown } | { ok: false; answer: ApiAnswer }> {
+  const body = await readBody(request, ALERTING_BODY_BYTES_MAX);
+  if (body === BODY_TOO_LARGE) return { ok: false, answer: { status: 413, body: JSON.stringify({ error: `request body larger than ${ALERTING_BODY_BYTES_MAX} bytes` }) } };
+  if (body === BODY_ABORTED) return { ok: false, answer: { status: 400, body: JSON.stringify({ error: 'the request ended before its body' }) } };
+  const text = Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('utf8');
+  if (text.trim() === '') return { ok: true, value: undefined };
+  try {
+    return { ok: true, value: JSON.parse(text) as unknown };
+  } catch (error) {
+    return { ok: false, answer: { status: 400, body: JSON.stringify({ error: `body is not JSON: ${(error as Error).message}` }) } };
+  }
 }
-
-/** The client id `ALERTS` samples are appended as (it picks their queue partition). */
-export const ALERTS_CLIENT = 'alerting';
 
 export class AlertingActor extends Actor {
   private evaluator!: AlertEvaluator;
@@ -187,8 +171,7 @@ export class AlertingActor extends Actor {
   }
 
   get port(): number {
-    const address = this.http?.address();
-    return typeof address === 'object' && address !== null ? address.port : 0;
+    return portOf(this.http);
   }
 
   private async listen(): Promise<void> {
@@ -202,36 +185,18 @@ export class AlertingActor extends Actor {
       startedAtMs: this.startedAtMs,
       version: ALERTMANAGER_COMPATIBLE_VERSION,
     };
-    const http = createServer((request, response) => {
-      const answer = async (): Promise<ApiAnswer> => {
-        const url = new URL(request.url ?? '/', 'http://localhost');
-        const method = request.method ?? 'GET';
-        let body: unknown;
-        if (method === 'POST' || method === 'PUT') {
-          const read = await readJson(request);
-          if (!read.ok) return read.answer;
-          body = read.value;
-        }
-        return handleAlertingApi(api, method, url, body);
-      };
-      void answer()
-        .catch((error: unknown): ApiAnswer => ({ status: 500, body: JSON.stringify({ error: `alerting API failed: ${(error as Error).message}` }) }))
-        .then(({ status, body, headers }) => {
-          response.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body), ...headers });
-          response.end(body);
-        });
-    });
-    http.requestTimeout = HTTP_REQUEST_TIMEOUT_MS;
-    http.headersTimeout = HTTP_HEADERS_TIMEOUT_MS;
-    await new Promise<void>((resolve, reject) => {
-      http.once('error', reject);
-      http.listen({ host, port: alertingPort }, () => {
-        http.off('error', reject);
-        resolve();
-      });
-    }).catch((error: NodeJS.ErrnoException) => {
-      throw new CraftError('CRAFT_CONFIG_INVALID', `alerting cannot listen on ${host}:${alertingPort}: ${error.code ?? error.message}`, { cause: error });
-    });
+    const answer = async (request: IncomingMessage): Promise<ApiAnswer> => {
+      const url = new URL(request.url ?? '/', 'http://localhost');
+      const method = request.method ?? 'GET';
+      let body: unknown;
+      if (method === 'POST' || method === 'PUT') {
+        const read = await readJson(request);
+        if (!read.ok) return read.answer;
+        body = read.value;
+      }
+      return handleAlertingApi(api, method, url, body);
+    };
+    const http = await listenApi('alerting', host, alertingPort, answer, (error) => ({ status: 500, body: JSON.stringify({ error: `alerting API failed: ${error.message}` }) }));
     this.http = http;
     this.log.info('alerting listening', { host, port: this.port, evaluator: this.evaluatorId, lifecycle: this.lifecycleId });
   }
@@ -239,9 +204,7 @@ export class AlertingActor extends Actor {
   private async closeHttp(): Promise<void> {
     const http = this.http;
     this.http = undefined;
-    if (http === undefined) return;
-    http.closeAllConnections();
-    await new Promise<void>((resolve) => http.close(() => resolve()));
+    await closeApi(http);
   }
 
   /** Re-reads the evaluator's rule files (a new evaluator of the same plugin); a bad file keeps the old rules and says why. */

@@ -28,11 +28,8 @@ export const QUERY_BODY_BYTES_MAX = 1_048_576;
 /** `match[]` selectors one series/labels request may carry. */
 export const MATCHERS_PER_REQUEST_MAX = 100;
 
-export interface ApiResponse {
-  status: number;
-  body: string;
-  headers?: Record<string, string>;
-}
+import type { ApiAnswer as ApiResponse } from '../core/http/api-server.js';
+export type { ApiResponse };
 
 /** An API error: Prometheus's errorType and the HTTP status it goes with. */
 class ApiError extends Error {

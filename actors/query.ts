@@ -4,7 +4,8 @@
  * `GET /health`. It reads samples from storage over the bus. Evaluators hold no state, so
  * a swap replaces the instance between two queries.
  */
-import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { IncomingMessage, Server } from 'node:http';
+import { closeApi, listenApi, portOf } from '../core/http/api-server.js';
 import { PrometheusApi, QUERY_BODY_BYTES_MAX, type ApiResponse } from './query-api.js';
 import { RecordingRules } from './recording-rules.js';
 import { QueueClient } from '../core/queue/protocol.js';
@@ -19,9 +20,6 @@ import { METRIC_NAME_LABEL } from '../core/model.js';
 import { currentChoice, type HandoverReply, type HandoverRequest, type PlatformContext } from '../core/platform-context.js';
 import type { QueryEvaluator, QueryPlan, QueryRequest, QueryResult, SampleSource } from '../core/slots/query.js';
 
-/** Longest a client may take to send a whole request, and its headers, ms. */
-const HTTP_REQUEST_TIMEOUT_MS = 30_000;
-const HTTP_HEADERS_TIMEOUT_MS = 10_000;
 
 /** The body as text, or undefined when it is longer than `bytesMax` (the rest is not read). */
 function readBody(request: IncomingMessage, bytesMax: number): Promise<string | undefined> {
@@ -67,8 +65,7 @@ export class QueryActor extends Actor {
   }
 
   get port(): number {
-    const address = this.http?.address();
-    return typeof address === 'object' && address !== null ? address.port : 0;
+    return portOf(this.http);
   }
 
   protected override async onStart(): Promise<void> {
@@ -79,23 +76,7 @@ export class QueryActor extends Actor {
     this.recording.start(this.evaluator.recordingRules?.() ?? []);
     this.pluginId = choice.id;
     const { host, queryPort } = this.context.config.http;
-    const http = createServer((request, response) => {
-      void this.serveHttp(request).catch((error: Error) => ({ status: 400, body: JSON.stringify({ status: 'error', errorType: 'bad_data', error: `request could not be read: ${error.message}` }), headers: undefined })).then(({ status, body, headers }) => {
-        response.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body), ...headers });
-        response.end(body);
-      });
-    });
-    http.requestTimeout = HTTP_REQUEST_TIMEOUT_MS;
-    http.headersTimeout = HTTP_HEADERS_TIMEOUT_MS;
-    await new Promise<void>((resolve, reject) => {
-      http.once('error', reject);
-      http.listen({ host, port: queryPort }, () => {
-        http.off('error', reject);
-        resolve();
-      });
-    }).catch((error: NodeJS.ErrnoException) => {
-      throw new CraftError('CRAFT_CONFIG_INVALID', `query cannot listen on ${host}:${queryPort}: ${error.code ?? error.message}`, { cause: error });
-    });
+    const http = await listenApi('query', host, queryPort, (request) => this.serveHttp(request), (error) => ({ status: 400, body: JSON.stringify({ status: 'error', errorType: 'bad_data', error: `request could not be read: ${error.message}` }) }));
     this.http = http;
     this.log.info('query listening', { host, port: this.port, plugin: choice.id });
   }
@@ -103,9 +84,7 @@ export class QueryActor extends Actor {
   private async closeHttp(): Promise<void> {
     const http = this.http;
     this.http = undefined;
-    if (http === undefined) return;
-    http.closeAllConnections();
-    await new Promise<void>((resolve) => http.close(() => resolve()));
+    await closeApi(http);
   }
 
   protected override async onStop(): Promise<void> {
