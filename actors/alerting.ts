@@ -289,7 +289,7 @@ export class AlertingActor extends Actor {
   /** `ALERTS{alertname, alertstate, …} 1` for every pending and firing alert, as Prometheus writes them. */
   private async writeAlertsSeries(atMs: number): Promise<void> {
     const samples: WireSample[] = [];
-    for (const alert of this.lifecycle.alerts()) {
+    for (const alert of this.lifecycle.records()) {
       if (alert.state === 'resolved') continue;
       samples.push([{ ...alert.labels, [METRIC_NAME_LABEL]: 'ALERTS', alertstate: alert.state }, atMs, 1]);
     }

@@ -8,9 +8,10 @@
  * when no `prometheus` binary is found.
  */
 import t from 'tap';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { findBinary } from './helpers/binaries.js';
 import { startPlatform } from './helpers/platform.js';
 import { eventually, tempDir } from './helpers/nats.js';
 import { freePort } from '../actors/platform.js';
@@ -91,13 +92,7 @@ t.test('Alertmanager API v2: posted alerts fire and resolve, silences mute them,
   t.equal(big.status, 413, 'an oversized body is refused unread');
 });
 
-function findPrometheus(): string | undefined {
-  const fromEnv = process.env.PROMETHEUS_BIN;
-  if (fromEnv !== undefined && fromEnv !== '') return fromEnv;
-  const found = spawnSync('sh', ['-c', 'command -v prometheus'], { encoding: 'utf8' }).stdout.trim();
-  return found === '' ? undefined : found;
-}
-const prometheus = findPrometheus();
+const prometheus = findBinary('PROMETHEUS_BIN', 'prometheus');
 
 t.test('Prometheus 2.42 uses the platform as its Alertmanager: its rule fires and is notified', { skip: prometheus === undefined ? 'prometheus not installed (apt-get install -y prometheus)' : false }, async (t) => {
   const platform = await startPlatform(t, { plugins: { 'ingestion.server': 'craft0.http', 'alerting.lifecycle': LIFECYCLE } });

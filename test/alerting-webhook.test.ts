@@ -5,10 +5,11 @@
  * time format. Skipped, saying so, when no Alertmanager binary is found; `.ci/run` installs it.
  */
 import t from 'tap';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { createServer } from 'node:http';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { findBinary } from './helpers/binaries.js';
 import { freePort } from '../actors/platform.js';
 import { pdeathsigPrefix } from '../core/nats/server.js';
 import { stopChild } from '../core/child-process.js';
@@ -22,13 +23,7 @@ import { eventually, tempDir } from './helpers/nats.js';
 
 const { registry } = await PluginRegistry.load();
 
-function findAlertmanager(): string | undefined {
-  const fromEnv = process.env.ALERTMANAGER_BIN;
-  if (fromEnv !== undefined && fromEnv !== '') return fromEnv;
-  const found = spawnSync('sh', ['-c', 'command -v prometheus-alertmanager || command -v alertmanager'], { encoding: 'utf8' }).stdout.trim();
-  return found === '' ? undefined : found.split('\n')[0];
-}
-const alertmanager = findAlertmanager();
+const alertmanager = findBinary('ALERTMANAGER_BIN', 'prometheus-alertmanager', 'alertmanager');
 
 t.test("Go's time format", async (t) => {
   t.equal(goTime(Date.parse('2026-12-04T20:40:00.000Z')), '2026-12-04T20:40:00Z');

@@ -8,9 +8,10 @@
  * `.ci/run` installs the package so that CI runs it.
  */
 import t from 'tap';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { findBinary } from './helpers/binaries.js';
 import { startPlatform, getJson } from './helpers/platform.js';
 import { eventually, tempDir } from './helpers/nats.js';
 import { freePort } from '../actors/platform.js';
@@ -18,13 +19,6 @@ import { pdeathsigPrefix } from '../core/nats/server.js';
 import { stopChild } from '../core/child-process.js';
 import { QueryClient } from '../core/query/client.js';
 import { StorageClient } from '../core/storage/client.js';
-
-function findPrometheus(): string | undefined {
-  const fromEnv = process.env.PROMETHEUS_BIN;
-  if (fromEnv !== undefined && fromEnv !== '') return fromEnv;
-  const found = spawnSync('sh', ['-c', 'command -v prometheus'], { encoding: 'utf8' }).stdout.trim();
-  return found === '' ? undefined : found;
-}
 
 /** Counters from Prometheus's own exposition, summed over their label sets. */
 async function remoteStorageCounters(port: number): Promise<Record<string, number>> {
@@ -37,7 +31,7 @@ async function remoteStorageCounters(port: number): Promise<Record<string, numbe
   return out;
 }
 
-const prometheus = findPrometheus();
+const prometheus = findBinary('PROMETHEUS_BIN', 'prometheus');
 
 t.test('Prometheus scrapes the ingestion service and remote-writes to it; every sample it sent is stored', { skip: prometheus === undefined ? 'prometheus not installed (apt-get install -y prometheus)' : false }, async (t) => {
   const platform = await startPlatform(t, { plugins: { 'ingestion.server': 'ingestion.event-driven' } });

@@ -43,6 +43,13 @@ export const alertRuleSchema = z
   .strict();
 export type SeedAlertRule = z.infer<typeof alertRuleSchema>;
 
+/** The seed's three rules: what both alerting evaluators run when they are given no rules. */
+export const SEED_ALERT_RULES: readonly SeedAlertRule[] = [
+  { name: 'HighCpuUsage', metric: 'cpu_usage', condition: '>', threshold: 80, windowSeconds: 60 },
+  { name: 'HighMemoryUsage', metric: 'memory_usage', condition: '>', threshold: 90, windowSeconds: 60 },
+  { name: 'HighErrorRate', metric: 'error_rate', condition: '>', threshold: 5, windowSeconds: 30 },
+];
+
 export const processSchema = z
   .object({
     name: z.string().regex(/^[a-z0-9-]+$/, 'lower-case letters, digits and "-"'),

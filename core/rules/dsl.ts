@@ -5,7 +5,6 @@
  * clause given twice, a missing `when`/`as`, label names, templates — and every problem names
  * the file, line and column.
  */
-import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { CraftError } from '../errors.js';
 import { isLabelName } from '../model.js';
@@ -169,16 +168,6 @@ export function parseRulesDsl(text: string, file: string): RuleGroup[] {
     groups.unshift({ name, file, rules: loose });
   }
   return groups;
-}
-
-export function loadRulesDsl(file: string): RuleGroup[] {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (error) {
-    throw new CraftError('CRAFT_CONFIG_INVALID', `${file}: cannot read the rule file: ${(error as Error).message}`, { cause: error });
-  }
-  return parseRulesDsl(text, file);
 }
 
 const quote = (text: string): string => `"${text.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n').replace(/\t/g, '\\t')}"`;

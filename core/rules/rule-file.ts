@@ -27,7 +27,7 @@ import { parseYaml } from '../config/yaml-file.js';
 import { parseDurationMs, parsePromQL, PromQLParseError } from '../promql/parser.js';
 import { CraftError } from '../errors.js';
 import { isLabelName } from '../model.js';
-import { loadRulesDsl } from './dsl.js';
+import { parseRulesDsl } from './dsl.js';
 import { parseTemplate, TemplateError } from './template.js';
 
 const METRIC_NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
@@ -115,12 +115,11 @@ export function parseRuleFile(text: string, file: string): RuleGroup[] {
 
 /** Loads a rule file: the rule DSL when its name ends in `.rules` (core/rules/dsl.ts), Prometheus YAML otherwise. */
 export function loadRuleFile(file: string): RuleGroup[] {
-  if (file.endsWith('.rules')) return loadRulesDsl(file);
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
   } catch (error) {
     throw new CraftError('CRAFT_CONFIG_INVALID', `${file}: cannot read the rule file: ${(error as Error).message}`, { cause: error });
   }
-  return parseRuleFile(text, file);
+  return file.endsWith('.rules') ? parseRulesDsl(text, file) : parseRuleFile(text, file);
 }

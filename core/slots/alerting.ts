@@ -201,6 +201,8 @@ export interface AlertLifecycle {
   /** Alerts evaluated elsewhere: each fires at once and resolves at its `endsAtMs` unless sent again. */
   receive(alerts: ExternalAlert[]): void;
   alerts(): AlertView[];
+  /** The same alerts without what mutes them (cheap: for what runs every evaluation). */
+  records(): AlertRecord[];
   silences(): Silence[];
   /** Creates (or, with an existing id, replaces) a silence; throws a CraftError on bad input. */
   silence(input: Omit<Silence, 'id' | 'createdAtMs'> & { id?: string }): Silence;

@@ -30,7 +30,7 @@ export const SLOTS = {
   'storage.kv': { owner: 'storage', methods: ['open', 'get', 'getMany', 'iterate', 'batch', 'snapshot', 'bytesOnDisk', 'compactAll', 'close'] },
   'query.evaluator': { owner: 'query', methods: ['evaluate'] },
   'alerting.evaluator': { owner: 'alerting', methods: ['rules', 'evaluate'] },
-  'alerting.lifecycle': { owner: 'alerting', methods: ['initialState', 'fold', 'start', 'observe', 'receive', 'alerts', 'silences', 'silence', 'expireSilence', 'stop'] },
+  'alerting.lifecycle': { owner: 'alerting', methods: ['initialState', 'fold', 'start', 'observe', 'receive', 'alerts', 'records', 'silences', 'silence', 'expireSilence', 'stop'] },
   'alerting.delivery': { owner: 'alerting', methods: ['channels', 'admit', 'send', 'backoffMs', 'stats', 'close'] },
 } as const satisfies Record<SlotName, { owner: string; methods: readonly string[] }>;
 

@@ -14,7 +14,7 @@
  */
 import { z } from 'zod';
 import { definePlugin } from '../../core/plugins/define.js';
-import { alertRuleSchema, type SeedAlertRule } from '../../core/config/schema.js';
+import { alertRuleSchema, SEED_ALERT_RULES, type SeedAlertRule } from '../../core/config/schema.js';
 import { METRIC_NAME_LABEL } from '../../core/model.js';
 import { isRecordingRule, loadRuleFile, type AlertingRule, type RuleGroup } from '../../core/rules/rule-file.js';
 import { parseRulesDsl } from '../../core/rules/dsl.js';
@@ -23,13 +23,6 @@ import type { AlertEvaluator, AlertInstance, AlertRule, QueryClient, RuleEvaluat
 import type { Logger } from '../../core/log.js';
 import type { WireSample } from '../../core/model.js';
 import { StreamedRule, thresholdOf } from './p1-rules/stream.js';
-
-/** The seed's rules (craft0.polling-alerts) when no rule file is given. */
-const SEED_RULES: SeedAlertRule[] = [
-  { name: 'HighCpuUsage', metric: 'cpu_usage', condition: '>', threshold: 80, windowSeconds: 60 },
-  { name: 'HighMemoryUsage', metric: 'memory_usage', condition: '>', threshold: 90, windowSeconds: 60 },
-  { name: 'HighErrorRate', metric: 'error_rate', condition: '>', threshold: 5, windowSeconds: 30 },
-];
 
 /** Alerts one rule may produce per evaluation; beyond it the evaluation fails for that rule (Prometheus's group `limit`). */
 export const ALERTS_PER_RULE_MAX = 10_000;
@@ -90,7 +83,7 @@ class RuleEvaluator implements AlertEvaluator {
     const groups: RuleGroup[] = options.files.flatMap((file) => loadRuleFile(file));
     if (options.text !== undefined) groups.push(...parseRulesDsl(options.text, 'inline'));
     if (groups.length === 0) {
-      const seed = options.rules ?? SEED_RULES;
+      const seed = options.rules ?? SEED_ALERT_RULES;
       groups.push({ name: 'seed', file: 'seed', rules: seed.map((r) => ({ alert: r.name, expr: seedRuleExpr(r), labels: { metric: r.metric } })) });
     }
     const names = new Set<string>();
@@ -179,12 +172,12 @@ class RuleEvaluator implements AlertEvaluator {
       const atMs = Math.floor(nowMs / group.intervalMs) * group.intervalMs;
       if (atMs <= group.lastMs) continue;
       group.lastMs = atMs;
-      for (const compiled of group.rules) out.push(await this.evaluateRule(group, compiled, atMs, nowMs, query));
+      for (const compiled of group.rules) out.push(await this.evaluateRule(compiled, atMs, nowMs, query));
     }
     return out;
   }
 
-  private async evaluateRule(group: CompiledGroup, compiled: CompiledRule, atMs: number, nowMs: number, query: QueryClient): Promise<RuleEvaluation> {
+  private async evaluateRule(compiled: CompiledRule, atMs: number, nowMs: number, query: QueryClient): Promise<RuleEvaluation> {
     const { rule } = compiled;
     let result;
     try {
@@ -200,10 +193,10 @@ class RuleEvaluator implements AlertEvaluator {
     return this.toEvaluation(compiled, atMs, () => compiled.streamed!.holding(nowMs));
   }
 
-  private failed({ rule, group }: CompiledRule, atMs: number, error: unknown): RuleEvaluation {
+  private failed(compiled: CompiledRule, atMs: number, error: unknown): RuleEvaluation {
     const message = (error as Error).message;
-    this.log.warn('alerting rule evaluation failed', { rule: rule.alert, group: group.name, error: message });
-    return { ...this.base({ rule, group } as CompiledRule, atMs), active: false, value: null, summary: `evaluation failed: ${message}`, alerts: [], error: message };
+    this.log.warn('alerting rule evaluation failed', { rule: compiled.rule.alert, group: compiled.group.name, error: message });
+    return { ...this.base(compiled, atMs), active: false, value: null, summary: `evaluation failed: ${message}`, alerts: [], error: message };
   }
 
   private base({ rule, group }: CompiledRule, atMs: number): Omit<RuleEvaluation, 'active' | 'value' | 'summary'> {

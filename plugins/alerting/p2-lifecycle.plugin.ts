@@ -495,6 +495,10 @@ class Lifecycle implements AlertLifecycle {
       .sort((a, b) => (a.fingerprint < b.fingerprint ? -1 : 1));
   }
 
+  records(): AlertRecord[] {
+    return Object.values(this.state.alerts);
+  }
+
   silences(): Silence[] {
     return Object.values(this.state.silences).sort((a, b) => a.createdAtMs - b.createdAtMs || (a.id < b.id ? -1 : 1));
   }

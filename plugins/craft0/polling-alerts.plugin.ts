@@ -7,18 +7,12 @@
  */
 import { z } from 'zod';
 import { definePlugin } from '../../core/plugins/define.js';
-import { alertRuleSchema, type SeedAlertRule } from '../../core/config/schema.js';
+import { alertRuleSchema, SEED_ALERT_RULES, type SeedAlertRule } from '../../core/config/schema.js';
 import { METRIC_NAME_LABEL } from '../../core/model.js';
 import type { AlertEvaluator, AlertRule, QueryClient, RuleEvaluation } from '../../core/slots/alerting.js';
 
-export const SEED_RULES: SeedAlertRule[] = [
-  { name: 'HighCpuUsage', metric: 'cpu_usage', condition: '>', threshold: 80, windowSeconds: 60 },
-  { name: 'HighMemoryUsage', metric: 'memory_usage', condition: '>', threshold: 90, windowSeconds: 60 },
-  { name: 'HighErrorRate', metric: 'error_rate', condition: '>', threshold: 5, windowSeconds: 30 },
-];
-
 class PollingAlerts implements AlertEvaluator {
-  constructor(private readonly seedRules: SeedAlertRule[]) {}
+  constructor(private readonly seedRules: readonly SeedAlertRule[]) {}
 
   rules(): AlertRule[] {
     return this.seedRules.map((r) => ({ name: r.name, expr: `avg(${r.metric}[${r.windowSeconds}s]) ${r.condition} ${r.threshold}`, labels: { metric: r.metric } }));
@@ -67,5 +61,5 @@ export default definePlugin({
   version: '1.0.0',
   summary: "Seed's rules (window average vs threshold) polled at a fixed interval; no lifecycle or dedup",
   options: optionsSchema,
-  create: (_context, options) => new PollingAlerts(options.rules ?? SEED_RULES),
+  create: (_context, options) => new PollingAlerts(options.rules ?? SEED_ALERT_RULES),
 });

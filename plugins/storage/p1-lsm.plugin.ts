@@ -25,8 +25,7 @@ import type { AppendResult, Appender, CardinalityStats, Querier, QueuePositions,
 import type { KvEngine, KvOp } from '../../core/slots/kv.js';
 import { dataKey, float64Bytes, idKey, readFloat64, readTime, timeBytes, KEY_TAG } from './shared/keys.js';
 import { DiskUsage } from './shared/disk-usage.js';
-import { retentionOptions, retentionPolicy } from './shared/retention.js';
-import type { Timer } from '../../core/clock.js';
+import { retentionOptions, retentionPolicy, scheduleRetention } from './shared/retention.js';
 import { z } from 'zod';
 import { rollupSeries } from '../../core/storage/rollup.js';
 
@@ -58,7 +57,7 @@ class LsmStore implements SampleStore {
   private nextId = 1;
   private disk!: DiskUsage;
   private readonly retentionOf: (labels: Labels) => number;
-  private retentionTimer: Timer | undefined;
+  private retention: { stop(): void } | undefined;
   private closed = false;
   /** Commits, deletes and retention passes run one at a time. */
   private serial: Promise<unknown> = Promise.resolve();
@@ -95,17 +94,7 @@ class LsmStore implements SampleStore {
     const stats = await this.kv.get(metaKey('stats'));
     if (stats !== undefined) this.samples = (JSON.parse(decoder.decode(stats)) as { samples: number }).samples;
     await this.disk.refresh();
-    if (this.options.retentionMs > 0 || this.options.retentionRules.length > 0) this.scheduleRetention(0);
-  }
-
-  private scheduleRetention(delayMs = this.options.retentionIntervalMs): void {
-    if (this.closed) return;
-    this.retentionTimer = this.context.clock.setTimeout(() => {
-      this.retentionTimer = undefined;
-      void this.enforceRetention()
-        .catch((error: unknown) => this.context.log.error('retention pass failed; it runs again next interval', { error }))
-        .finally(() => this.scheduleRetention());
-    }, delayMs);
+    this.retention = scheduleRetention(this.options, this.context.clock, this.context.log, () => this.enforceRetention());
   }
 
   /** Deletes every sample older than its series' retention, durably; returns how many. */
@@ -333,7 +322,7 @@ class LsmStore implements SampleStore {
 
   async close(options: { destroy?: boolean } = {}): Promise<void> {
     this.closed = true;
-    this.retentionTimer?.cancel();
+    this.retention?.stop();
     await this.serial;
     this.disk?.stop();
     await this.kv?.close(options);

@@ -61,7 +61,6 @@ export class StreamedRule {
   private readonly matches: (labels: Labels) => boolean;
   private readonly seen = new Map<string, Seen>();
   private periodic = new Map<string, { labels: Labels; value: number }>();
-  private full = false;
 
   constructor(readonly threshold: Threshold, private readonly lookbackMs: number) {
     this.matches = compileMatchers(threshold.matchers);
@@ -74,18 +73,11 @@ export class StreamedRule {
     const key = seriesKey(series);
     const previous = this.seen.get(key);
     if (previous !== undefined && previous.timestampMs > timestampMs) return false;
-    if (previous === undefined && this.seen.size >= STREAM_SERIES_MAX) {
-      this.full = true;
-      return false;
-    }
+    // Beyond the limit a new series is the periodic evaluation's alone.
+    if (previous === undefined && this.seen.size >= STREAM_SERIES_MAX) return false;
     const holds = this.threshold.holds(value);
     this.seen.set(key, { labels: series, timestampMs, value, holds });
     return previous === undefined || previous.holds !== holds || (holds && previous.value !== value);
-  }
-
-  /** Whether series were left to the periodic evaluation because the stream follows its maximum. */
-  get saturated(): boolean {
-    return this.full;
   }
 
   /** The periodic (PromQL) result at `atMs`; forgets stream views older than the lookback. */

@@ -35,7 +35,7 @@ import type { Timer } from '../../../core/clock.js';
 import { ChunkAppender, decodeChunk } from './gorilla.js';
 import { KEY_TAG, idKey, readTime, writeTime } from './keys.js';
 import { DiskUsage } from './disk-usage.js';
-import { retentionOptions, retentionPolicy } from './retention.js';
+import { retentionOptions, retentionPolicy, scheduleRetention } from './retention.js';
 import { rollupSamples, rollupWindows, type SeriesRollup, type WindowSummary } from '../../../core/storage/rollup.js';
 import { WalRecordWriter, readWalRecord, valueFromBits } from './wal-record.js';
 import { HEAD_SEQ, SERIES_GONE, SERIES_LIVE, SERIES_PENDING, closedChunkBytes, resumeHead, decodeRange, decodeStored, mergeRuns, newSeries, outOfOrderRun, persistedOf, rebuildHead, runHas, type ClosedChunk, type PersistedChunk, type Run, type SeriesState } from './chunk-series.js';
@@ -150,7 +150,7 @@ export class ChunkStore implements SampleStore {
   /** Series whose head changed or that have closed or out-of-order chunks to write. */
   private readonly dirty = new Set<SeriesState>();
   private checkpointTimer: Timer | undefined;
-  private retentionTimer: Timer | undefined;
+  private retention: { stop(): void } | undefined;
   private readonly retentionOf: (labels: Labels) => number;
   /** Commits, checkpoints and deletes run one at a time. */
   private serial: Promise<unknown> = Promise.resolve();
@@ -235,17 +235,7 @@ export class ChunkStore implements SampleStore {
       }
     }
     await this.disk.refresh();
-    if (this.options.retentionMs > 0 || this.options.retentionRules.length > 0) this.scheduleRetention(0);
-  }
-
-  private scheduleRetention(delayMs = this.options.retentionIntervalMs): void {
-    if (this.closed) return;
-    this.retentionTimer = this.context.clock.setTimeout(() => {
-      this.retentionTimer = undefined;
-      void this.enforceRetention()
-        .catch((error: unknown) => this.context.log.error('retention pass failed; it runs again next interval', { error }))
-        .finally(() => this.scheduleRetention());
-    }, delayMs);
+    this.retention = scheduleRetention(this.options, this.context.clock, this.context.log, () => this.enforceRetention());
   }
 
   /**
@@ -344,7 +334,8 @@ export class ChunkStore implements SampleStore {
     let pending = new Map<string, SeriesState>();
     return {
       append: (labels, timestampMs, value, serverStamped, ref) => {
-        let series = ref === undefined || ref === 0 ? undefined : (this.byRef.get(ref) ?? pending.get(seriesKey(labels)));
+        // A reference the store does not know (yet, or any more) falls back to the labels; those of this transaction are in `pending`.
+        let series = ref === undefined || ref === 0 ? undefined : this.byRef.get(ref);
         if (series === undefined) {
           const key = seriesKey(labels);
           series = this.series.get(key) ?? pending.get(key);
@@ -859,7 +850,7 @@ export class ChunkStore implements SampleStore {
     if (options.destroy !== true && !this.closed && !this.broken) await this.exclusive(() => this.checkpoint()).catch((error: unknown) => this.context.log.error('checkpoint on close failed; records are replayed on open', { error }));
     this.closed = true;
     this.checkpointTimer?.cancel();
-    this.retentionTimer?.cancel();
+    this.retention?.stop();
     this.disk.stop();
     await this.serial;
     await this.kv.close(options);

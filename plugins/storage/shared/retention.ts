@@ -6,6 +6,8 @@
  * to one chunk span (≤ 2 h) more than its retention, as Prometheus keeps whole blocks.
  */
 import { z } from 'zod';
+import type { Clock, Timer } from '../../../core/clock.js';
+import type { Logger } from '../../../core/log.js';
 import { compileMatchers, type Labels } from '../../../core/model.js';
 import { parseSelector } from '../../../core/query/selector.js';
 
@@ -45,3 +47,30 @@ export const retentionOptions = {
   /** How often expired samples are dropped, ms. */
   retentionIntervalMs: z.number().int().positive().default(60_000),
 };
+
+/**
+ * Runs a store's retention `pass` at once and then `retentionIntervalMs` after each pass ends,
+ * when any retention is configured (a failed pass is logged and runs again next time); `stop`
+ * ends it. Undefined when nothing expires.
+ */
+export function scheduleRetention(options: { retentionMs: number; retentionRules: unknown[]; retentionIntervalMs: number }, clock: Clock, log: Logger, pass: () => Promise<unknown>): { stop(): void } | undefined {
+  if (options.retentionMs === 0 && options.retentionRules.length === 0) return undefined;
+  let timer: Timer | undefined;
+  let stopped = false;
+  const next = (delayMs: number): void => {
+    if (stopped) return;
+    timer = clock.setTimeout(() => {
+      timer = undefined;
+      void pass()
+        .catch((error: unknown) => log.error('retention pass failed; it runs again next interval', { error }))
+        .finally(() => next(options.retentionIntervalMs));
+    }, delayMs);
+  };
+  next(0);
+  return {
+    stop: () => {
+      stopped = true;
+      timer?.cancel();
+    },
+  };
+}
