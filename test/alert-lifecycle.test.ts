@@ -12,9 +12,9 @@ import { ManualClock } from '../core/clock.js';
 import { createLogger } from '../core/log.js';
 import { PluginRegistry } from '../core/plugins/registry.js';
 import type { AlertLifecycle, LifecycleEvent, LifecycleState, Notification, RuleEvaluation } from '../core/slots/alerting.js';
-import { alertMachine, type AlertPhase } from '../plugins/alerting/p2-lifecycle/machine.js';
-import { foldLifecycle, initialLifecycleState, fingerprint } from '../plugins/alerting/p2-lifecycle.plugin.js';
-import { inhibitedBy, compileInhibitions, silencedBy } from '../plugins/alerting/p2-lifecycle/muting.js';
+import { alertMachine, type AlertPhase } from '../plugins/alerting/shared/machine.js';
+import { foldLifecycle, initialLifecycleState, fingerprint } from '../plugins/alerting/shared/lifecycle.js';
+import { inhibitedBy, compileInhibitions, silencedBy } from '../plugins/alerting/shared/muting.js';
 
 const { registry } = await PluginRegistry.load();
 const log = createLogger('test');

@@ -17,7 +17,7 @@ import { systemClock } from '../core/clock.js';
 import { createLogger } from '../core/log.js';
 import { PluginRegistry } from '../core/plugins/registry.js';
 import type { Notification } from '../core/slots/alerting.js';
-import { foldLifecycle, initialLifecycleState } from '../plugins/alerting/p2-lifecycle.plugin.js';
+import { foldLifecycle, initialLifecycleState } from '../plugins/alerting/shared/lifecycle.js';
 import { GO_ZERO_TIME, goTime, webhookPayload, type WebhookPayload } from '../plugins/alerting/p3-delivery/webhook-payload.js';
 import { eventually, tempDir } from './helpers/nats.js';
 

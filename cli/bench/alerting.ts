@@ -157,7 +157,7 @@ async function periodicAndStreamed(registry: PluginRegistry, rules: number, prog
 }
 
 async function lifecycleThroughput(registry: PluginRegistry, alerts: number): Promise<ThroughputRow> {
-  const { foldLifecycle, initialLifecycleState } = await import('../../plugins/alerting/p2-lifecycle.plugin.js');
+  const { foldLifecycle, initialLifecycleState } = await import('../../plugins/alerting/shared/lifecycle.js');
   const clock = new ManualClock(0);
   let state: LifecycleState = initialLifecycleState();
   let events = 0;

@@ -107,6 +107,10 @@ export interface AlertRecord {
   /** Alerts sent from outside (Alertmanager's `POST /api/v2/alerts`): when it resolves unless sent again. */
   expiresAtMs?: number;
   generatorUrl?: string;
+  /** Acknowledged (phase 4): who, when, why. Kept until the alert resolves; an alert that fires again is a new, unacknowledged one. */
+  acknowledgedAtMs?: number;
+  acknowledgedBy?: string;
+  ackComment?: string;
 }
 
 /** An alert another system evaluated (Prometheus sending to us as its Alertmanager). */
@@ -142,6 +146,8 @@ export interface NotifiedAlert {
   value: number;
   /** Where the alert came from (an alert sent by Prometheus names its expression's graph). */
   generatorUrl?: string;
+  /** Who acknowledged it (phase 4), when it was. */
+  acknowledgedBy?: string;
 }
 
 /** A group's alerts, sent to its receiver. */
@@ -154,6 +160,23 @@ export interface Notification {
   status: 'firing' | 'resolved';
   alerts: NotifiedAlert[];
   atMs: number;
+  /**
+   * Phase 4 (routing and escalation). `kind`: absent for a group's own notification (new alerts,
+   * changes, repeats, resolutions) to its tier-0 receivers; `escalate` when alerts nobody
+   * acknowledged reach tier `tier` of the route's escalation policy; `acknowledge` when every
+   * firing alert of the group was acknowledged (PagerDuty: `acknowledge`).
+   */
+  kind?: 'escalate' | 'acknowledge';
+  /** The escalation tier of the receiver (0: the route's first tier). */
+  tier?: number;
+  /**
+   * A copy of the group's notification for another receiver of the same group (tier 0 with
+   * several targets, a resolution told to the receivers escalated to): the journal's group
+   * bookkeeping counts only the first.
+   */
+  copy?: boolean;
+  /** The route's matcher path, as Alertmanager writes it (`{}/{severity="page"}`); absent: `{}`. */
+  routePath?: string;
 }
 
 /** What a group last notified (so a restart neither forgets nor repeats it). */
@@ -162,6 +185,12 @@ export interface GroupRecord {
   lastAtMs: number;
   /** Fingerprints notified as firing, sorted. */
   firing: string[];
+  /** Phase 4: every receiver told about the group since it started (resolutions and acknowledgements go to each). */
+  receivers?: string[];
+  /** Phase 4: per firing alert, when the group first notified it (its escalation clock) and the highest tier it reached. */
+  escalation?: Record<string, { atMs: number; tier: number }>;
+  /** Phase 4: when the group's acknowledgement was notified (cleared when an unacknowledged alert joins). */
+  acknowledgedAtMs?: number;
 }
 
 export interface LifecycleState {
@@ -176,7 +205,8 @@ export type LifecycleEvent =
   | { type: 'alert'; alert: AlertRecord }
   | { type: 'alert-dropped'; fingerprint: string; atMs: number }
   | { type: 'silence'; silence: Silence }
-  | { type: 'notified'; notification: Notification };
+  | { type: 'notified'; notification: Notification }
+  | { type: 'ack'; fingerprint: string; by: string; comment: string; atMs: number };
 
 /** An alert as the API shows it: its record, and whether a silence or an inhibition mutes it. */
 export interface AlertView extends AlertRecord {
@@ -208,7 +238,32 @@ export interface AlertLifecycle {
   silence(input: Omit<Silence, 'id' | 'createdAtMs'> & { id?: string }): Silence;
   /** Ends a silence now. */
   expireSilence(id: string): Silence;
+  /**
+   * Acknowledges the firing alerts with these fingerprints or matching every matcher (phase 4):
+   * no more repeats or escalation for them until they resolve or fire anew. Returns the
+   * alerts acknowledged (already acknowledged ones included); throws a CraftError when none matches.
+   */
+  acknowledge?(input: AckInput): AlertRecord[];
+  /** Who is on call now in each schedule (phase 4). */
+  onCall?(atMs: number): OnCall[];
   stop(): void;
+}
+
+export interface AckInput {
+  fingerprints?: string[];
+  matchers?: { name: string; op: '=' | '!=' | '=~' | '!~'; value: string }[];
+  by: string;
+  comment?: string;
+}
+
+export interface OnCall {
+  schedule: string;
+  /** The receiver (a person) on call, or null when nobody is. */
+  receiver: string | null;
+  /** Where it comes from: `override`, or `layer <n>`. */
+  source: string;
+  /** When this person's shift ends (the next change of the schedule), ms; null when it never does. */
+  untilMs: number | null;
 }
 
 /*
