@@ -12,10 +12,12 @@
  *     GET  /api/v1/alerts            every alert: pending, firing, resolved, with what mutes it
  *     GET  /api/v1/rules             rules and their alerts
  *     POST /api/v1/rules/reload      re-reads the evaluator's rule files
+ *     POST /api/v1/alerts/ack        acknowledges firing alerts (phase 4) {fingerprints?, matchers?, by, comment?}
+ *     GET  /api/v1/oncall[?time=]    who is on call in each schedule (phase 4)
  *
  * Every error is a 4xx/5xx with a JSON body naming the problem; bodies are bounded.
  */
-import type { AlertLifecycle, AlertView, ExternalAlert, Silence } from '../core/slots/alerting.js';
+import type { AckInput, AlertLifecycle, AlertView, ExternalAlert, Silence } from '../core/slots/alerting.js';
 import { CraftError } from '../core/errors.js';
 import { isLabelName } from '../core/model.js';
 
@@ -90,18 +92,48 @@ export function parsePostedAlerts(body: unknown): ExternalAlert[] {
   });
 }
 
-/** Alertmanager's matcher shape `{name, value, isRegex, isEqual}` → ours. */
-export function parseSilenceBody(body: unknown, nowMs: number): Omit<Silence, 'createdAtMs' | 'id'> & { id?: string } {
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) badRequest('the body must be a silence object');
-  const b = body as Record<string, unknown>;
-  if (!Array.isArray(b.matchers)) badRequest('matchers must be an array of {name, value, isRegex, isEqual?}');
-  const matchers = (b.matchers as unknown[]).map((raw, i) => {
+/** Alertmanager's matcher shape `{name, value, isRegex, isEqual}` → ours; `{name, op, value}` is taken as well. */
+function parseMatchers(list: unknown[]): Silence['matchers'] {
+  return list.map((raw, i) => {
     const m = (raw ?? {}) as Record<string, unknown>;
     if (typeof m.name !== 'string' || typeof m.value !== 'string') badRequest(`matcher ${i} needs a string name and value`);
+    if (typeof m.op === 'string') {
+      if (!['=', '!=', '=~', '!~'].includes(m.op)) badRequest(`matcher ${i}: op must be one of =, !=, =~, !~`);
+      return { name: m.name, value: m.value, op: m.op as Silence['matchers'][number]['op'] };
+    }
     const regex = m.isRegex === true;
     const equal = m.isEqual !== false;
     return { name: m.name, value: m.value, op: (regex ? (equal ? '=~' : '!~') : equal ? '=' : '!=') as Silence['matchers'][number]['op'] };
   });
+}
+
+/** An acknowledgement: `{fingerprints?: string[], matchers?: [...], by, comment?}`. */
+export function parseAckBody(body: unknown): AckInput {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) badRequest('the body must be an object {fingerprints?, matchers?, by, comment?}');
+  const b = body as Record<string, unknown>;
+  if (b.fingerprints !== undefined && (!Array.isArray(b.fingerprints) || b.fingerprints.some((f) => typeof f !== 'string'))) badRequest('fingerprints must be an array of strings');
+  if (b.matchers !== undefined && !Array.isArray(b.matchers)) badRequest('matchers must be an array of {name, value, isRegex?, isEqual?}');
+  if (typeof b.by !== 'string' || b.by.trim() === '') badRequest('"by" (who acknowledges) is required');
+  if (b.comment !== undefined && typeof b.comment !== 'string') badRequest('comment must be a string');
+  return {
+    ...(b.fingerprints === undefined ? {} : { fingerprints: b.fingerprints as string[] }),
+    ...(b.matchers === undefined ? {} : { matchers: parseMatchers(b.matchers as unknown[]) }),
+    by: b.by,
+    ...(b.comment === undefined ? {} : { comment: b.comment as string }),
+  };
+}
+
+/** Acknowledges through the lifecycle; a lifecycle without acknowledgement (phase 2) is a clear 400. */
+export function acknowledge(lifecycle: AlertLifecycle, input: AckInput): ReturnType<NonNullable<AlertLifecycle['acknowledge']>> {
+  if (lifecycle.acknowledge === undefined) badRequest('this lifecycle does not take acknowledgements: use phase 4 (plugin alerting.escalation in slot alerting.lifecycle)');
+  return lifecycle.acknowledge(input);
+}
+
+export function parseSilenceBody(body: unknown, nowMs: number): Omit<Silence, 'createdAtMs' | 'id'> & { id?: string } {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) badRequest('the body must be a silence object');
+  const b = body as Record<string, unknown>;
+  if (!Array.isArray(b.matchers)) badRequest('matchers must be an array of {name, value, isRegex, isEqual?}');
+  const matchers = parseMatchers(b.matchers);
   const startsAtMs = timeOf(b.startsAt, 'startsAt') ?? nowMs;
   const endsAtMs = timeOf(b.endsAt, 'endsAt');
   if (endsAtMs === undefined) badRequest('endsAt is required');
@@ -197,6 +229,16 @@ export async function handleAlertingApi(host: AlertingApiHost, method: string, u
       if (method !== 'GET') return json(405, { error: 'method not allowed; use GET or DELETE' });
       const silence = lifecycle.silences().find((s) => s.id === id);
       return silence === undefined ? json(404, { error: `no silence with id ${JSON.stringify(id)}` }) : json(200, gettableSilence(silence, now));
+    }
+    if (path === '/api/v1/alerts/ack') {
+      if (method !== 'POST') return json(405, { error: 'method not allowed; use POST' });
+      return json(200, { status: 'success', data: { acknowledged: acknowledge(lifecycle, parseAckBody(body)) } });
+    }
+    if (path === '/api/v1/oncall' && method === 'GET') {
+      const time = url.searchParams.get('time');
+      const atMs = time === null ? now : /^\d+(\.\d+)?$/.test(time) ? Number(time) * 1_000 : Date.parse(time);
+      if (!Number.isFinite(atMs)) return json(400, { error: `time is not a time: ${JSON.stringify(time)} (RFC 3339 or Unix seconds)` });
+      return json(200, { status: 'success', data: { time: iso(atMs), oncall: lifecycle.onCall?.(atMs) ?? [] } });
     }
     if (path === '/api/v1/alerts' && method === 'GET') return json(200, { status: 'success', data: { alerts: lifecycle.alerts() } });
     if (path === '/api/v1/rules' && method === 'GET') return json(200, { status: 'success', data: host.rules() });

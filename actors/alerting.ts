@@ -4,7 +4,7 @@
  * inhibition, grouping into notifications). The lifecycle's state is event-sourced in the
  * `alerts` journal: every event it emits is appended (in order) before it is published —
  *
- *   craft.alerting.events.<pending|firing|resolved|inactive>   an alert changed phase
+ *   craft.alerting.events.<pending|firing|resolved|inactive|acknowledged>   an alert changed phase or was acknowledged
  *   craft.alerting.notifications                               a group's notification
  *
  * — and after a restart the folded state goes back to the lifecycle, which resumes pending
@@ -24,7 +24,7 @@ import type { AlertDelivery, AlertEvaluator, AlertLifecycle, AlertView, Lifecycl
 import { DeliveryQueue } from './alerting-delivery.js';
 import type { Timer } from '../core/clock.js';
 import type { IncomingMessage, Server } from 'node:http';
-import { ALERTING_BODY_BYTES_MAX, handleAlertingApi } from './alerting-api.js';
+import { ALERTING_BODY_BYTES_MAX, acknowledge, handleAlertingApi, parseAckBody } from './alerting-api.js';
 import { closeApi, listenApi, portOf, type ApiAnswer } from '../core/http/api-server.js';
 import { BODY_ABORTED, BODY_TOO_LARGE, readBody } from '../core/ingestion/node-http.js';
 
@@ -89,6 +89,8 @@ export class AlertingActor extends Actor {
       if (typeof body?.id !== 'string') throw new CraftError('CRAFT_BAD_REQUEST', 'expire needs {"id": "<silence id>"}');
       return this.lifecycle.expireSilence(body.id);
     });
+    this.handle(SUBJECTS.alertingAck, (body: unknown) => ({ acknowledged: acknowledge(this.lifecycle, parseAckBody(body)) }));
+    this.handle(SUBJECTS.alertingOnCall, (body: { atMs?: unknown }) => ({ oncall: this.lifecycle.onCall?.(typeof body?.atMs === 'number' ? body.atMs : this.clock.now()) ?? [] }));
     this.handle(handoverSubject(this.id), (body: HandoverRequest) => this.handover(body));
   }
 
@@ -245,6 +247,8 @@ export class AlertingActor extends Actor {
       this.bus.publish(SUBJECTS.alertingNotifications, event.notification);
     } else if (event.type === 'silence') {
       this.bus.publish(alertEventSubject('silence'), event.silence);
+    } else if (event.type === 'ack') {
+      this.bus.publish(alertEventSubject('acknowledged'), event);
     }
   }
 

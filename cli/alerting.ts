@@ -5,6 +5,8 @@
  *   craft silence add <matcher>… (--duration 2h | --end <time>) [--comment …] [--author …]
  *   craft silence list [--json]
  *   craft silence expire <id>
+ *   craft ack <matcher>… | --fingerprint <fp>… [--comment …] [--author …]   (phase 4)
+ *   craft oncall [--at <time>] [--json]                                    (phase 4)
  *
  * A matcher is `name=value`, `name!=value`, `name=~regex` or `name!~regex` (value optionally
  * quoted), as amtool takes them.
@@ -15,7 +17,7 @@ import { CraftError } from '../core/errors.js';
 import { isLabelName } from '../core/model.js';
 import { parseDurationMs } from '../core/promql/parser.js';
 import { SUBJECTS } from '../core/subjects.js';
-import type { AlertView, Silence } from '../core/slots/alerting.js';
+import type { AlertRecord, AlertView, OnCall, Silence } from '../core/slots/alerting.js';
 import { connectToPlatform } from './connect.js';
 import { renderTable } from './table.js';
 
@@ -56,9 +58,10 @@ export function addAlertingCommands(program: Command, platformFlags: (command: C
       const rows = shown.map((a) => {
         const { alertname, ...rest } = a.labels;
         const muted = [...a.silencedBy.map((id) => `silence ${id}`), ...a.inhibitedBy.map((fp) => `inhibited by ${fp}`)].join(', ');
-        return [a.state, alertname ?? a.rule, JSON.stringify(rest), since(a.state === 'pending' ? a.activeAtMs : a.firedAtMs, now), muted === '' ? '-' : muted, a.annotations.summary ?? ''];
+        const ack = a.acknowledgedBy === undefined ? '-' : `${a.acknowledgedBy}${a.ackComment ? `: ${a.ackComment}` : ''}`;
+        return [a.state, alertname ?? a.rule, JSON.stringify(rest), since(a.state === 'pending' ? a.activeAtMs : a.firedAtMs, now), muted === '' ? '-' : muted, ack, a.fingerprint, a.annotations.summary ?? ''];
       });
-      process.stdout.write(renderTable(['state', 'alertname', 'labels', 'since', 'muted', 'summary'], rows) + `\n${shown.length} alert(s)\n`);
+      process.stdout.write(renderTable(['state', 'alertname', 'labels', 'since', 'muted', 'acknowledged', 'fingerprint', 'summary'], rows) + `\n${shown.length} alert(s)\n`);
     },
   );
 
@@ -100,4 +103,35 @@ export function addAlertingCommands(program: Command, platformFlags: (command: C
     const expired = await withBus(flags, (bus) => bus.request<Silence>(SUBJECTS.alertingSilenceExpire, { id }));
     process.stdout.write(`silence ${expired.id} expired at ${new Date(expired.endsAtMs).toISOString()}\n`);
   });
+
+  platformFlags(
+    program
+      .command('ack')
+      .description('acknowledge firing alerts (phase 4): no more repeats or escalation until they resolve or fire again, e.g. craft ack alertname=HighCPU host=web-1 --comment "on it"')
+      .argument('[matchers...]', 'name=value, name!=value, name=~regex, name!~regex: every firing alert matching all of them')
+      .option('--fingerprint <fp...>', 'alerts by fingerprint (craft alerts shows them)')
+      .option('--comment <text>', 'why, or what is being done', '')
+      .option('--author <name>', 'who (default: the user name)'),
+  ).action(async (texts: string[], flags: PlatformFlags & { fingerprint?: string[]; comment: string; author?: string }) => {
+    const matchers = texts.map(parseMatcher);
+    if (matchers.length === 0 && (flags.fingerprint ?? []).length === 0) throw new CraftError('CRAFT_BAD_REQUEST', 'give matchers (alertname=HighCPU) or --fingerprint');
+    const { acknowledged } = await withBus(flags, (bus) =>
+      bus.request<{ acknowledged: AlertRecord[] }>(SUBJECTS.alertingAck, { matchers, ...(flags.fingerprint === undefined ? {} : { fingerprints: flags.fingerprint }), by: flags.author ?? userInfo().username, comment: flags.comment }),
+    );
+    for (const a of acknowledged) process.stdout.write(`acknowledged ${a.fingerprint} ${JSON.stringify(a.labels)} by ${a.acknowledgedBy ?? '?'} at ${new Date(a.acknowledgedAtMs ?? 0).toISOString()}\n`);
+    process.stdout.write(`${acknowledged.length} alert(s) acknowledged\n`);
+  });
+  platformFlags(program.command('oncall').description('who is on call in each schedule (phase 4)').option('--at <time>', 'an ISO time (default now)').option('--json', 'print JSON')).action(
+    async (flags: PlatformFlags & { at?: string; json?: boolean }) => {
+      const atMs = flags.at === undefined ? Date.now() : Date.parse(flags.at);
+      if (!Number.isFinite(atMs)) throw new CraftError('CRAFT_BAD_REQUEST', `--at is not a time: ${flags.at}`);
+      const { oncall } = await withBus(flags, (bus) => bus.request<{ oncall: OnCall[] }>(SUBJECTS.alertingOnCall, { atMs }));
+      if (flags.json === true) {
+        process.stdout.write(JSON.stringify(oncall, null, 2) + '\n');
+        return;
+      }
+      const rows = oncall.map((o) => [o.schedule, o.receiver ?? '(nobody)', o.source, o.untilMs === null ? '-' : new Date(o.untilMs).toISOString()]);
+      process.stdout.write(renderTable(['schedule', 'on call', 'from', 'until'], rows) + `\n${oncall.length} schedule(s) at ${new Date(atMs).toISOString()}\n`);
+    },
+  );
 }

@@ -86,9 +86,13 @@ export const SUBJECTS = {
   alertingSilenceCreate: 'craft.alerting.silences.create',
   /** Alerting actor: end a silence now `{id}` → the silence. */
   alertingSilenceExpire: 'craft.alerting.silences.expire',
+  /** Alerting actor: acknowledge firing alerts (phase 4) `{fingerprints?, matchers?, by, comment?}` → `{acknowledged}`. */
+  alertingAck: 'craft.alerting.ack',
+  /** Alerting actor: who is on call `{atMs?}` → `{oncall}` (phase 4). */
+  alertingOnCall: 'craft.alerting.oncall',
   /** Published by the alerting actor: a group's notification (core/slots/alerting.ts `Notification`). */
   alertingNotifications: 'craft.alerting.notifications',
-  /** Events published by the alerting actor: `craft.alerting.events.<pending|firing|resolved|inactive|silence>`. */
+  /** Events published by the alerting actor: `craft.alerting.events.<pending|firing|resolved|inactive|silence|acknowledged>`. */
   alertingEventsPrefix: 'craft.alerting.events',
 
   /** Ingestion actor: statistics of the active server plugin. */

@@ -13,7 +13,11 @@ import { compileMatchers, METRIC_NAME_LABEL, type LabelMatcher, type MatchOp } f
 const NAME = /[a-zA-Z_:][a-zA-Z0-9_:]*/y;
 const LABEL = /[a-zA-Z_][a-zA-Z0-9_]*/y;
 
-export function parseSelector(expr: string): LabelMatcher[] {
+/**
+ * `matchersOnly`: Alertmanager's matchers (routes, inhibition) — any matchers, `{}` included,
+ * with no rule that one must not match the empty string (that rule is for selecting series).
+ */
+export function parseSelector(expr: string, options: { matchersOnly?: boolean } = {}): LabelMatcher[] {
   let at = 0;
   const fail = (what: string): never => {
     throw new CraftError('CRAFT_BAD_REQUEST', `bad selector at character ${at + 1}: ${what} in ${JSON.stringify(expr)}`);
@@ -74,6 +78,7 @@ export function parseSelector(expr: string): LabelMatcher[] {
     skip();
   }
   if (at < expr.length) fail('unexpected text');
+  if (options.matchersOnly === true) return matchers;
   if (matchers.length === 0) fail('empty selector');
   // Like PromQL: a selector must have at least one matcher that does not match the empty string.
   if (matchers.every((m) => compileMatchers([m])({}))) fail('at least one matcher must not match the empty string');

@@ -85,7 +85,7 @@ class ChannelDelivery implements AlertDelivery {
     for (const receiver of options.receivers) {
       if (this.byReceiver.has(receiver.name)) throw new Error(`receiver ${JSON.stringify(receiver.name)} is defined twice`);
       const channels: Channel[] = [
-        ...receiver.webhook.map((c): Channel => ({ name: 'webhook', send: (m) => postJson(c.url, webhookPayload(m.notification, options.externalUrl, c.maxAlerts), options.timeoutMs, { 'Idempotency-Key': m.notification.id }) })),
+        ...receiver.webhook.map((c): Channel => ({ name: 'webhook', send: (m) => postJson(c.url, webhookPayload(m.notification, options.externalUrl, c.maxAlerts), options.timeoutMs, { 'Idempotency-Key': m.notification.id, 'Craft-Notification-Kind': m.notification.kind ?? 'notify', 'Craft-Escalation-Tier': String(m.notification.tier ?? 0) }) })),
         ...receiver.slack.map((c): Channel => ({ name: 'slack', send: (m) => postJson(c.url, slackMessage(m.notification, c), options.timeoutMs) })),
         ...receiver.pagerduty.map((c): Channel => ({ name: 'pagerduty', send: (m) => postJson(c.url, pagerDutyEvent(m.notification, c.routingKey, options.externalUrl, c.severity), options.timeoutMs) })),
         ...receiver.email.map((c): Channel => {

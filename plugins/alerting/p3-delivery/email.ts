@@ -5,6 +5,7 @@
  * connection trouble are worth another try, a 5xx reply (no such recipient, refused sender) is not.
  */
 import nodemailer from 'nodemailer';
+import { notificationTitle } from './title.js';
 import type { DeliveryOutcome, Notification } from '../../../core/slots/alerting.js';
 
 export interface EmailOptions {
@@ -14,9 +15,7 @@ export interface EmailOptions {
 }
 
 export function emailMessage(notification: Notification, externalUrl: string): { subject: string; text: string } {
-  const name = notification.groupLabels.alertname ?? 'alerts';
-  const firing = notification.alerts.filter((a) => a.status === 'firing').length;
-  const subject = `[${notification.status.toUpperCase()}${firing > 0 ? `:${firing}` : ''}] ${name}`;
+  const subject = notificationTitle(notification);
   const lines = notification.alerts.map((a) => {
     const labels = Object.entries(a.labels).map(([k, v]) => `${k}="${v}"`).join(', ');
     return `${a.status.toUpperCase()}  {${labels}}${a.annotations.summary === undefined ? '' : `\n    ${a.annotations.summary}`}`;

@@ -2,7 +2,7 @@
  * A PagerDuty Events API v2 event for a notification: `trigger` while any alert of the group
  * fires, `resolve` once none does, with a `dedup_key` that is the same for every event of the
  * group (SHA-256 of the group key, as Alertmanager uses), so PagerDuty folds repeats and retries
- * into one incident and the resolve closes it. (`acknowledge` is sent by phase 4's acknowledgement.)
+ * into one incident and the resolve closes it; phase 4's acknowledgement sends `acknowledge`.
  */
 import { createHash } from 'node:crypto';
 import type { Notification } from '../../../core/slots/alerting.js';
@@ -17,6 +17,8 @@ export function pagerDutyDedupKey(groupKey: string): string {
 export function pagerDutyEvent(notification: Notification, routingKey: string, externalUrl: string, severity = 'critical'): Record<string, unknown> {
   const dedupKey = pagerDutyDedupKey(notification.groupKey);
   if (notification.status === 'resolved') return { routing_key: routingKey, event_action: 'resolve', dedup_key: dedupKey };
+  // Phase 4: every firing alert of the group acknowledged — the incident is acknowledged, not closed.
+  if (notification.kind === 'acknowledge') return { routing_key: routingKey, event_action: 'acknowledge', dedup_key: dedupKey };
   const firing = notification.alerts.filter((a) => a.status === 'firing');
   const first = firing[0] ?? notification.alerts[0]!;
   const name = notification.groupLabels.alertname ?? first.labels.alertname ?? 'alert';

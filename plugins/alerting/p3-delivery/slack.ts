@@ -4,6 +4,7 @@
  * incoming webhooks take (`text`, `attachments[].color/title/text/fallback`, optional `channel`,
  * `username`).
  */
+import { notificationTitle } from './title.js';
 import type { Notification } from '../../../core/slots/alerting.js';
 
 export interface SlackOptions {
@@ -12,9 +13,7 @@ export interface SlackOptions {
 }
 
 export function slackMessage(notification: Notification, options: SlackOptions): Record<string, unknown> {
-  const name = notification.groupLabels.alertname ?? Object.values(notification.groupLabels).join(' ') ?? 'alerts';
-  const firing = notification.alerts.filter((a) => a.status === 'firing').length;
-  const title = `[${notification.status.toUpperCase()}${firing > 0 ? `:${firing}` : ''}] ${name}`;
+  const title = notificationTitle(notification);
   const lines = notification.alerts.map((a) => {
     const { alertname: _ignored, ...rest } = a.labels;
     const what = a.annotations.summary ?? Object.entries(rest).map(([k, v]) => `${k}=${v}`).join(' ');
@@ -24,6 +23,6 @@ export function slackMessage(notification: Notification, options: SlackOptions):
     ...(options.channel === undefined ? {} : { channel: options.channel }),
     ...(options.username === undefined ? {} : { username: options.username }),
     text: title,
-    attachments: [{ color: notification.status === 'firing' ? 'danger' : 'good', title, text: lines.join('\n'), fallback: `${title}\n${lines.join('\n')}` }],
+    attachments: [{ color: notification.status === 'resolved' ? 'good' : notification.kind === 'acknowledge' ? 'warning' : 'danger', title, text: lines.join('\n'), fallback: `${title}\n${lines.join('\n')}` }],
   };
 }

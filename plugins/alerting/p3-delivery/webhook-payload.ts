@@ -6,8 +6,9 @@
  * `commonAnnotations`, `externalURL`, `version`, `groupKey`, `truncatedAlerts`. Times are Go's
  * RFC 3339 with trailing zeros of the fraction trimmed; an alert still firing ends at Go's zero time.
  *
- * Phase 3 (delivery to channels) is being built: this is its webhook payload; sending, retries
- * and the durable delivery queue are not built yet (docs/alerting.md).
+ * Phase 4's escalations and acknowledgements go out in the same body (status `firing`); a
+ * receiver that wants to tell them apart reads the `Craft-Notification-Kind` header
+ * (`notify`, `escalate`, `acknowledge`) and `Craft-Escalation-Tier`.
  */
 import type { Notification } from '../../../core/slots/alerting.js';
 
@@ -82,7 +83,7 @@ export function webhookPayload(notification: Notification, externalUrl: string, 
     commonAnnotations: common(notification.alerts.map((a) => a.annotations)),
     externalURL: externalUrl,
     version: '4',
-    groupKey: alertmanagerGroupKey(notification.groupLabels),
+    groupKey: alertmanagerGroupKey(notification.groupLabels, notification.routePath),
     truncatedAlerts: notification.alerts.length - kept.length,
   };
 }

@@ -15,7 +15,7 @@ import type { AlertRecord, Silence } from '../../../core/slots/alerting.js';
 
 const selector = z.string().refine((text) => {
   try {
-    parseSelector(text);
+    parseSelector(text, { matchersOnly: true });
     return true;
   } catch {
     return false;
@@ -41,7 +41,7 @@ interface CompiledInhibition {
 }
 
 export function compileInhibitions(rules: InhibitRule[]): CompiledInhibition[] {
-  return rules.map((rule) => ({ source: compileMatchers(parseSelector(rule.sourceMatchers)), target: compileMatchers(parseSelector(rule.targetMatchers)), equal: rule.equal }));
+  return rules.map((rule) => ({ source: compileMatchers(parseSelector(rule.sourceMatchers, { matchersOnly: true })), target: compileMatchers(parseSelector(rule.targetMatchers, { matchersOnly: true })), equal: rule.equal }));
 }
 
 const silenceMatchers = new WeakMap<Silence, (labels: Record<string, string>) => boolean>();

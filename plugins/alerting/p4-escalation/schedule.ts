@@ -1,0 +1,161 @@
+/**
+ * On-call schedules (phase 4): who is on call at an instant.
+ *
+ *   schedules:
+ *     - name: primary
+ *       timeZone: Europe/Berlin              every time below is local to it (IANA name)
+ *       layers:                              later layers take precedence where they have someone
+ *         - users: [alice, bob, carol]       each a receiver (a person's channels)
+ *           start: '2026-01-05T09:00'        the first shift starts here; handoffs at this local time
+ *           rotation: { every: 1, unit: weeks }     hours | days | weeks
+ *         - users: [dave]
+ *           start: '2026-01-05T09:00'
+ *           rotation: { every: 1, unit: days }
+ *           restrict: { from: '18:00', to: '09:00', days: [mon, tue, wed, thu, fri] }   only these local hours
+ *       overrides:                           beat every layer while they last (the last listed wins)
+ *         - { user: erin, start: '2026-12-24T00:00', end: '2026-12-27T00:00' }
+ *
+ * Shift k of a layer covers [start + k·rotation, start + (k+1)·rotation) and belongs to
+ * `users[k mod n]`. Days and weeks are calendar days and weeks in the schedule's time zone, so a
+ * 09:00 handoff stays at 09:00 local across daylight-saving changes (that shift is 23 or 25 hours
+ * long); hours are elapsed hours. A `restrict` window (local, `to` before `from` wraps past
+ * midnight; `days` names the day the window opens) leaves the layer empty outside it, and the
+ * layer below shows through.
+ */
+import { z } from 'zod';
+import { DateTime, IANAZone } from 'luxon';
+import type { OnCall } from '../../../core/slots/alerting.js';
+
+const DAYS = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'] as const;
+const LOCAL_TIME = /^([01]\d|2[0-3]):([0-5]\d)$/;
+const localDateTime = z.string().regex(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2})?$/, 'a local date and time like 2026-01-05T09:00');
+
+export const scheduleSchema = z
+  .object({
+    name: z.string().min(1),
+    timeZone: z.string().default('UTC').refine((zone) => IANAZone.isValidZone(zone), 'not an IANA time zone (like Europe/Berlin or UTC)'),
+    layers: z
+      .array(
+        z
+          .object({
+            users: z.array(z.string().min(1)).min(1),
+            start: localDateTime,
+            rotation: z.object({ every: z.number().int().positive().default(1), unit: z.enum(['hours', 'days', 'weeks']) }).strict().default({ every: 1, unit: 'weeks' }),
+            restrict: z
+              .object({ from: z.string().regex(LOCAL_TIME, 'a local time like 09:00'), to: z.string().regex(LOCAL_TIME, 'a local time like 18:00'), days: z.array(z.enum(DAYS)).min(1).optional() })
+              .strict()
+              .optional(),
+          })
+          .strict(),
+      )
+      .min(1),
+    overrides: z.array(z.object({ user: z.string().min(1), start: localDateTime, end: localDateTime }).strict()).default([]),
+  })
+  .strict();
+export type ScheduleSpec = z.infer<typeof scheduleSchema>;
+
+interface Layer {
+  users: string[];
+  startMs: number;
+  start: DateTime;
+  unit: 'hours' | 'days' | 'weeks';
+  every: number;
+  restrict?: { fromMin: number; toMin: number; days?: Set<number> };
+}
+
+const NOMINAL_MS = { hours: 3_600_000, days: 86_400_000, weeks: 7 * 86_400_000 } as const;
+const minutesOf = (text: string): number => Number(text.slice(0, 2)) * 60 + Number(text.slice(3, 5));
+
+export class Schedule {
+  readonly name: string;
+  readonly timeZone: string;
+  private readonly layers: Layer[];
+  private readonly overrides: { user: string; startMs: number; endMs: number }[];
+
+  constructor(spec: ScheduleSpec) {
+    this.name = spec.name;
+    this.timeZone = spec.timeZone;
+    const at = (text: string, what: string): DateTime => {
+      const time = DateTime.fromISO(text, { zone: spec.timeZone });
+      if (!time.isValid) throw new Error(`schedule ${spec.name}: ${what} ${JSON.stringify(text)} is not a time in ${spec.timeZone} (${time.invalidExplanation ?? time.invalidReason})`);
+      return time;
+    };
+    this.layers = spec.layers.map((layer, i) => {
+      const start = at(layer.start, `layer ${i + 1} start`);
+      return {
+        users: layer.users,
+        start,
+        startMs: start.toMillis(),
+        unit: layer.rotation.unit,
+        every: layer.rotation.every,
+        ...(layer.restrict === undefined
+          ? {}
+          : { restrict: { fromMin: minutesOf(layer.restrict.from), toMin: minutesOf(layer.restrict.to), ...(layer.restrict.days === undefined ? {} : { days: new Set(layer.restrict.days.map((d) => DAYS.indexOf(d) + 1)) }) } }),
+      };
+    });
+    this.overrides = spec.overrides.map((o, i) => {
+      const startMs = at(o.start, `override ${i + 1} start`).toMillis();
+      const endMs = at(o.end, `override ${i + 1} end`).toMillis();
+      if (endMs <= startMs) throw new Error(`schedule ${spec.name}: override ${i + 1} ends before it starts`);
+      return { user: o.user, startMs, endMs };
+    });
+  }
+
+  /** Every user named anywhere in the schedule (each must be a receiver). */
+  users(): string[] {
+    return [...new Set([...this.layers.flatMap((l) => l.users), ...this.overrides.map((o) => o.user)])];
+  }
+
+  /** The index of the shift of `layer` that holds `atMs` (-1 before the layer starts) and when the next one starts. */
+  shift(layer: Layer, atMs: number): { index: number; endsAtMs: number } {
+    if (atMs < layer.startMs) return { index: -1, endsAtMs: layer.startMs };
+    const boundary = (k: number): number => layer.start.plus({ [layer.unit]: layer.every * k }).toMillis();
+    // A guess from the nominal length, then exact steps (a calendar day is 23, 24 or 25 hours).
+    let k = Math.max(0, Math.floor((atMs - layer.startMs) / (NOMINAL_MS[layer.unit] * layer.every)) - 1);
+    while (boundary(k + 1) <= atMs) k += 1;
+    while (k > 0 && boundary(k) > atMs) k -= 1;
+    return { index: k, endsAtMs: boundary(k + 1) };
+  }
+
+  /** Whether the layer's restriction window (if any) is open at `atMs`, and when that next changes. */
+  private windowOpen(layer: Layer, atMs: number): boolean {
+    const r = layer.restrict;
+    if (r === undefined) return true;
+    const local = DateTime.fromMillis(atMs, { zone: this.timeZone });
+    const minute = local.hour * 60 + local.minute;
+    const wraps = r.toMin <= r.fromMin;
+    const inside = wraps ? minute >= r.fromMin || minute < r.toMin : minute >= r.fromMin && minute < r.toMin;
+    if (!inside) return false;
+    if (r.days === undefined) return true;
+    // The day the window opened: before midnight for the early part of a wrapping window.
+    const opened = wraps && minute < r.toMin ? local.minus({ days: 1 }) : local;
+    return r.days.has(opened.weekday);
+  }
+
+  /** Who is on call at `atMs`, from where, and until when (the next change: a handoff, a window, an override). */
+  onCall(atMs: number): OnCall {
+    let override: { user: string; endMs: number } | undefined;
+    for (const o of this.overrides) if (o.startMs <= atMs && atMs < o.endMs) override = o;
+    const nextOverrideStart = Math.min(...this.overrides.filter((o) => o.startMs > atMs).map((o) => o.startMs));
+    if (override !== undefined) return { schedule: this.name, receiver: override.user, source: 'override', untilMs: override.endMs };
+    for (let i = this.layers.length - 1; i >= 0; i--) {
+      const layer = this.layers[i]!;
+      const { index, endsAtMs } = this.shift(layer, atMs);
+      if (index < 0 || !this.windowOpen(layer, atMs)) continue;
+      const until = Math.min(endsAtMs, nextOverrideStart, layer.restrict === undefined ? Number.POSITIVE_INFINITY : this.windowEnd(layer, atMs));
+      return { schedule: this.name, receiver: layer.users[index % layer.users.length]!, source: `layer ${i + 1}`, untilMs: Number.isFinite(until) ? until : null };
+    }
+    const starts = this.layers.map((l) => l.startMs).filter((ms) => ms > atMs);
+    const until = Math.min(nextOverrideStart, ...starts);
+    return { schedule: this.name, receiver: null, source: 'nobody', untilMs: Number.isFinite(until) ? until : null };
+  }
+
+  /** When the restriction window open at `atMs` closes. */
+  private windowEnd(layer: Layer, atMs: number): number {
+    const r = layer.restrict!;
+    const local = DateTime.fromMillis(atMs, { zone: this.timeZone });
+    let end = local.set({ hour: Math.floor(r.toMin / 60), minute: r.toMin % 60, second: 0, millisecond: 0 });
+    if (end.toMillis() <= atMs) end = end.plus({ days: 1 });
+    return end.toMillis();
+  }
+}
