@@ -92,3 +92,12 @@ t.test('alerting-phases passes: the seed rule fires, then phase 1 rules (streame
   t.ok(run.passed, JSON.stringify(run.verdicts));
   t.same(run.verdicts.filter((v) => v.expectation.startsWith('alert')).map((v) => v.passed), [true, true, true]);
 });
+
+t.test('alert-escalation passes: fires, escalates to tier 1, is acknowledged, resolves; each local receiver got exactly its notifications', async (t) => {
+  const run = await runScenario(scenario('alert-escalation'), { reportsDir: tempDir(t), keepData: false, progress: false, logLevel: 'error' });
+  t.ok(run.passed, JSON.stringify(run.verdicts));
+  const exact = run.verdicts.filter((v) => v.expectation.includes('got exactly'));
+  t.equal(exact.length, 5);
+  t.ok(exact.every((v) => v.passed));
+  t.equal(run.steps.find((s) => s.description.startsWith('acknowledge'))?.detail, '1 alert(s) acknowledged');
+});

@@ -25,6 +25,8 @@ export interface RunState {
   restarts: Map<string, number>;
   /** The processes hosting each actor, for process-level restarts. */
   processOfActor(actor: string): string | undefined;
+  /** What a local receiver got, in order (`oncall:<schedule>`: whoever is on call now); undefined: no such receiver. */
+  received(receiver: string): Promise<{ name: string; got: string[] } | undefined>;
 }
 
 async function pollUntil(timeoutMs: number, check: () => Promise<boolean> | boolean, intervalMs = 200): Promise<boolean> {
@@ -96,6 +98,32 @@ export async function check(expectation: Expectation, state: RunState): Promise<
     const count = (): number => (state.restarts.get(actor) ?? 0) + (state.restarts.get(`process:${state.processOfActor(actor) ?? ''}`) ?? 0);
     const passed = await pollUntil(timeout, () => count() >= min);
     return { expectation: `actor ${actor} restarted at least ${min} time(s)`, passed, observed: `${count()} restart(s)` };
+  }
+  if ('notified' in expectation) {
+    const { receiver, what, min, timeout } = expectation.notified;
+    let got: { name: string; got: string[] } | undefined;
+    const passed = await pollUntil(timeout, async () => {
+      got = await state.received(receiver);
+      return got !== undefined && got.got.filter((w) => w === what).length >= min;
+    });
+    return {
+      expectation: `receiver ${receiver} got at least ${min} notification(s) "${what}" within ${timeout / 1_000} s`,
+      passed,
+      observed: got === undefined ? `no receiver ${receiver}` : `${got.name} got ${JSON.stringify(got.got)}`,
+    };
+  }
+  if ('received' in expectation) {
+    const { receiver, exactly, timeout } = expectation.received;
+    let got: { name: string; got: string[] } | undefined;
+    const passed = await pollUntil(timeout, async () => {
+      got = await state.received(receiver);
+      return got !== undefined && JSON.stringify(got.got) === JSON.stringify(exactly);
+    });
+    return {
+      expectation: `receiver ${receiver} got exactly ${JSON.stringify(exactly)}`,
+      passed,
+      observed: got === undefined ? `no receiver ${receiver}` : `${got.name} got ${JSON.stringify(got.got)}`,
+    };
   }
   const { load, samples } = expectation.minAcknowledged;
   const result = await loadResult(state, load);

@@ -22,6 +22,18 @@ import type { HandoverReply } from '../../core/platform-context.js';
 import { scenarioSchema, type Scenario, type Step } from './schema.js';
 import { check, type RunState, type Verdict } from './expectations.js';
 import { writeReport, type ScenarioReport, type StepRecord } from './report.js';
+import { LocalReceivers } from './receivers.js';
+import { parseMatcher } from '../alerting.js';
+import type { AlertRecord, OnCall } from '../../core/slots/alerting.js';
+
+/** The delivery slot's options with the scenario's local receivers added (a plugin chosen by id only gets options). */
+function withReceivers(plugins: NonNullable<PlatformConfigInput['plugins']>, receivers: LocalReceivers): NonNullable<PlatformConfigInput['plugins']> {
+  const choice = plugins['alerting.delivery'];
+  const id = choice === undefined ? 'alerting.channels' : typeof choice === 'string' ? choice : choice.id;
+  const options = (typeof choice === 'object' && choice.options !== undefined ? choice.options : {}) as Record<string, unknown>;
+  const own = Array.isArray(options.receivers) ? (options.receivers as Record<string, unknown>[]) : [];
+  return { ...plugins, 'alerting.delivery': { id, options: { ...options, receivers: [...own, ...receivers.deliveryReceivers()] } } };
+}
 
 const log = createLogger('scenario');
 
@@ -56,6 +68,7 @@ function describe(step: Step): string {
     return 'kill' in f ? `fault: kill actor ${f.kill}` : 'killProcess' in f ? `fault: kill -9 process ${f.killProcess}` : `fault: restart NATS (down ${f.restartNats.down} ms)`;
   }
   if ('query' in step) return `query ${step.query.expr}`;
+  if ('ack' in step) return `acknowledge ${step.ack.matchers.join(' ')}`;
   return `expect ${step.expect.length} condition(s)`;
 }
 
@@ -68,14 +81,22 @@ export async function runScenario(file: string, options: RunOptions): Promise<Sc
   mkdirSync(reportDir, { recursive: true });
 
   const platformInput = scenario.platform as PlatformConfigInput;
+  const receivers = scenario.receivers.length === 0 ? undefined : await LocalReceivers.start(scenario.receivers);
   const config = makeConfig({
     ...platformInput,
+    ...(receivers === undefined ? {} : { plugins: withReceivers(platformInput.plugins ?? {}, receivers) }),
     dataDir,
     faults: true,
     http: { host: '127.0.0.1', ingestionPort: 0, queryPort: 0, alertingPort: 0, ...(platformInput.http ?? {}) },
   });
   const startedMs = Date.now();
-  const platform = await Platform.start(config);
+  let platform: Platform;
+  try {
+    platform = await Platform.start(config);
+  } catch (error) {
+    await receivers?.close();
+    throw error;
+  }
   const bus = await Bus.connect(platform.natsUrl, 'craft-scenario');
   const storage = new StorageClient(bus);
   const queries = new QueryClient(bus);
@@ -87,6 +108,17 @@ export async function runScenario(file: string, options: RunOptions): Promise<Sc
     alertsFired: new Map(),
     restarts: new Map(),
     processOfActor: (actor) => processOf.get(actor),
+    received: async (name) => {
+      let resolved = name;
+      if (name.startsWith('oncall:')) {
+        const { oncall } = await bus.request<{ oncall: OnCall[] }>(SUBJECTS.alertingOnCall, {});
+        const who = oncall.find((o) => o.schedule === name.slice('oncall:'.length))?.receiver;
+        if (who === undefined || who === null) return undefined;
+        resolved = who;
+      }
+      const got = receivers?.of(resolved);
+      return got === undefined ? undefined : { name: resolved, got: got.map((r) => r.what) };
+    },
     // The run's samples, less the `ALERTS` series the alerting actor writes back (an alert keeps the labels of its series, `run` included).
     countStored: async () => (await storage.count({ matchers: [{ name: 'run', op: '=', value: runId }, { name: '__name__', op: '!=', value: 'ALERTS' }], startMs: 0, endMs: Number.MAX_SAFE_INTEGER })).samples,
   };
@@ -202,6 +234,10 @@ export async function runScenario(file: string, options: RunOptions): Promise<Sc
               observed: record.detail,
             });
           }
+        } else if ('ack' in step) {
+          const matchers = step.ack.matchers.map(parseMatcher);
+          const { acknowledged } = await bus.request<{ acknowledged: AlertRecord[] }>(SUBJECTS.alertingAck, { matchers, by: step.ack.by, comment: step.ack.comment });
+          record.detail = `${acknowledged.length} alert(s) acknowledged`;
         } else {
           for (const expectation of step.expect) verdicts.push(await check(expectation, state));
         }
@@ -221,6 +257,7 @@ export async function runScenario(file: string, options: RunOptions): Promise<Sc
   const finalStatus = await gatherStatus(bus).catch(() => []);
   await bus.close();
   await platform.stop();
+  await receivers?.close();
   if (!options.keepData) rmSync(dataDir, { recursive: true, force: true });
 
   const loads = await Promise.all([...state.loads.values()].map((run) => run.done));

@@ -10,7 +10,14 @@
  *     - swap: { slot, plugin, options }
  *     - fault: { kill: actor } | { killProcess: name } | { restartNats: { downMs } }
  *     - query: { expr, range, minSeries, minSamples }
- *     - expect: [ { successRate }, { latency }, { storedEqualsAcknowledged }, { alertFired }, { actorRestarted } ]
+ *     - ack: { matchers: ['alertname=CpuHot'], by, comment }   # acknowledge firing alerts (phase 4)
+ *     - expect: [ { successRate }, { latency }, { storedEqualsAcknowledged }, { alertFired }, { actorRestarted },
+ *                 { notified }, { received } ]
+ *   receivers:                                    # local endpoints standing in for notification channels
+ *     - { name: alice, channel: webhook }         # webhook | pagerduty | slack
+ *
+ * A receiver in `notified`/`received` is a name from `receivers`, or `oncall:<schedule>` for
+ * whoever the alerting actor says is on call in that schedule when the expectation is checked.
  */
 import { z } from 'zod';
 import { configSchema, ACTOR_IDS } from '../../core/config/schema.js';
@@ -75,7 +82,11 @@ export const expectationSchema = z.union([
   z.object({ alertFired: z.object({ rule: z.string(), timeout: duration.default(30_000) }).strict() }).strict(),
   z.object({ actorRestarted: z.object({ actor: z.enum(ACTOR_IDS), min: z.number().int().min(1).default(1), timeout: duration.default(30_000) }).strict() }).strict(),
   z.object({ minAcknowledged: z.object({ load: z.string().default('load'), samples: z.number().int().min(0) }).strict() }).strict(),
-], { error: 'an expectation is one of: successRate, latency, storedEqualsAcknowledged, alertFired, actorRestarted, minAcknowledged' });
+  /** A receiver got at least `min` notifications described as `what` (webhook: `<notify|escalate|acknowledge> <firing|resolved>`; pagerduty: the event action). */
+  z.object({ notified: z.object({ receiver: z.string(), what: z.string(), min: z.number().int().min(1).default(1), timeout: duration.default(30_000) }).strict() }).strict(),
+  /** Every notification a receiver got, in order, is exactly this list (waits up to `timeout` for it). */
+  z.object({ received: z.object({ receiver: z.string(), exactly: z.array(z.string()), timeout: duration.default(30_000) }).strict() }).strict(),
+], { error: 'an expectation is one of: successRate, latency, storedEqualsAcknowledged, alertFired, actorRestarted, minAcknowledged, notified, received' });
 export type Expectation = z.output<typeof expectationSchema>;
 
 export const stepSchema = z.union([
@@ -93,7 +104,19 @@ export const stepSchema = z.union([
     .strict(),
   z.object({ query: z.object({ expr: z.string(), range: duration.optional(), minSeries: z.number().int().min(0).default(0), minSamples: z.number().int().min(0).default(0) }).strict() }).strict(),
   z.object({ expect: z.array(expectationSchema).min(1) }).strict(),
-], { error: 'a step is one of: load, wait, swap, fault, query, expect' });
+  z
+    .object({
+      ack: z
+        .object({
+          /** `name=value`, `name!=value`, `name=~regex`, `name!~regex`: every firing alert matching all of them. */
+          matchers: z.array(z.string()).min(1),
+          by: z.string().min(1).default('scenario'),
+          comment: z.string().default(''),
+        })
+        .strict(),
+    })
+    .strict(),
+], { error: 'a step is one of: load, wait, swap, fault, query, expect, ack' });
 export type Step = z.output<typeof stepSchema>;
 
 export const scenarioSchema = z
@@ -101,6 +124,10 @@ export const scenarioSchema = z
     name: z.string().regex(/^[a-z0-9-]+$/, 'lower-case letters, digits and "-"'),
     description: z.string().default(''),
     platform: configSchema.partial().prefault({}),
+    /** Local endpoints standing in for notification channels (cli/scenario/receivers.ts). */
+    receivers: z
+      .array(z.object({ name: z.string().regex(/^[A-Za-z0-9_.-]+$/, 'letters, digits, "_", "." and "-"'), channel: z.enum(['webhook', 'pagerduty', 'slack']).default('webhook') }).strict())
+      .default([]),
     steps: z.array(stepSchema).min(1),
   })
   .strict()
