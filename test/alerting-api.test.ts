@@ -167,3 +167,66 @@ t.test('craft alerts and craft silence add/list/expire against a running platfor
   const unknown = await craft(['silence', 'expire', 'nope', ...nats]);
   t.match(unknown.stderr, /no silence with id "nope"/);
 });
+
+t.test('phase 4: acknowledgement and on-call over HTTP, NATS and the CLI; phase 2 refuses acknowledgement clearly', async (t) => {
+  const escalation = {
+    id: 'alerting.escalation',
+    options: {
+      groupWaitMs: 100,
+      groupIntervalMs: 500,
+      route: { receiver: 'default', routes: [{ matchers: ['severity="page"'], escalation: 'page' }] },
+      escalationPolicies: [{ name: 'page', tiers: [{ targets: ['schedule:primary'], timeoutMs: 60_000 }, { targets: ['lead'], timeoutMs: 60_000 }] }],
+      schedules: [{ name: 'primary', timeZone: 'Europe/Berlin', layers: [{ users: ['alice', 'bob'], start: '2026-01-05T09:00', rotation: { every: 1, unit: 'weeks' } }], overrides: [{ user: 'erin', start: '2030-01-01T00:00', end: '2030-01-02T00:00' }] }],
+    },
+  };
+  const platform = await startPlatform(t, { plugins: { 'ingestion.server': 'craft0.http', 'alerting.lifecycle': escalation } });
+  const port = platform.alertingPort;
+  const nats = ['--nats', platform.natsUrl];
+  const notifications: Notification[] = [];
+  const subscription = platform.bus.listen<Notification>(SUBJECTS.alertingNotifications, (n) => notifications.push(n));
+  t.teardown(() => subscription.unsubscribe());
+  await call(port, 'POST', '/api/v2/alerts', [
+    { labels: { alertname: 'DiskFull', severity: 'page', instance: 'db-1' } },
+    { labels: { alertname: 'DiskFull', severity: 'page', instance: 'db-2' } },
+  ]);
+  t.ok(await eventually(() => notifications.length === 1, 10_000), 'tier 0 notified');
+  t.match(notifications[0], { groupKey: '{}/{severity="page"}:{alertname="DiskFull"}', tier: 0, routePath: '{}/{severity="page"}' });
+  t.ok(['alice', 'bob'].includes(notifications[0]!.receiver), `whoever is on call: ${notifications[0]!.receiver}`);
+
+  const oncall = await call(port, 'GET', '/api/v1/oncall?time=2030-01-01T12:00:00Z');
+  t.match(oncall.body, { status: 'success', data: { oncall: [{ schedule: 'primary', receiver: 'erin', source: 'override' }] } });
+  t.equal((await call(port, 'GET', '/api/v1/oncall?time=soon')).status, 400);
+
+  const refused: [unknown, number, RegExp][] = [
+    [{ matchers: [{ name: 'instance', value: 'db-1' }] }, 400, /"by"/],
+    [{ by: 'x' }, 400, /fingerprints or matchers/],
+    [{ matchers: [{ name: 'instance', value: 'nope' }], by: 'x' }, 404, /no firing alert matches/],
+    [[], 400, /must be an object/],
+  ];
+  for (const [body, status, message] of refused) {
+    const answer = await call(port, 'POST', '/api/v1/alerts/ack', body);
+    t.equal(answer.status, status, JSON.stringify(body));
+    t.match((answer.body as { error: string }).error, message);
+  }
+  const acked = await call(port, 'POST', '/api/v1/alerts/ack', { matchers: [{ name: 'instance', value: 'db-1', isRegex: false, isEqual: true }], by: 'sam', comment: 'swapping' });
+  t.equal(acked.status, 200);
+  t.match(acked.body, { data: { acknowledged: [{ labels: { instance: 'db-1' }, acknowledgedBy: 'sam', ackComment: 'swapping' }] } });
+  t.equal(notifications.filter((n) => n.kind === 'acknowledge').length, 0, 'one of two acknowledged: the group is not yet acknowledged');
+
+  const cli = await craft(['ack', 'instance=db-2', '--author', 'kim', '--comment', 'too', ...nats]);
+  t.equal(cli.code, 0, cli.stderr);
+  t.match(cli.stdout, /1 alert\(s\) acknowledged/);
+  t.ok(await eventually(() => notifications.some((n) => n.kind === 'acknowledge'), 10_000), 'all acknowledged: the group\'s receivers are told');
+  t.match((await craft(['alerts', ...nats])).stdout, /kim: too/);
+  t.match((await craft(['oncall', '--at', '2030-01-01T12:00:00Z', ...nats])).stdout, /primary\s+erin\s+override/);
+  const none = await craft(['ack', ...nats]);
+  t.match(none.stderr, /give matchers/);
+});
+
+t.test('phase 2 refuses an acknowledgement, naming phase 4', async (t) => {
+  const platform = await startPlatform(t, { plugins: { 'ingestion.server': 'craft0.http', 'alerting.lifecycle': LIFECYCLE } });
+  await call(platform.alertingPort, 'POST', '/api/v2/alerts', [{ labels: { alertname: 'X' } }]);
+  const answer = await call(platform.alertingPort, 'POST', '/api/v1/alerts/ack', { matchers: [{ name: 'alertname', value: 'X' }], by: 'me' });
+  t.equal(answer.status, 400);
+  t.match((answer.body as { error: string }).error, /phase 4.*alerting\.escalation/);
+});
