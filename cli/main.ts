@@ -255,21 +255,23 @@ program
   .option('--rules <n>', 'alerting: threshold rules evaluated (default 1000)')
   .option('--runs <n>', 'alerting: detection-latency runs (default 20)')
   .option('--notifications <n>', 'alerting: notifications sent through a faulty receiver (default 500)')
+  .option('--escalations <n>', 'alerting: alert groups escalated through the platform, half of them acknowledged (default 200)')
   .option('--out <dir>', 'where results go', 'docs/results')
   .option('--platform', 'storage: send the dataset through `craft up` (POST /write → queue → storage actor) and measure applied vs acknowledged samples/s and ack → queryable lag, instead of the in-process engines')
   .option('--connections <n>', 'storage --platform: concurrent keep-alive connections', '8')
   .option('--lines <n>', 'storage --platform: lines (samples) a request', '1000')
   .option('--layouts <ids>', 'storage --platform: where the actors run, comma-separated: one (all in one process, the default of craft up), split (queue and storage in processes of their own), backlog (storage started after the load); default all three')
-  .action(async (what: string, flags: { duration: string; phases?: string; workloads?: string; series?: string; hours?: string; out: string; platform?: boolean; connections: string; lines: string; layouts?: string; rules?: string; runs?: string; notifications?: string }) => {
+  .action(async (what: string, flags: { duration: string; phases?: string; workloads?: string; series?: string; hours?: string; out: string; platform?: boolean; connections: string; lines: string; layouts?: string; rules?: string; runs?: string; notifications?: string; escalations?: string }) => {
     if (what === 'alerting') {
       const rules = Number(flags.rules ?? 1_000);
       const runs = Number(flags.runs ?? 20);
       const notifications = Number(flags.notifications ?? 500);
-      if (!(Number.isInteger(rules) && rules >= 1 && rules <= 100_000 && Number.isInteger(runs) && runs >= 1 && runs <= 1_000 && Number.isInteger(notifications) && notifications >= 1 && notifications <= 10_000)) {
-        throw new CraftError('CRAFT_BAD_REQUEST', '--rules must be an integer 1–100000, --runs 1–1000 and --notifications 1–10000');
+      const escalations = Number(flags.escalations ?? 200);
+      if (!(Number.isInteger(rules) && rules >= 1 && rules <= 100_000 && Number.isInteger(runs) && runs >= 1 && runs <= 1_000 && Number.isInteger(notifications) && notifications >= 1 && notifications <= 10_000 && Number.isInteger(escalations) && escalations >= 2 && escalations <= 10_000)) {
+        throw new CraftError('CRAFT_BAD_REQUEST', '--rules must be an integer 1–100000, --runs 1–1000, --notifications 1–10000 and --escalations 2–10000');
       }
-      const command = ['node bin/craft.js bench alerting', ...(flags.rules === undefined ? [] : [`--rules ${rules}`]), ...(flags.runs === undefined ? [] : [`--runs ${runs}`]), ...(flags.notifications === undefined ? [] : [`--notifications ${notifications}`])].join(' ');
-      await benchAlerting({ rules, latencyRuns: runs, notifications, outDir: flags.out, command });
+      const command = ['node bin/craft.js bench alerting', ...(flags.rules === undefined ? [] : [`--rules ${rules}`]), ...(flags.runs === undefined ? [] : [`--runs ${runs}`]), ...(flags.notifications === undefined ? [] : [`--notifications ${notifications}`]), ...(flags.escalations === undefined ? [] : [`--escalations ${escalations}`])].join(' ');
+      await benchAlerting({ rules, latencyRuns: runs, notifications, escalationGroups: escalations, outDir: flags.out, command });
       return;
     }
     if (what === 'storage' && flags.platform === true) {

@@ -15,6 +15,10 @@
  *
  * 5. **Delivery under receiver faults** — N notifications through a webhook receiver that refuses
  *    (503, 429) or holds 45 % of the requests: the share eventually delivered, duplicates, latency.
+ * 6. **Escalation** (phase 4) — through a whole platform with `alerting.escalation`: G alerts, each
+ *    its own group, escalate through tiers whose timeouts are 2 s; half are acknowledged as soon
+ *    as tier 0 hears of them. How late each tier arrives after it fell due, how many acknowledged
+ *    alerts were escalated anyway (must be 0), and acknowledgement → receivers told.
  */
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -24,9 +28,11 @@ import { PluginRegistry } from '../../core/plugins/registry.js';
 import { ManualClock, systemClock } from '../../core/clock.js';
 import { createLogger, setLogLevel } from '../../core/log.js';
 import type { WireSample } from '../../core/model.js';
-import type { AlertEvaluator, LifecycleState, QueryClient as AlertQueryClient, RuleEvaluation } from '../../core/slots/alerting.js';
+import type { AlertEvaluator, LifecycleState, Notification, QueryClient as AlertQueryClient, RuleEvaluation } from '../../core/slots/alerting.js';
 import type { SampleStore } from '../../core/slots/storage.js';
 import { Platform } from '../../actors/platform.js';
+import { Bus } from '../../core/nats/bus.js';
+import { SUBJECTS } from '../../core/subjects.js';
 import { makeConfig } from '../../core/config/schema.js';
 import { renderTable } from '../table.js';
 import { groupedBarSpec, renderSvg } from '../chart.js';
@@ -37,6 +43,8 @@ export interface AlertingBenchOptions {
   /** Notifications sent through the faulty receiver. */
   notifications: number;
   latencyRuns: number;
+  /** Groups escalated through the platform (phase 4). */
+  escalationGroups: number;
   outDir: string;
   command: string;
 }
@@ -56,6 +64,21 @@ interface AlertingResults {
   throughput: ThroughputRow[];
   latency: { rule: 'streamed' | 'periodic'; intervalMs: number; runs: number; ms: Percentiles; missed: number }[];
   delivery: DeliveryResult;
+  escalation: EscalationResult;
+}
+
+interface EscalationResult {
+  groups: number;
+  tierTimeoutMs: number;
+  /** Tier k notification received by its receiver − (tier 0 notification made + the earlier tiers' timeouts): how late after it fell due, ms, over every tier ≥ 1. */
+  lateness: Percentiles;
+  /** Tier notifications the unacknowledged half should get, and got. */
+  expectedTiers: number;
+  receivedTiers: number;
+  /** Escalations of alerts acknowledged before they fell due (must be 0). */
+  escalatedAfterAck: number;
+  /** Acknowledgement request answered → its `acknowledge` notification received, ms. */
+  ackToNotified: Percentiles;
 }
 
 interface DeliveryResult {
@@ -156,12 +179,12 @@ async function periodicAndStreamed(registry: PluginRegistry, rules: number, prog
   }
 }
 
-async function lifecycleThroughput(registry: PluginRegistry, alerts: number): Promise<ThroughputRow> {
+async function lifecycleThroughput(registry: PluginRegistry, alerts: number, plugin: 'alerting.lifecycle' | 'alerting.escalation' = 'alerting.lifecycle'): Promise<ThroughputRow> {
   const { foldLifecycle, initialLifecycleState } = await import('../../plugins/alerting/shared/lifecycle.js');
   const clock = new ManualClock(0);
   let state: LifecycleState = initialLifecycleState();
   let events = 0;
-  const lifecycle = registry.instantiate('alerting.lifecycle', 'alerting.lifecycle', { log }, { groupBy: ['alertname', 'group'] });
+  const lifecycle = registry.instantiate('alerting.lifecycle', plugin, { log }, plugin === 'alerting.lifecycle' ? { groupBy: ['alertname', 'group'] } : ESCALATION_BENCH_OPTIONS);
   lifecycle.start(state, { clock, log, emit: (event) => ((state = foldLifecycle(state, event)), (events += 1)) });
   const evaluation = (atMs: number, holding: boolean): RuleEvaluation => ({
     rule: 'Bench',
@@ -185,7 +208,139 @@ async function lifecycleThroughput(registry: PluginRegistry, alerts: number): Pr
   }
   const seconds = (performance.now() - started) / 1_000;
   lifecycle.stop();
-  return { what: 'lifecycle (alerting.lifecycle: xstate machines, grouping, journal fold)', work: `${alerts} alerts in 50 groups fired, held and resolved each round (${events} events)`, count: observed, seconds, perSecond: observed / seconds };
+  return { what: `lifecycle (${plugin}: xstate machines, ${plugin === 'alerting.lifecycle' ? 'grouping' : 'routing tree, grouping, escalation'}, journal fold)`, work: `${alerts} alerts in 50 groups fired, held and resolved each round (${events} events)`, count: observed, seconds, perSecond: observed / seconds };
+}
+
+/** Phase 4's options for the lifecycle benchmark: a routing tree three levels deep and a three-tier policy. */
+const ESCALATION_BENCH_OPTIONS = {
+  groupBy: ['alertname', 'group'],
+  route: {
+    receiver: 'default',
+    routes: [
+      { matchers: ['team="db"'], receiver: 'db' },
+      { matchers: ['alertname="Bench"'], escalation: 'page', continue: false, routes: [{ matchers: ['group=~"1.*"'], groupBy: ['alertname', 'group'] }] },
+    ],
+  },
+  escalationPolicies: [{ name: 'page', tiers: [{ targets: ['schedule:primary'], timeoutMs: 60_000 }, { targets: ['lead'], timeoutMs: 60_000 }, { targets: ['manager'] }] }],
+  schedules: [{ name: 'primary', timeZone: 'Europe/Berlin', layers: [{ users: ['alice', 'bob'], start: '2026-01-05T09:00', rotation: { every: 1, unit: 'days' } }] }],
+};
+
+/**
+ * Escalation through a whole platform: G alerts posted (each its own group), tiers of
+ * `tierMs` each; the receiver acknowledges every other group as soon as tier 0 hears of it.
+ */
+async function escalationThroughPlatform(groups: number, progress: (step: string) => void): Promise<EscalationResult> {
+  const { createServer } = await import('node:http');
+  const tierMs = 2_000;
+  const tiers = 3;
+  // Per alert name: when tier 0 was made (from the notification's atMs), each tier's arrival, the acknowledgement's.
+  const seen = new Map<string, { tier0AtMs?: number; tiers: Map<number, number>; ackedAtMs?: number; ackNotifiedAtMs?: number }>();
+  const entry = (name: string): { tier0AtMs?: number; tiers: Map<number, number>; ackedAtMs?: number; ackNotifiedAtMs?: number } => {
+    let e = seen.get(name);
+    if (e === undefined) seen.set(name, (e = { tiers: new Map() }));
+    return e;
+  };
+  let alertingPort = 0;
+  const acks: Promise<void>[] = [];
+  const receiver = createServer((request, response) => {
+    let text = '';
+    request.on('data', (d: Buffer) => (text += d.toString()));
+    request.on('end', () => {
+      const now = Date.now();
+      response.writeHead(200).end();
+      const body = JSON.parse(text) as { alerts: { labels: Record<string, string> }[] };
+      const kind = String(request.headers['craft-notification-kind'] ?? 'notify');
+      const tier = Number(request.headers['craft-escalation-tier'] ?? 0);
+      for (const alert of body.alerts) {
+        const name = alert.labels.alertname!;
+        const e = entry(name);
+        if (kind === 'acknowledge') e.ackNotifiedAtMs ??= now;
+        else if (kind === 'escalate') e.tiers.set(tier, now);
+        else if (e.tier0AtMs === undefined) {
+          e.tier0AtMs = now;
+          // Every other group is acknowledged as soon as tier 0 hears of it.
+          if (Number(name.slice('Esc'.length)) % 2 === 0) {
+            acks.push(
+              fetch(`http://127.0.0.1:${alertingPort}/api/v1/alerts/ack`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ matchers: [{ name: 'alertname', value: name }], by: 'bench' }) }).then(async (r) => {
+                await r.text();
+                e.ackedAtMs = Date.now();
+              }),
+            );
+          }
+        }
+      }
+    });
+  });
+  await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+  const url = (name: string): string => `http://127.0.0.1:${(receiver.address() as { port: number }).port}/${name}`;
+  const dataDir = mkdtempSync(join(tmpdir(), 'craft-bench-escalation-'));
+  const platform = await Platform.start(
+    makeConfig({
+      dataDir,
+      http: { host: '127.0.0.1', ingestionPort: 0, queryPort: 0, alertingPort: 0 },
+      plugins: {
+        'alerting.lifecycle': {
+          id: 'alerting.escalation',
+          options: {
+            groupBy: ['alertname'],
+            groupWaitMs: 0,
+            groupIntervalMs: 60_000,
+            repeatIntervalMs: 3_600_000,
+            escalationPolicies: [{ name: 'bench', tiers: Array.from({ length: tiers }, (_, k) => ({ targets: [`tier${k}`], timeoutMs: tierMs })) }],
+            route: { escalation: 'bench' },
+          },
+        },
+        'alerting.delivery': { id: 'alerting.channels', options: { receivers: Array.from({ length: tiers }, (_, k) => ({ name: `tier${k}`, ratePerMinute: 600_000, webhook: [{ url: url(`tier${k}`) }] })) } },
+      },
+    }),
+  );
+  alertingPort = platform.alertingPort;
+  // When each tier-0 notification was made (its escalation clock starts there), from the platform's own events.
+  const madeAt = new Map<string, number>();
+  const bus = await Bus.connect(platform.natsUrl, 'bench-escalation');
+  bus.nc.subscribe(SUBJECTS.alertingNotifications, {
+    callback: (_error, message) => {
+      const n = message.json<Notification>();
+      if (n.kind === undefined && n.copy !== true) for (const a of n.alerts) if (!madeAt.has(a.labels.alertname!)) madeAt.set(a.labels.alertname!, n.atMs);
+    },
+  });
+  try {
+    progress(`escalation: ${groups} groups, tiers of ${tierMs / 1_000} s`);
+    const alerts = Array.from({ length: groups }, (_, i) => ({ labels: { alertname: `Esc${i}` }, endsAt: new Date(Date.now() + 3_600_000).toISOString() }));
+    for (let at = 0; at < alerts.length; at += 50) {
+      await fetch(`http://127.0.0.1:${platform.alertingPort}/api/v2/alerts`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(alerts.slice(at, at + 50)) });
+    }
+    // Everything unacknowledged reaches the last tier after (tiers − 1) timeouts; wait that and a margin.
+    const deadline = Date.now() + (tiers - 1) * tierMs + 30_000;
+    const complete = (): boolean => [...Array(groups).keys()].every((i) => {
+      const e = seen.get(`Esc${i}`);
+      return e !== undefined && (i % 2 === 0 ? e.ackNotifiedAtMs !== undefined : e.tiers.size === tiers - 1);
+    });
+    while (!complete() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    await Promise.all(acks);
+    await new Promise((r) => setTimeout(r, tierMs));
+  } finally {
+    await bus.close();
+    await platform.stop();
+    receiver.closeAllConnections();
+    await new Promise<void>((resolve) => receiver.close(() => resolve()));
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+  const lateness: number[] = [];
+  const ackToNotified: number[] = [];
+  let escalatedAfterAck = 0;
+  let receivedTiers = 0;
+  for (const [name, e] of seen) {
+    const acked = Number(name.slice('Esc'.length)) % 2 === 0;
+    const made = madeAt.get(name);
+    for (const [tier, atMs] of e.tiers) {
+      if (made !== undefined) lateness.push(atMs - (made + tier * tierMs));
+      if (acked && e.ackedAtMs !== undefined && made !== undefined && e.ackedAtMs < made + tier * tierMs) escalatedAfterAck += 1;
+      if (!acked) receivedTiers += 1;
+    }
+    if (e.ackNotifiedAtMs !== undefined && e.ackedAtMs !== undefined) ackToNotified.push(Math.max(0, e.ackNotifiedAtMs - e.ackedAtMs));
+  }
+  return { groups, tierTimeoutMs: tierMs, lateness: percentiles(lateness), expectedTiers: Math.floor(groups / 2) * (tiers - 1), receivedTiers, escalatedAfterAck, ackToNotified: percentiles(ackToNotified) };
 }
 
 /**
@@ -318,7 +473,7 @@ export async function benchAlerting(options: AlertingBenchOptions): Promise<Aler
   const machine = storageMachine();
   process.stdout.write(`craft bench alerting — ${options.rules} rules, ${options.latencyRuns} latency runs\nmachine: ${machine}\ncode: ${code}\ncommand: ${options.command}\n\n`);
   const bar = process.stdout.isTTY ? new cliProgress.SingleBar({ format: ' {bar} {percentage}% | {step}', hideCursor: true }, cliProgress.Presets.shades_classic) : undefined;
-  const steps = 4 + options.latencyRuns;
+  const steps = 6 + options.latencyRuns;
   let done = 0;
   bar?.start(steps, 0, { step: '' });
   const progress = (step: string): void => {
@@ -331,9 +486,12 @@ export async function benchAlerting(options: AlertingBenchOptions): Promise<Aler
     const throughput = await periodicAndStreamed(registry, options.rules, progress);
     progress('lifecycle');
     throughput.push(await lifecycleThroughput(registry, 1_000));
+    progress('lifecycle with routing and escalation');
+    throughput.push(await lifecycleThroughput(registry, 1_000, 'alerting.escalation'));
     const latency = await detectionLatency(options.latencyRuns, progress);
     const delivery = await deliveryUnderFaults(options.notifications, progress);
-    results = { command: options.command, machine, code, throughput, latency, delivery };
+    const escalation = await escalationThroughPlatform(options.escalationGroups, progress);
+    results = { command: options.command, machine, code, throughput, latency, delivery, escalation };
   } finally {
     bar?.stop();
   }
@@ -357,6 +515,11 @@ async function writeResults(results: AlertingResults, outDir: string): Promise<v
     ['notifications', 'delivered', 'duplicates', 'requests', '503', '429', 'held past timeout', 'p50 ms', 'p99 ms', 'max ms'],
     [[d.notifications, `${d.delivered} (${((d.delivered / d.notifications) * 100).toFixed(2)} %)`, d.duplicates, d.requests, d.refused.status503, d.refused.status429, d.refused.hung, ms(d.ms.p50Ms), ms(d.ms.p99Ms), ms(d.ms.maxMs)]],
   );
+  const e = results.escalation;
+  const escalationTable = renderTable(
+    ['groups', 'tier timeout', 'tiers expected', 'tiers received', 'escalated after ack', 'lateness p50 ms', 'p99 ms', 'max ms', 'ack → told p50 ms', 'p99 ms'],
+    [[e.groups, `${e.tierTimeoutMs / 1_000} s`, e.expectedTiers, e.receivedTiers, e.escalatedAfterAck, ms(e.lateness.p50Ms), ms(e.lateness.p99Ms), ms(e.lateness.maxMs), ms(e.ackToNotified.p50Ms), ms(e.ackToNotified.p99Ms)]],
+  );
   const periodic = results.throughput.find((r) => r.what.startsWith('periodic'))!;
   const streamed = results.latency.find((l) => l.rule === 'streamed')!;
   const text = [
@@ -372,6 +535,8 @@ async function writeResults(results: AlertingResults, outDir: string): Promise<v
     '- **lifecycle alerts/s**: `alerting.lifecycle` observing 1,000 alerts in 50 groups that fire, hold and resolve each round — an xstate machine per alert, grouping, notifications, every event folded as the journal folds it — on a simulated clock, no journal I/O.',
     `- **detection latency**: a whole platform in process (embedded NATS, JetStream queue, storage, query and alerting actors, ingestion \`craft0.http\`); one sample over the threshold posted to \`POST /metrics\` for a new series each run, at a random point of the periodic interval; the time until \`craft.alerting.events.firing\` arrives for it, for a **streamed** rule (\`bench_temperature > 30\`, decided from ingestion's tap; its group interval is an hour, so no periodic evaluation helps it) and for a **periodic** rule (\`max_over_time(bench_temperature[1m]) > 30\`, group interval ${PERIODIC_INTERVAL_MS / 1_000} s, so its latency is the wait for the next evaluation plus storage's ack → queryable delay and the query). \`for\` is 0 and group_wait 0 for both.`,
     '- **delivery under receiver faults**: a platform whose webhook receiver answers 503 to 30 % of requests, 429 (Retry-After 1 s) to 10 %, holds 5 % past the channel\'s 2 s timeout, accepts the rest; N alerts posted to `POST /api/v2/alerts`, each its own group (so N notifications, group_wait 0), channel backoff 200 ms doubling to 2 s with jitter. Delivered = notifications the receiver accepted (200) within 2 minutes; duplicates = notifications it accepted more than once (the same `Idempotency-Key`); latency = alert posted → its notification accepted.',
+    '- **lifecycle with routing and escalation**: the same with `alerting.escalation` (phase 4): a routing tree three levels deep, a three-tier policy whose tier 0 is an on-call schedule (tiers never fall due in the run: the cost measured is routing, per-route groups and escalation bookkeeping).',
+    `- **escalation** (phase 4): a platform with \`alerting.escalation\`, ${results.escalation.groups} alerts posted, each its own group, a policy of three tiers with ${results.escalation.tierTimeoutMs / 1_000} s timeouts, one local webhook receiver per tier; the receiver acknowledges every other group (\`POST /api/v1/alerts/ack\`) as soon as tier 0 hears of it. Lateness = a tier's notification received − (tier 0 made, from \`craft.alerting.notifications\`, + the earlier timeouts): the time from falling due to the receiver's hands; escalated after ack = tier notifications for alerts acknowledged before that tier fell due (must be 0); ack → told = the acknowledgement answered → the \`acknowledge\` notification received.`,
     '',
     '```',
     throughputTable,
@@ -385,10 +550,15 @@ async function writeResults(results: AlertingResults, outDir: string): Promise<v
     deliveryTable,
     '```',
     '',
+    '```',
+    escalationTable,
+    '```',
+    '',
     '## Against the targets',
     '',
     `- Rule evaluations per second: seed target 10,000/s, aim 100,000/s for threshold rules. Periodic: **${n0(periodic.perSecond)}/s** — ${periodic.perSecond >= 10_000 ? 'meets the seed target' : `short of the seed target by ${((1 - periodic.perSecond / 10_000) * 100).toFixed(0)} %`}${periodic.perSecond >= 100_000 ? ' and the aim' : ''}; each is a PromQL instant query, label-index lookup and chunk read included. Streamed threshold decisions: **${n0(results.throughput.find((r) => r.what.startsWith('streamed'))!.perSecond)} samples/s** decided.`,
     `- Detection latency (seed target < 1 minute): streamed p99 **${ms(streamed.ms.p99Ms)} ms**; periodic p99 ${ms(results.latency.find((l) => l.rule === 'periodic')!.ms.p99Ms)} ms with a ${PERIODIC_INTERVAL_MS / 1_000} s interval.`,
+    `- Escalation: ${e.receivedTiers} of ${e.expectedTiers} tier notifications arrived, p99 ${ms(e.lateness.p99Ms)} ms after they fell due; ${e.escalatedAfterAck} escalation(s) of acknowledged alerts.`,
     `- Delivery (seed target 99.99 % success): **${((d.delivered / d.notifications) * 100).toFixed(2)} %** of ${d.notifications} notifications delivered through a receiver that refused or held ${(((d.refused.status503 + d.refused.status429 + d.refused.hung) / Math.max(1, d.requests)) * 100).toFixed(0)} % of requests; ${d.duplicates} accepted more than once; p99 ${ms(d.ms.p99Ms)} ms from alert to acceptance.`,
     '',
     '![latency](alerting.svg)',
@@ -401,5 +571,5 @@ async function writeResults(results: AlertingResults, outDir: string): Promise<v
     { category: `${l.rule} rule`, series: 'p99', value: l.ms.p99Ms },
   ]);
   writeFileSync(join(dir, 'alerting.svg'), await renderSvg(groupedBarSpec('Detection latency: sample posted → firing event, ms', bars, 'ms', true)));
-  process.stdout.write(`\n${throughputTable}\n\n${latencyTable}\n\n${deliveryTable}\n\nresults: ${join(dir, 'alerting.md')}\n`);
+  process.stdout.write(`\n${throughputTable}\n\n${latencyTable}\n\n${deliveryTable}\n\n${escalationTable}\n\nresults: ${join(dir, 'alerting.md')}\n`);
 }
