@@ -181,7 +181,8 @@ async function periodicAndStreamed(registry: PluginRegistry, rules: number, prog
 
 async function lifecycleThroughput(registry: PluginRegistry, alerts: number, plugin: 'alerting.lifecycle' | 'alerting.escalation' = 'alerting.lifecycle'): Promise<ThroughputRow> {
   const { foldLifecycle, initialLifecycleState } = await import('../../plugins/alerting/shared/lifecycle.js');
-  const clock = new ManualClock(0);
+  // A time when the schedule of phase 4's options has someone on call.
+  const clock = new ManualClock(Date.parse('2026-06-01T12:00:00Z'));
   let state: LifecycleState = initialLifecycleState();
   let events = 0;
   const lifecycle = registry.instantiate('alerting.lifecycle', plugin, { log }, plugin === 'alerting.lifecycle' ? { groupBy: ['alertname', 'group'] } : ESCALATION_BENCH_OPTIONS);

@@ -234,6 +234,8 @@ export class Lifecycle implements AlertLifecycle {
   /** Group key → its route and group labels. */
   private readonly groupInfo = new Map<string, { route: RouteMatch; labels: Record<string, string> }>();
   private readonly escalationTimers = new Map<string, { atMs: number; timer: Timer }>();
+  /** When "nobody on call" was last logged, per policy and tier. */
+  private readonly nobodySaidAtMs = new Map<string, number>();
   /** Group key → fingerprints of the alerts in it. */
   private readonly groupMembers = new Map<string, Set<string>>();
   private readonly inhibitions;
@@ -559,7 +561,12 @@ export class Lifecycle implements AlertLifecycle {
     const targets = route.policy.tiers[tier]!.targets;
     const receivers = this.router.resolve(targets, atMs);
     if (receivers.length > 0) return receivers;
-    this.runtime.log.error('escalation tier names nobody now (no one on call): its notification goes to the route\'s receiver', { policy: route.policy.name, tier, targets, receiver: route.receiver });
+    // Said once a minute per policy and tier, not once per notification.
+    const said = `${route.policy.name}/${tier}`;
+    if ((this.nobodySaidAtMs.get(said) ?? Number.NEGATIVE_INFINITY) + 60_000 <= atMs) {
+      this.nobodySaidAtMs.set(said, atMs);
+      this.runtime.log.error('escalation tier names nobody now (no one on call): its notifications go to the route\'s receiver', { policy: route.policy.name, tier, targets, receiver: route.receiver });
+    }
     return [route.receiver];
   }
 
