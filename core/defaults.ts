@@ -19,6 +19,12 @@ export const ALERTING_PORT_DEFAULT = 9093;
 /** Seed rules for the ingestion API. */
 export const BATCH_METRICS_MAX = 1_000;
 export const METRIC_NAME_LENGTH_MAX = 255;
+/** Labels a series may have, `__name__` included (Mimir's default; VictoriaMetrics: 30 as well until 1.90). */
+export const LABELS_PER_SERIES_MAX = 30;
+/** Characters of a label name (Mimir's default). */
+export const LABEL_NAME_LENGTH_MAX = 1_024;
+/** Characters of a label value (Mimir's default). */
+export const LABEL_VALUE_LENGTH_MAX = 2_048;
 /** Samples in one remote-write or line-protocol request. */
 export const SAMPLES_PER_REQUEST_MAX = 50_000;
 /** Request bodies above this size are answered 413 before they are read in full. */

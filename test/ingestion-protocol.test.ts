@@ -16,7 +16,7 @@ const batchOf = (p: Prepared) => {
 };
 
 const encoder = new TextEncoder();
-const limits = { batchMetricsMax: 1_000, metricNameLengthMax: 255, bodyBytesMax: 1 << 20, samplesPerRequestMax: 50_000 };
+const limits = { batchMetricsMax: 1_000, metricNameLengthMax: 255, labelsPerSeriesMax: 30, labelNameLengthMax: 1_024, labelValueLengthMax: 2_048, bodyBytesMax: 1 << 20, samplesPerRequestMax: 50_000 };
 const post = (body: string, url = '/metrics', authorization?: string): Prepared =>
   prepare({ method: 'POST', url, authorization, body: encoder.encode(body) }, { limits, limiter: unlimited, parseJson: JSON.parse, nowMs: 1_000 });
 const replyOf = (p: Prepared): { status: number; body: unknown } => {

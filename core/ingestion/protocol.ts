@@ -27,6 +27,7 @@ import type { RateLimiter } from './rate-limit.js';
 import { parseSeedBody, toBatch } from './seed-json.js';
 import { parseRemoteWrite } from './remote-write.js';
 import { parseLineProtocol, PRECISIONS, type Precision } from './line-protocol.js';
+import { checkSeriesShape, refusalBody, REJECT_REASONS, type RejectReason } from './series-limits.js';
 
 export interface RawRequest {
   method: string;
@@ -47,7 +48,7 @@ export interface Reply {
 export type Outcome = 'ok' | 'validation' | 'rate-limited' | 'not-found' | 'too-large';
 
 export type Prepared =
-  | { kind: 'reply'; reply: Reply; outcome: Outcome }
+  | { kind: 'reply'; reply: Reply; outcome: Outcome; reason?: RejectReason }
   /** Validated samples, already encoded as queue messages (so a worker can hand over bytes). */
   | { kind: 'append'; client: string; parts: Uint8Array[]; okReply: Reply; metrics: number }
   | { kind: 'query'; name: string; startMs: number; endMs: number }
@@ -59,7 +60,7 @@ export type Prepared =
 export type JsonParser = (text: string) => unknown;
 
 export interface PrepareDeps {
-  limits: Pick<IngestionLimits, 'batchMetricsMax' | 'metricNameLengthMax' | 'bodyBytesMax' | 'samplesPerRequestMax' | 'influxSingleValueFieldAsMeasurement'>;
+  limits: Pick<IngestionLimits, 'batchMetricsMax' | 'metricNameLengthMax' | 'labelsPerSeriesMax' | 'labelNameLengthMax' | 'labelValueLengthMax' | 'bodyBytesMax' | 'samplesPerRequestMax' | 'influxSingleValueFieldAsMeasurement'>;
   limiter: RateLimiter;
   parseJson: JsonParser;
   nowMs: number;
@@ -121,6 +122,8 @@ function prepareSeed(request: RawRequest, deps: PrepareDeps): Prepared {
     const body = result.metricIndex === undefined ? { error: result.error } : { error: result.error, metric_index: result.metricIndex };
     return { kind: 'reply', reply: json(400, body), outcome: 'validation' };
   }
+  const over = checkSeriesShape(result.samples, deps.limits);
+  if (over !== undefined) return { kind: 'reply', reply: json(400, { ...refusalBody(over), metric_index: over.sampleIndex }), outcome: 'validation', reason: over.reason };
   const okReply = result.form === 'single' ? ACCEPTED : batchAccepted(result.samples.length);
   const client = clientOf(request.authorization);
   const forwarded = deps.forwardSeedBody === true ? encodeSeedForQueue(client, deps.nowMs, request.body) : undefined;
@@ -132,6 +135,8 @@ function prepareRemoteWrite(request: RawRequest, deps: PrepareDeps): Prepared {
   const result = parseRemoteWrite(request.body, deps.limits.samplesPerRequestMax);
   if (!result.ok) return { kind: 'reply', reply: json(400, { error: result.error }), outcome: 'validation' };
   if (result.samples.length === 0) return { kind: 'reply', reply: NO_CONTENT, outcome: 'ok' };
+  const over = checkSeriesShape(result.samples, deps.limits);
+  if (over !== undefined) return { kind: 'reply', reply: json(400, refusalBody(over)), outcome: 'validation', reason: over.reason };
   return append(toBatch(clientOf(request.authorization), deps.nowMs, result.samples, result.types), NO_CONTENT);
 }
 
@@ -147,6 +152,11 @@ function prepareLineProtocol(request: RawRequest, query: string, deps: PrepareDe
   const result = parseLineProtocol(decoder.decode(request.body), precision, deps.nowMs, deps.limits.samplesPerRequestMax, deps.limits.influxSingleValueFieldAsMeasurement === true);
   if (!result.ok) return invalid(result.error, result.line);
   if (result.samples.length === 0) return { kind: 'reply', reply: NO_CONTENT, outcome: 'ok' };
+  const over = checkSeriesShape(result.samples, deps.limits);
+  if (over !== undefined) {
+    const body = refusalBody(over);
+    return { kind: 'reply', reply: json(400, v2 ? { code: 'invalid', message: body.error, ...body } : body), outcome: 'validation', reason: over.reason };
+  }
   return append(toBatch(clientOf(request.authorization), deps.nowMs, result.samples, {}), NO_CONTENT);
 }
 
@@ -188,10 +198,13 @@ export class StatsCounter {
   bodyTooLarge = 0;
   connectionsOpen = 0;
   connectionsTotal = 0;
+  /** Requests refused over a named limit, by reason. */
+  readonly rejected: Partial<Record<RejectReason, number>> = {};
 
   constructor(readonly phase: string) {}
 
-  count(outcome: Outcome): void {
+  count(outcome: Outcome, reason?: RejectReason): void {
+    if (reason !== undefined) this.rejected[reason] = (this.rejected[reason] ?? 0) + 1;
     if (outcome === 'validation') this.validationErrors += 1;
     else if (outcome === 'rate-limited') this.rateLimited += 1;
     else if (outcome === 'too-large') this.bodyTooLarge += 1;
@@ -199,7 +212,7 @@ export class StatsCounter {
 
   snapshot(): IngestionStats {
     const { phase, requests, metricsReceived, batchesProcessed, validationErrors, rateLimited, rejectedOverload, bodyTooLarge, connectionsOpen, connectionsTotal } = this;
-    return { phase, requests, metricsReceived, batchesProcessed, validationErrors, rateLimited, rejectedOverload, bodyTooLarge, connectionsOpen, connectionsTotal };
+    return { phase, requests, metricsReceived, batchesProcessed, validationErrors, rateLimited, rejectedOverload, bodyTooLarge, connectionsOpen, connectionsTotal, rejected: { ...this.rejected } };
   }
 }
 
@@ -216,6 +229,7 @@ export function statsBody(stats: IngestionStats): Record<string, unknown> {
     connections_open: stats.connectionsOpen,
     connections_total: stats.connectionsTotal,
     phase: stats.phase,
+    rejected: stats.rejected ?? {},
     ...(stats.detail === undefined ? {} : { detail: stats.detail }),
   };
 }
@@ -236,6 +250,8 @@ export function exposition(stats: IngestionStats): string {
   metric('craft_ingestion_body_too_large_total', 'counter', 'Requests answered 413.', stats.bodyTooLarge);
   metric('craft_ingestion_connections_open', 'gauge', 'Open client connections.', stats.connectionsOpen);
   metric('craft_ingestion_connections_total', 'counter', 'Client connections accepted.', stats.connectionsTotal);
+  lines.push('# HELP craft_ingestion_rejected_total Requests refused over a named limit (nothing of them stored), by reason.', '# TYPE craft_ingestion_rejected_total counter');
+  for (const reason of REJECT_REASONS) lines.push(`craft_ingestion_rejected_total{phase="${phase}",reason="${reason}"} ${stats.rejected?.[reason] ?? 0}`);
   return lines.join('\n') + '\n';
 }
 
@@ -263,7 +279,7 @@ export async function complete(
 ): Promise<Reply> {
   switch (prepared.kind) {
     case 'reply':
-      stats.count(prepared.outcome);
+      stats.count(prepared.outcome, prepared.reason);
       return prepared.reply;
     case 'append':
       try {

@@ -3,6 +3,7 @@
  * phases). The actor owns the listening socket and hands each accepted connection to the
  * active plugin; a swap sends new connections to the new plugin while the old one drains.
  */
+import type { RejectReason } from '../ingestion/series-limits.js';
 import type { Socket } from 'node:net';
 import type { IngestBatch } from '../model.js';
 import type { Logger } from '../log.js';
@@ -51,6 +52,10 @@ export interface IngestionLimits {
   /** Samples in one remote-write or line-protocol request. */
   samplesPerRequestMax: number;
   metricNameLengthMax: number;
+  /** Labels a series may have, `__name__` included; a request with a series over it is refused (400). */
+  labelsPerSeriesMax: number;
+  labelNameLengthMax: number;
+  labelValueLengthMax: number;
   /** Requests per second per client id; 0 disables rate limiting. */
   rateLimitPerSecond: number;
   /** Bounded task queue of pool-based phases. */
@@ -81,6 +86,8 @@ export interface IngestionServerContext {
 /** Counters every phase keeps (seed stats plus overload and per-protocol detail). */
 export interface IngestionStats {
   phase: string;
+  /** Requests refused over a named limit, by reason (core/ingestion/series-limits.ts). */
+  rejected?: Partial<Record<RejectReason, number>>;
   requests: number;
   metricsReceived: number;
   batchesProcessed: number;

@@ -122,6 +122,10 @@ class EventDriven implements IngestionServer {
       bodyTooLarge: sum('bodyTooLarge'),
       connectionsOpen: sum('connectionsOpen'),
       connectionsTotal: sum('connectionsTotal'),
+      rejected: all.reduce<NonNullable<IngestionStats['rejected']>>((total, s) => {
+        for (const [reason, n] of Object.entries(s.rejected ?? {})) total[reason as keyof typeof total] = (total[reason as keyof typeof total] ?? 0) + n;
+        return total;
+      }, {}),
       detail: { loops: all.length, ...all[0]!.detail },
     };
   }
