@@ -24,7 +24,7 @@ export class IngestionActor extends Actor {
 
   constructor(private readonly context: PlatformContext) {
     super('ingestion', context);
-    this.sink = new BusSink(context.bus, context.config.ingestion.appendInFlightMax, context.config.queue.partitions);
+    this.sink = new BusSink(context.bus, context.config.ingestion.appendInFlightMax, context.config.queue.partitions, context.config.ingestion);
     this.handle(SUBJECTS.ingestionStats, () => this.stats(), { concurrency: 4 });
     this.handle(handoverSubject(this.id), (body: HandoverRequest) => this.handover(body));
   }

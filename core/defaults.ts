@@ -25,6 +25,14 @@ export const LABELS_PER_SERIES_MAX = 30;
 export const LABEL_NAME_LENGTH_MAX = 1_024;
 /** Characters of a label value (Mimir's default). */
 export const LABEL_VALUE_LENGTH_MAX = 2_048;
+/** Active series one tenant may have (Mimir's max_global_series_per_user). */
+export const SERIES_PER_TENANT_MAX = 150_000;
+/** New series one tenant may create a minute (a bucket holding a minute's worth). */
+export const NEW_SERIES_PER_TENANT_PER_MINUTE = 60_000;
+/** Active series of all tenants together, per ingestion process. */
+export const ACTIVE_SERIES_MAX = 2_000_000;
+/** A series is active this long after its last sample, ms. */
+export const ACTIVE_SERIES_WINDOW_MS = 10 * 60_000;
 /** Samples in one remote-write or line-protocol request. */
 export const SAMPLES_PER_REQUEST_MAX = 50_000;
 /** Request bodies above this size are answered 413 before they are read in full. */

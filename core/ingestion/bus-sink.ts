@@ -20,6 +20,7 @@ import { queueLogSubject, SUBJECTS } from '../subjects.js';
 import type { AppendAck, IngestionSink, SeedQueryRow } from '../slots/ingestion.js';
 import { QueryClient } from '../query/client.js';
 import { encodeForQueue } from '../queue/message.js';
+import { TenantSeriesLimiter, type TenantRefusal, type TenantSeriesLimits } from './tenant-series.js';
 
 const DEPTH_CACHE_MS = 1_000;
 /** Longest tap lease one request grants, ms (a lease holder renews it). */
@@ -44,11 +45,17 @@ export class BusSink implements IngestionSink {
   /** Until when (Date.now() ms) acknowledged messages are also published on the tap. */
   private tapUntilMs = 0;
 
+  /** Cardinality limits per tenant (absent: none). */
+  private readonly series: TenantSeriesLimiter | undefined;
+
   constructor(
     private readonly bus: Bus,
     private readonly appendInFlightMax: number,
     private readonly partitionsDefault: number,
+    seriesLimits?: TenantSeriesLimits,
+    private readonly now: () => number = Date.now,
   ) {
+    this.series = seriesLimits === undefined ? undefined : new TenantSeriesLimiter(seriesLimits);
     this.queue = new QueueClient(bus);
     this.queries = new QueryClient(bus);
     const subscription = bus.nc.subscribe(SUBJECTS.queueEvents, { callback: () => (this.route = undefined) });
@@ -148,6 +155,10 @@ export class BusSink implements IngestionSink {
       }
     }
     return rows.sort((a, b) => a.timestamp - b.timestamp);
+  }
+
+  admitSeries(client: string, series: ArrayLike<number>): TenantRefusal | undefined {
+    return this.series?.admit(client, series, this.now());
   }
 
   partitionOf(client: string): number {

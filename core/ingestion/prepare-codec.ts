@@ -45,12 +45,14 @@ export function decodeRequest(bytes: Uint8Array): { id: number; request: RawRequ
   return { id: header.id, nowMs: header.nowMs, request: { method: header.method, url: header.url, authorization: header.authorization ?? undefined, body: rest } };
 }
 
-type PreparedHeader = { id: number; prepared: Prepared; partLengths: number[] };
+/** `seriesCount`: the append's series hashes follow the parts as float64s (-1: none). */
+type PreparedHeader = { id: number; prepared: Prepared; partLengths: number[]; seriesCount: number };
 
 export function encodePrepared(id: number, prepared: Prepared): Uint8Array {
-  if (prepared.kind !== 'append') return frame({ id, prepared, partLengths: [] } satisfies PreparedHeader, []);
-  const { parts, ...rest } = prepared;
-  return frame({ id, prepared: { ...rest, parts: [] }, partLengths: parts.map((p) => p.length) }, parts);
+  if (prepared.kind !== 'append') return frame({ id, prepared, partLengths: [], seriesCount: -1 } satisfies PreparedHeader, []);
+  const { parts, series, ...rest } = prepared;
+  const tails = series === undefined ? parts : [...parts, new Uint8Array(series.buffer, series.byteOffset, series.byteLength)];
+  return frame({ id, prepared: { ...rest, parts: [] }, partLengths: parts.map((p) => p.length), seriesCount: series?.length ?? -1 } satisfies PreparedHeader, tails);
 }
 
 export function decodePrepared(bytes: Uint8Array): { id: number; prepared: Prepared } {
@@ -62,5 +64,7 @@ export function decodePrepared(bytes: Uint8Array): { id: number; prepared: Prepa
     parts.push(rest.slice(at, at + length));
     at += length;
   }
-  return { id: header.id, prepared: { ...header.prepared, parts } };
+  // A copy: a Float64Array needs an aligned buffer of its own.
+  const series = header.seriesCount >= 0 ? new Float64Array(rest.slice(at, at + header.seriesCount * 8).buffer) : undefined;
+  return { id: header.id, prepared: { ...header.prepared, parts, ...(series === undefined ? {} : { series }) } };
 }

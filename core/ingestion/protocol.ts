@@ -28,6 +28,7 @@ import { parseSeedBody, toBatch } from './seed-json.js';
 import { parseRemoteWrite } from './remote-write.js';
 import { parseLineProtocol, PRECISIONS, type Precision } from './line-protocol.js';
 import { checkSeriesShape, refusalBody, REJECT_REASONS, type RejectReason } from './series-limits.js';
+import { seriesHashes } from './tenant-series.js';
 
 export interface RawRequest {
   method: string;
@@ -50,7 +51,8 @@ export type Outcome = 'ok' | 'validation' | 'rate-limited' | 'not-found' | 'too-
 export type Prepared =
   | { kind: 'reply'; reply: Reply; outcome: Outcome; reason?: RejectReason }
   /** Validated samples, already encoded as queue messages (so a worker can hand over bytes). */
-  | { kind: 'append'; client: string; parts: Uint8Array[]; okReply: Reply; metrics: number }
+  /** `series`: each sample's series hash (core/ingestion/tenant-series.ts), for the sink's cardinality limits. */
+  | { kind: 'append'; client: string; parts: Uint8Array[]; okReply: Reply; metrics: number; series?: Float64Array }
   | { kind: 'query'; name: string; startMs: number; endMs: number }
   | { kind: 'health' }
   | { kind: 'stats' }
@@ -97,7 +99,7 @@ const batchAccepted = (count: number): Reply =>
 
 /** `finite`: every value was validated finite (seed JSON), so encoding skips that check. */
 function append(batch: IngestBatch, okReply: Reply, finite = false): Prepared {
-  return { kind: 'append', client: batch.client, parts: encodeForQueue(batch, undefined, finite), okReply, metrics: batch.samples.length };
+  return { kind: 'append', client: batch.client, parts: encodeForQueue(batch, undefined, finite), okReply, metrics: batch.samples.length, series: seriesHashes(batch.samples) };
 }
 
 export const clientOf = (authorization: string | undefined): string => (authorization === undefined || authorization === '' ? 'default' : authorization);
@@ -127,7 +129,7 @@ function prepareSeed(request: RawRequest, deps: PrepareDeps): Prepared {
   const okReply = result.form === 'single' ? ACCEPTED : batchAccepted(result.samples.length);
   const client = clientOf(request.authorization);
   const forwarded = deps.forwardSeedBody === true ? encodeSeedForQueue(client, deps.nowMs, request.body) : undefined;
-  if (forwarded !== undefined) return { kind: 'append', client, parts: [forwarded], okReply, metrics: result.samples.length };
+  if (forwarded !== undefined) return { kind: 'append', client, parts: [forwarded], okReply, metrics: result.samples.length, series: seriesHashes(result.samples) };
   return append(toBatch(client, deps.nowMs, result.samples, result.types), okReply, true);
 }
 
@@ -281,7 +283,13 @@ export async function complete(
     case 'reply':
       stats.count(prepared.outcome, prepared.reason);
       return prepared.reply;
-    case 'append':
+    case 'append': {
+      const refused = prepared.series === undefined ? undefined : sink.admitSeries?.(prepared.client, prepared.series);
+      if (refused !== undefined) {
+        stats.count(refused.status === 429 ? 'rate-limited' : refused.status === 400 ? 'validation' : 'ok', refused.reason);
+        if (refused.status === 503) stats.rejectedOverload += 1;
+        return json(refused.status, { error: `${refused.message}; nothing of this request was stored`, reason: refused.reason, limit: refused.limit, max: refused.max }, refused.retryAfterS);
+      }
       try {
         await appendParts(prepared.client, prepared.parts, prepared.metrics);
       } catch (error) {
@@ -291,6 +299,7 @@ export async function complete(
       stats.metricsReceived += prepared.metrics;
       stats.batchesProcessed += 1;
       return prepared.okReply;
+    }
     case 'query':
       try {
         return json(200, await sink.query(prepared.name, prepared.startMs, prepared.endMs));

@@ -19,8 +19,8 @@ export interface SeriesShapeLimits {
 }
 
 /** Why a write was refused, as the `reason` label of `craft_ingestion_rejected_total`. */
-export type RejectReason = 'labels_per_series' | 'label_name_length' | 'label_value_length' | 'metric_name_length' | 'series_per_tenant' | 'new_series_per_minute';
-export const REJECT_REASONS: readonly RejectReason[] = ['labels_per_series', 'label_name_length', 'label_value_length', 'metric_name_length', 'series_per_tenant', 'new_series_per_minute'];
+export type RejectReason = 'labels_per_series' | 'label_name_length' | 'label_value_length' | 'metric_name_length' | 'series_per_tenant' | 'new_series_per_minute' | 'series_total';
+export const REJECT_REASONS: readonly RejectReason[] = ['labels_per_series', 'label_name_length', 'label_value_length', 'metric_name_length', 'series_per_tenant', 'new_series_per_minute', 'series_total'];
 
 export interface SeriesRefusal {
   reason: RejectReason;

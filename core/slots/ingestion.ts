@@ -4,6 +4,7 @@
  * active plugin; a swap sends new connections to the new plugin while the old one drains.
  */
 import type { RejectReason } from '../ingestion/series-limits.js';
+import type { TenantRefusal } from '../ingestion/tenant-series.js';
 import type { Socket } from 'node:net';
 import type { IngestBatch } from '../model.js';
 import type { Logger } from '../log.js';
@@ -42,6 +43,11 @@ export interface IngestionSink {
   queueDepth(): Promise<number>;
   /** The queue partition a client's batches go to (as far as the sink knows now). */
   partitionOf(client: string): number;
+  /**
+   * Cardinality limits (core/ingestion/tenant-series.ts): admits a write of these series for a
+   * tenant and records them, or says which limit refuses it. Absent: no limit.
+   */
+  admitSeries?(client: string, series: ArrayLike<number>): TenantRefusal | undefined;
 }
 
 export interface IngestionLimits {
@@ -56,6 +62,11 @@ export interface IngestionLimits {
   labelsPerSeriesMax: number;
   labelNameLengthMax: number;
   labelValueLengthMax: number;
+  /** Cardinality per tenant and in all (core/ingestion/tenant-series.ts). */
+  seriesPerTenantMax: number;
+  newSeriesPerTenantPerMinute: number;
+  activeSeriesMax: number;
+  activeSeriesWindowMs: number;
   /** Requests per second per client id; 0 disables rate limiting. */
   rateLimitPerSecond: number;
   /** Bounded task queue of pool-based phases. */

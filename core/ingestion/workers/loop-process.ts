@@ -28,7 +28,7 @@ const send = (message: unknown): void => {
 const setup = JSON.parse(process.env.CRAFT_LOOP_SETUP ?? '{}') as LoopSetup;
 const log = createLogger(`loop:${process.pid}`);
 const bus = await Bus.connect(setup.natsServers, `craft-ingestion-loop-${process.pid}`);
-const sink = new BusSink(bus, setup.limits.appendInFlightMax, setup.partitions);
+const sink = new BusSink(bus, setup.limits.appendInFlightMax, setup.partitions, setup.limits);
 const server = new PhaseServer(
   { sink, limits: setup.limits, natsServers: setup.natsServers, log, clock: systemClock },
   eventLoopDesign(setup.id, setup.limits, setup.appendsInFlight, setup.http),
