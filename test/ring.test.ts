@@ -81,8 +81,9 @@ t.test('property (threads): the shared limiter admits exactly its limit per clie
   await fc.assert(
     fc.asyncProperty(fc.integer({ min: 1, max: 500 }), fc.constantFrom(1, 4, 16), fc.integer({ min: 2, max: 3 }), fc.integer({ min: 1, max: 8 }), async (limit, shards, threads, clients) => {
       const limiter = SharedRateLimiter.create(limit, shards);
-      // 250 ms of racing: all of it inside one one-second window, so each client gets exactly `limit`.
-      const admitted = (await Promise.all(Array.from({ length: threads }, () => runWorker<[number, number][]>({ role: 'limiter', limiter: limiter.buffer, durationMs: 250, clients })))).flat();
+      // 250 ms of racing, every call at one instant (a loaded machine may start the threads far apart), so each client gets exactly `limit`.
+      const atMs = Date.now();
+      const admitted = (await Promise.all(Array.from({ length: threads }, () => runWorker<[number, number][]>({ role: 'limiter', limiter: limiter.buffer, durationMs: 250, clients, atMs })))).flat();
       for (let c = 0; c < clients; c++) {
         if (admitted.filter(([client]) => client === c).length !== limit) return false;
       }

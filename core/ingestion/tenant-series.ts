@@ -34,7 +34,11 @@ export interface TenantRefusal {
   message: string;
 }
 
-/** The order-independent 53-bit hash of each sample's series. */
+/**
+ * The order-independent 53-bit hash of each sample's series: FNV-1a 32 of each "name\xffvalue"
+ * pair, and two sums over the pairs — of the pair hashes and of a murmur3 finalizer of them —
+ * make the 32 high and 21 low bits (one multiply per character; the rest is per pair).
+ */
 export function seriesHashes(samples: readonly WireSample[]): Float64Array {
   const out = new Float64Array(samples.length);
   for (let i = 0; i < samples.length; i++) {
@@ -42,24 +46,18 @@ export function seriesHashes(samples: readonly WireSample[]): Float64Array {
     let a = 0;
     let b = 0;
     for (const key in labels) {
-      // Two FNV-1a 32 hashes of "key\xffvalue" with different seeds, summed over the pairs (order-free).
-      let h1 = 0x811c9dc5;
-      let h2 = 0x01000193 ^ 0x5bd1e995;
+      let h = 0x811c9dc5;
+      for (let c = 0; c < key.length; c++) h = Math.imul(h ^ key.charCodeAt(c), 0x01000193);
+      h = Math.imul(h ^ 0xff, 0x01000193);
       const value = labels[key]!;
-      for (let c = 0; c < key.length; c++) {
-        const code = key.charCodeAt(c);
-        h1 = Math.imul(h1 ^ code, 0x01000193);
-        h2 = Math.imul(h2 ^ code, 0x5bd1e995) ^ (h2 >>> 15);
-      }
-      h1 = Math.imul(h1 ^ 0xff, 0x01000193);
-      h2 = Math.imul(h2 ^ 0xff, 0x5bd1e995) ^ (h2 >>> 15);
-      for (let c = 0; c < value.length; c++) {
-        const code = value.charCodeAt(c);
-        h1 = Math.imul(h1 ^ code, 0x01000193);
-        h2 = Math.imul(h2 ^ code, 0x5bd1e995) ^ (h2 >>> 15);
-      }
-      a = (a + (h1 >>> 0)) >>> 0;
-      b = (b + (h2 >>> 0)) >>> 0;
+      for (let c = 0; c < value.length; c++) h = Math.imul(h ^ value.charCodeAt(c), 0x01000193);
+      let m = h ^ (h >>> 16);
+      m = Math.imul(m, 0x85ebca6b);
+      m ^= m >>> 13;
+      m = Math.imul(m, 0xc2b2ae35);
+      m ^= m >>> 16;
+      a = (a + (h >>> 0)) >>> 0;
+      b = (b + (m >>> 0)) >>> 0;
     }
     out[i] = a * 0x200000 + (b & 0x1fffff);
   }
@@ -101,12 +99,19 @@ export class TenantSeriesLimiter {
       t = { seen: new Map(), tokens: this.limits.newSeriesPerTenantPerMinute, tokensAtMs: nowMs };
       this.tenants.set(tenant, t);
     }
-    // Count the write's series this tenant has not seen (each once, however often the write repeats it).
+    // Count the write's series this tenant has not seen (each once, however often the write repeats it);
+    // a known series' time is refreshed only when it is older than an eighth of the window.
     let fresh = 0;
     let counted: Set<number> | undefined;
+    let stale = false;
+    const refreshBefore = nowMs - this.limits.activeSeriesWindowMs / 8;
     for (let i = 0; i < series.length; i++) {
       const h = series[i]!;
-      if (t.seen.has(h)) continue;
+      const at = t.seen.get(h);
+      if (at !== undefined) {
+        if (at < refreshBefore) stale = true;
+        continue;
+      }
       counted ??= new Set();
       if (counted.has(h)) continue;
       counted.add(h);
@@ -130,7 +135,8 @@ export class TenantSeriesLimiter {
       t.tokens -= fresh;
       this.active += fresh;
     }
-    for (let i = 0; i < series.length; i++) t.seen.set(series[i]!, nowMs);
+    if (fresh > 0) for (const h of counted!) t.seen.set(h, nowMs);
+    if (stale) for (let i = 0; i < series.length; i++) if (t.seen.get(series[i]!)! < refreshBefore) t.seen.set(series[i]!, nowMs);
     return undefined;
   }
 

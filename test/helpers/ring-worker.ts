@@ -16,6 +16,8 @@ interface Job {
   limiter?: SharedArrayBuffer;
   durationMs?: number;
   clients?: number;
+  /** The limiter's time for every call (so threads started at different moments still race inside one window). */
+  atMs?: number;
 }
 
 const job = workerData as Job;
@@ -47,7 +49,7 @@ if (job.role === 'producer') {
   }
   parentPort!.postMessage(got);
 } else {
-  // Hammer the shared limiter on the real clock; report the times of admitted requests per client.
+  // Hammer the shared limiter (at one instant when the parent gives one, else on the real clock); report the admitted requests per client.
   const limiter = new SharedRateLimiter(job.limiter!);
   const admitted: [number, number][] = [];
   const end = Date.now() + job.durationMs!;
@@ -55,7 +57,8 @@ if (job.role === 'producer') {
     const now = Date.now();
     if (now >= end) break;
     const client = i % job.clients!;
-    if (limiter.admit(`client-${client}`, now)) admitted.push([client, now]);
+    const at = job.atMs ?? now;
+    if (limiter.admit(`client-${client}`, at)) admitted.push([client, at]);
   }
   parentPort!.postMessage(admitted);
 }
