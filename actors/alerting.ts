@@ -21,6 +21,7 @@ import { encodeBatch, METRIC_NAME_LABEL, type WireSample } from '../core/model.j
 import { decodeQueueMessage } from '../core/queue/message.js';
 import { currentChoice, type HandoverReply, type HandoverRequest, type PlatformContext } from '../core/platform-context.js';
 import type { AlertDelivery, AlertEvaluator, AlertLifecycle, AlertView, LifecycleEvent, LifecycleState, Silence } from '../core/slots/alerting.js';
+import { tokenTable } from '../core/auth/tokens.js';
 import { DeliveryQueue } from './alerting-delivery.js';
 import type { Timer } from '../core/clock.js';
 import type { IncomingMessage, Server } from 'node:http';
@@ -190,6 +191,13 @@ export class AlertingActor extends Actor {
     const answer = async (request: IncomingMessage): Promise<ApiAnswer> => {
       const url = new URL(request.url ?? '/', 'http://localhost');
       const method = request.method ?? 'GET';
+      // Auth (when tokens are configured): reading needs `read`, posting alerts `write`, changing silences, acknowledging and reloading `admin`.
+      const tokens = tokenTable(this.context.config.auth.tokens);
+      if (tokens !== undefined && url.pathname !== '/-/healthy' && url.pathname !== '/-/ready') {
+        const scope = method === 'GET' || method === 'HEAD' ? 'read' : method === 'POST' && url.pathname === '/api/v2/alerts' ? 'write' : 'admin';
+        const auth = tokens.check(request.headers.authorization, scope);
+        if (!auth.ok) return { status: auth.status, body: JSON.stringify({ error: auth.error }), ...(auth.status === 401 ? { headers: { 'WWW-Authenticate': 'Bearer' } } : {}) };
+      }
       let body: unknown;
       if (method === 'POST' || method === 'PUT') {
         const read = await readJson(request);

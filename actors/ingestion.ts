@@ -11,7 +11,7 @@ import { CraftError, invariant } from '../core/errors.js';
 import { SUBJECTS, handoverSubject } from '../core/subjects.js';
 import { BusSink } from '../core/ingestion/bus-sink.js';
 import { currentChoice, type HandoverReply, type HandoverRequest, type PlatformContext } from '../core/platform-context.js';
-import type { IngestionServer, IngestionServerContext, IngestionStats } from '../core/slots/ingestion.js';
+import type { IngestionLimits, IngestionServer, IngestionServerContext, IngestionStats } from '../core/slots/ingestion.js';
 
 /** How long an old plugin may take to finish its requests after a swap. */
 const SWAP_DRAIN_MS = 30_000;
@@ -38,10 +38,18 @@ export class IngestionActor extends Actor {
     return this.pluginId === '' ? undefined : { 'ingestion.server': this.pluginId };
   }
 
+  /** The ingestion limits, with the tokens when auth is on (one object: phases cache what they build from it). */
+  private get limits(): IngestionLimits {
+    const { ingestion, auth } = this.context.config;
+    return (this.limitsCache ??= auth.tokens.length === 0 ? ingestion : { ...ingestion, tokens: auth.tokens });
+  }
+
+  private limitsCache: IngestionLimits | undefined;
+
   private serverContext(): IngestionServerContext {
     return {
       sink: this.sink,
-      limits: this.context.config.ingestion,
+      limits: this.limits,
       natsServers: this.context.natsServers,
       log: this.log,
       clock: this.clock,

@@ -105,11 +105,17 @@ export class PrometheusApi {
     private readonly bus: Bus,
     private readonly now: () => number,
     private readonly recordingGroups: () => GroupStatus[] = () => [],
+    /** Auth on: the tenant this API answers for (`source` sees only its series). */
+    private readonly tenant?: string,
   ) {
     this.storage = new StorageClient(bus);
   }
 
   private readonly storage: StorageClient;
+
+  private scope(): { tenant?: string } {
+    return this.tenant === undefined ? {} : { tenant: this.tenant };
+  }
 
   /** Answers one request; never throws. */
   async handle(method: string, path: string, params: URLSearchParams): Promise<ApiResponse> {
@@ -160,7 +166,7 @@ export class PrometheusApi {
   private async query(params: URLSearchParams): Promise<unknown> {
     const expr = required(params, 'query');
     const timeMs = parseTimeParam('time', params.get('time') ?? undefined, this.now());
-    const result = await this.evaluator().evaluate({ expr, timeMs, ...this.common(params) }, this.source);
+    const result = await this.evaluator().evaluate({ expr, timeMs, ...this.common(params), ...this.scope() }, this.source);
     return resultData(result);
   }
 
@@ -171,7 +177,7 @@ export class PrometheusApi {
     const stepMs = parseDurationParam('step', params.get('step') ?? undefined);
     if (endMs < startMs) throw new ApiError('bad_data', 'invalid parameter "end": end timestamp must not be before start time');
     if (stepMs <= 0) throw new ApiError('bad_data', 'invalid parameter "step": zero or negative query resolution step widths are not accepted. Try a positive integer');
-    const result = await this.evaluator().evaluate({ expr, startMs, endMs, stepMs, ...this.common(params) }, this.source);
+    const result = await this.evaluator().evaluate({ expr, startMs, endMs, stepMs, ...this.common(params), ...this.scope() }, this.source);
     return resultData(result);
   }
 
@@ -231,7 +237,11 @@ export class PrometheusApi {
   private async metadata(params: URLSearchParams): Promise<unknown> {
     const metric = params.get('metric') ?? undefined;
     const limit = limitParam(params);
-    return this.storage.metadata({ ...(metric === undefined || metric === '' ? {} : { metric }), ...(limit === undefined ? {} : { limit }) });
+    const all = await this.storage.metadata({ ...(metric === undefined || metric === '' ? {} : { metric }), ...(limit === undefined ? {} : { limit }) });
+    if (this.tenant === undefined) return all;
+    // A tenant sees the metadata of its own metrics only.
+    const mine = new Set(await this.source.querier(0, Number.MAX_SAFE_INTEGER).labelValues('__name__'));
+    return Object.fromEntries(Object.entries(all).filter(([name]) => mine.has(name)));
   }
 
   private async labels(params: URLSearchParams): Promise<unknown> {

@@ -6,6 +6,8 @@
  */
 import type { IncomingMessage, Server } from 'node:http';
 import { closeApi, listenApi, portOf } from '../core/http/api-server.js';
+import { tenantScoped } from '../core/query/tenant.js';
+import { tokenTable } from '../core/auth/tokens.js';
 import { PrometheusApi, QUERY_BODY_BYTES_MAX, type ApiResponse } from './query-api.js';
 import { RecordingRules } from './recording-rules.js';
 import { QueueClient } from '../core/queue/protocol.js';
@@ -109,12 +111,33 @@ export class QueryActor extends Actor {
 
   private run(request: QueryRequest): Promise<QueryResult> {
     if (typeof request.expr !== 'string' || request.expr === '') throw new CraftError('CRAFT_BAD_REQUEST', 'query needs {expr: string}');
-    return this.evaluator.evaluate(request, this.source);
+    return this.evaluator.evaluate(request, request.tenant === undefined ? this.source : tenantScoped(this.source, request.tenant));
   }
+
+  /** The API for a tenant (auth on: its series only), or for everything. */
+  private apiFor(tenant: string | undefined): PrometheusApi {
+    if (tenant === undefined) return this.api;
+    let api = this.tenantApis.get(tenant);
+    if (api === undefined) {
+      api = new PrometheusApi(() => this.evaluator, tenantScoped(this.source, tenant), this.context.bus, () => this.clock.now(), () => this.recording.groups(), tenant);
+      this.tenantApis.set(tenant, api);
+    }
+    return api;
+  }
+
+  private readonly tenantApis = new Map<string, PrometheusApi>();
 
   private async serveHttp(request: IncomingMessage): Promise<ApiResponse> {
     const method = request.method ?? 'GET';
     const parsed = new URL(request.url ?? '/', 'http://localhost');
+    // Auth (when tokens are configured): every route but /health needs a token with the read scope; it picks the tenant.
+    let tenant: string | undefined;
+    const tokens = tokenTable(this.context.config.auth.tokens);
+    if (tokens !== undefined && parsed.pathname !== '/health') {
+      const auth = tokens.check(request.headers.authorization, 'read');
+      if (!auth.ok) return { status: auth.status, body: JSON.stringify({ status: 'error', errorType: auth.status === 401 ? 'unauthorized' : 'forbidden', error: auth.error }), ...(auth.status === 401 ? { headers: { 'WWW-Authenticate': 'Bearer' } } : {}) };
+      tenant = auth.tenant;
+    }
     if (parsed.pathname.startsWith('/api/v1/')) {
       const params = new URLSearchParams(parsed.searchParams);
       if (method === 'POST') {
@@ -122,7 +145,7 @@ export class QueryActor extends Actor {
         if (body === undefined) return { status: 413, body: JSON.stringify({ status: 'error', errorType: 'bad_data', error: `request body larger than ${QUERY_BODY_BYTES_MAX} bytes` }) };
         for (const [key, value] of new URLSearchParams(body)) params.append(key, value);
       }
-      return this.api.handle(method, parsed.pathname, params);
+      return this.apiFor(tenant).handle(method, parsed.pathname, params);
     }
     if (method !== 'GET') return { status: 405, body: JSON.stringify({ error: 'method not allowed; use GET' }) };
     if (parsed.pathname === '/health') return { status: 200, body: JSON.stringify({ status: 'healthy', service: 'query', plugin: this.pluginId }) };
@@ -133,7 +156,7 @@ export class QueryActor extends Actor {
     const endMs = Number(parsed.searchParams.get('end') ?? Number.MAX_SAFE_INTEGER);
     if (!Number.isFinite(startMs) || !Number.isFinite(endMs)) return { status: 400, body: JSON.stringify({ error: 'start and end must be numbers (ms)' }) };
     try {
-      const result = await this.run({ expr: name, startMs, endMs });
+      const result = await this.run({ expr: name, startMs, endMs, ...(tenant === undefined ? {} : { tenant }) });
       const rows = result.resultType === 'matrix'
         ? result.result.flatMap((s) => s.timestampsMs.map((t, i) => ({ name: s.labels[METRIC_NAME_LABEL] ?? name, value: s.values[i]!, timestamp: t })))
         : [];

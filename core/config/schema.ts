@@ -2,6 +2,7 @@
  * The platform configuration (`craft up --config craft.yaml`, and the `platform` section of
  * a scenario). Every key has a default, so an empty file is a valid configuration.
  */
+import { tokenSchema } from '../auth/tokens.js';
 import { z } from 'zod';
 import * as D from '../defaults.js';
 import { STRATEGIES } from '../supervision/policy.js';
@@ -90,6 +91,15 @@ export const configSchema = z
     /** Further OS processes this process starts and supervises, each hosting some actors. */
     processes: z.array(processSchema).default([]),
     plugins: z.partialRecord(slotKeys, pluginChoiceSchema).default({}),
+    /** Bearer tokens → tenants and scopes (core/auth/tokens.ts); auth is on when any token is given. */
+    auth: z
+      .object({
+        /** A YAML file `tokens: [{token, tenant, scopes}]`, relative to the configuration file. */
+        tokensFile: z.string().optional(),
+        tokens: z.array(tokenSchema).default([]),
+      })
+      .strict()
+      .prefault({}),
     ingestion: z
       .object({
         rateLimitPerSecond: z.number().int().min(0).default(D.RATE_LIMIT_REQUESTS_PER_SECOND),

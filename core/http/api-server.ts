@@ -22,7 +22,10 @@ export async function listenApi(what: string, host: string, port: number, handle
     void handle(request)
       .catch((error: Error) => onError(error))
       .then(({ status, body, headers }) => {
-        response.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body), ...headers });
+        // Answered before its body was read (refused by auth, say): discard the body and close, so no client reuses a connection with a body still in it.
+        const unread = !request.complete;
+        if (unread) request.resume();
+        response.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body), ...headers, ...(unread ? { Connection: 'close' } : {}) });
         response.end(body);
       });
   });

@@ -145,8 +145,8 @@ export class BusSink implements IngestionSink {
     return reply.seq;
   }
 
-  async query(name: string, startMs: number, endMs: number): Promise<SeedQueryRow[]> {
-    const result = await this.queries.query({ expr: name, startMs, endMs });
+  async query(name: string, startMs: number, endMs: number, tenant?: string): Promise<SeedQueryRow[]> {
+    const result = await this.queries.query({ expr: name, startMs, endMs, ...(tenant === undefined ? {} : { tenant }) });
     if (result.resultType !== 'matrix') return [];
     const rows: SeedQueryRow[] = [];
     for (const series of result.result) {

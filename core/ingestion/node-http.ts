@@ -74,6 +74,7 @@ export function writeReply(response: ServerResponse, reply: Reply, close: boolea
   // The flat array form of writeHead skips per-header object handling: it is on every request.
   const headers: (string | number)[] = ['Content-Type', reply.contentType, 'Content-Length', Buffer.byteLength(reply.body)];
   if (reply.retryAfterS !== undefined) headers.push('Retry-After', reply.retryAfterS);
+  if (reply.wwwAuthenticate === true) headers.push('WWW-Authenticate', 'Bearer');
   if (close) headers.push('Connection', 'close');
   response.writeHead(reply.status, headers as unknown as string[]);
   response.end(reply.body);

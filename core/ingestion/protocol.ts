@@ -20,7 +20,7 @@
  */
 import { CraftError } from '../errors.js';
 import { RETRY_AFTER_S } from '../defaults.js';
-import type { IngestBatch } from '../model.js';
+import type { IngestBatch, WireSample } from '../model.js';
 import { encodeForQueue, encodeSeedForQueue } from '../queue/message.js';
 import type { IngestionLimits, IngestionSink, IngestionStats } from '../slots/ingestion.js';
 import type { RateLimiter } from './rate-limit.js';
@@ -29,6 +29,7 @@ import { parseRemoteWrite } from './remote-write.js';
 import { parseLineProtocol, PRECISIONS, type Precision } from './line-protocol.js';
 import { checkSeriesShape, refusalBody, REJECT_REASONS, type RejectReason } from './series-limits.js';
 import { seriesHashes } from './tenant-series.js';
+import { TENANT_LABEL, tokenTable } from '../auth/tokens.js';
 
 export interface RawRequest {
   method: string;
@@ -44,16 +45,18 @@ export interface Reply {
   body: string;
   contentType: string;
   retryAfterS?: number;
+  /** A 401: the answer names the scheme (`WWW-Authenticate: Bearer`). */
+  wwwAuthenticate?: true;
 }
 
-export type Outcome = 'ok' | 'validation' | 'rate-limited' | 'not-found' | 'too-large';
+export type Outcome = 'ok' | 'validation' | 'rate-limited' | 'not-found' | 'too-large' | 'unauthorized';
 
 export type Prepared =
   | { kind: 'reply'; reply: Reply; outcome: Outcome; reason?: RejectReason }
   /** Validated samples, already encoded as queue messages (so a worker can hand over bytes). */
   /** `series`: each sample's series hash (core/ingestion/tenant-series.ts), for the sink's cardinality limits. */
   | { kind: 'append'; client: string; parts: Uint8Array[]; okReply: Reply; metrics: number; series?: Float64Array }
-  | { kind: 'query'; name: string; startMs: number; endMs: number }
+  | { kind: 'query'; name: string; startMs: number; endMs: number; tenant?: string }
   | { kind: 'health' }
   | { kind: 'stats' }
   | { kind: 'exposition' };
@@ -62,7 +65,7 @@ export type Prepared =
 export type JsonParser = (text: string) => unknown;
 
 export interface PrepareDeps {
-  limits: Pick<IngestionLimits, 'batchMetricsMax' | 'metricNameLengthMax' | 'labelsPerSeriesMax' | 'labelNameLengthMax' | 'labelValueLengthMax' | 'bodyBytesMax' | 'samplesPerRequestMax' | 'influxSingleValueFieldAsMeasurement'>;
+  limits: Pick<IngestionLimits, 'batchMetricsMax' | 'metricNameLengthMax' | 'labelsPerSeriesMax' | 'labelNameLengthMax' | 'labelValueLengthMax' | 'bodyBytesMax' | 'samplesPerRequestMax' | 'influxSingleValueFieldAsMeasurement' | 'tokens'>;
   limiter: RateLimiter;
   parseJson: JsonParser;
   nowMs: number;
@@ -104,15 +107,32 @@ function append(batch: IngestBatch, okReply: Reply, finite = false): Prepared {
 
 export const clientOf = (authorization: string | undefined): string => (authorization === undefined || authorization === '' ? 'default' : authorization);
 
-/** The write endpoints share their gate: method, body size, rate limit. */
-function admitWrite(request: RawRequest, deps: PrepareDeps): Prepared | undefined {
+/**
+ * The write endpoints share their gate: method, body size, the token (when auth is on), rate
+ * limit. Admitted: the client id — the token's tenant with auth on, else the raw header.
+ */
+function admitWrite(request: RawRequest, deps: PrepareDeps): Prepared | { client: string; tenant?: string } {
   if (request.method !== 'POST') return { kind: 'reply', reply: REPLIES.methodNotAllowed('POST'), outcome: 'not-found' };
   if (request.body.length > deps.limits.bodyBytesMax) return { kind: 'reply', reply: REPLIES.tooLarge(deps.limits.bodyBytesMax), outcome: 'too-large' };
-  if (!deps.limiter.admit(clientOf(request.authorization), deps.nowMs)) return { kind: 'reply', reply: REPLIES.rateLimited, outcome: 'rate-limited' };
-  return undefined;
+  let client = clientOf(request.authorization);
+  let tenant: string | undefined;
+  const tokens = tokenTable(deps.limits.tokens);
+  if (tokens !== undefined) {
+    const auth = tokens.check(request.authorization, 'write');
+    if (!auth.ok) return { kind: 'reply', reply: { ...json(auth.status, { error: auth.error }), ...(auth.status === 401 ? { wwwAuthenticate: true as const } : {}) }, outcome: 'unauthorized' };
+    client = tenant = auth.tenant;
+  }
+  if (!deps.limiter.admit(client, deps.nowMs)) return { kind: 'reply', reply: REPLIES.rateLimited, outcome: 'rate-limited' };
+  return tenant === undefined ? { client } : { client, tenant };
 }
 
-function prepareSeed(request: RawRequest, deps: PrepareDeps): Prepared {
+/** With auth on, every series carries its writer's tenant (whatever the client sent as `tenant`). */
+function stampTenant(samples: WireSample[], tenant: string | undefined): void {
+  if (tenant === undefined) return;
+  for (const sample of samples) sample[0][TENANT_LABEL] = tenant;
+}
+
+function prepareSeed(request: RawRequest, deps: PrepareDeps, client: string, tenant: string | undefined): Prepared {
   let parsed: unknown;
   try {
     parsed = deps.parseJson(decoder.decode(request.body));
@@ -124,25 +144,27 @@ function prepareSeed(request: RawRequest, deps: PrepareDeps): Prepared {
     const body = result.metricIndex === undefined ? { error: result.error } : { error: result.error, metric_index: result.metricIndex };
     return { kind: 'reply', reply: json(400, body), outcome: 'validation' };
   }
+  stampTenant(result.samples, tenant);
   const over = checkSeriesShape(result.samples, deps.limits);
   if (over !== undefined) return { kind: 'reply', reply: json(400, { ...refusalBody(over), metric_index: over.sampleIndex }), outcome: 'validation', reason: over.reason };
   const okReply = result.form === 'single' ? ACCEPTED : batchAccepted(result.samples.length);
-  const client = clientOf(request.authorization);
-  const forwarded = deps.forwardSeedBody === true ? encodeSeedForQueue(client, deps.nowMs, request.body) : undefined;
+  // The body as received can be forwarded only when nothing was added to its series.
+  const forwarded = deps.forwardSeedBody === true && tenant === undefined ? encodeSeedForQueue(client, deps.nowMs, request.body) : undefined;
   if (forwarded !== undefined) return { kind: 'append', client, parts: [forwarded], okReply, metrics: result.samples.length, series: seriesHashes(result.samples) };
   return append(toBatch(client, deps.nowMs, result.samples, result.types), okReply, true);
 }
 
-function prepareRemoteWrite(request: RawRequest, deps: PrepareDeps): Prepared {
+function prepareRemoteWrite(request: RawRequest, deps: PrepareDeps, client: string, tenant: string | undefined): Prepared {
   const result = parseRemoteWrite(request.body, deps.limits.samplesPerRequestMax);
   if (!result.ok) return { kind: 'reply', reply: json(400, { error: result.error }), outcome: 'validation' };
   if (result.samples.length === 0) return { kind: 'reply', reply: NO_CONTENT, outcome: 'ok' };
+  stampTenant(result.samples, tenant);
   const over = checkSeriesShape(result.samples, deps.limits);
   if (over !== undefined) return { kind: 'reply', reply: json(400, refusalBody(over)), outcome: 'validation', reason: over.reason };
-  return append(toBatch(clientOf(request.authorization), deps.nowMs, result.samples, result.types), NO_CONTENT);
+  return append(toBatch(client, deps.nowMs, result.samples, result.types), NO_CONTENT);
 }
 
-function prepareLineProtocol(request: RawRequest, query: string, deps: PrepareDeps, v2: boolean): Prepared {
+function prepareLineProtocol(request: RawRequest, query: string, deps: PrepareDeps, v2: boolean, client: string, tenant: string | undefined): Prepared {
   const params = new URLSearchParams(query);
   const precision = (params.get('precision') ?? 'ns') as Precision;
   const invalid = (message: string, line?: number): Prepared => ({
@@ -154,12 +176,13 @@ function prepareLineProtocol(request: RawRequest, query: string, deps: PrepareDe
   const result = parseLineProtocol(decoder.decode(request.body), precision, deps.nowMs, deps.limits.samplesPerRequestMax, deps.limits.influxSingleValueFieldAsMeasurement === true);
   if (!result.ok) return invalid(result.error, result.line);
   if (result.samples.length === 0) return { kind: 'reply', reply: NO_CONTENT, outcome: 'ok' };
+  stampTenant(result.samples, tenant);
   const over = checkSeriesShape(result.samples, deps.limits);
   if (over !== undefined) {
     const body = refusalBody(over);
     return { kind: 'reply', reply: json(400, v2 ? { code: 'invalid', message: body.error, ...body } : body), outcome: 'validation', reason: over.reason };
   }
-  return append(toBatch(clientOf(request.authorization), deps.nowMs, result.samples, {}), NO_CONTENT);
+  return append(toBatch(client, deps.nowMs, result.samples, {}), NO_CONTENT);
 }
 
 export function prepare(request: RawRequest, deps: PrepareDeps): Prepared {
@@ -169,22 +192,34 @@ export function prepare(request: RawRequest, deps: PrepareDeps): Prepared {
   if (path === '/metrics') {
     if (request.method === 'GET' || request.method === 'HEAD') return { kind: 'exposition' };
     if (request.method !== 'POST') return { kind: 'reply', reply: REPLIES.methodNotAllowed('POST or GET'), outcome: 'not-found' };
-    return admitWrite(request, deps) ?? prepareSeed(request, deps);
+    const admitted = admitWrite(request, deps);
+    return 'kind' in admitted ? admitted : prepareSeed(request, deps, admitted.client, admitted.tenant);
   }
-  if (path === '/api/v1/write') return admitWrite(request, deps) ?? prepareRemoteWrite(request, deps);
-  if (path === '/write' || path === '/api/v2/write') return admitWrite(request, deps) ?? prepareLineProtocol(request, query, deps, path === '/api/v2/write');
+  if (path === '/api/v1/write' || path === '/write' || path === '/api/v2/write') {
+    const admitted = admitWrite(request, deps);
+    if ('kind' in admitted) return admitted;
+    return path === '/api/v1/write' ? prepareRemoteWrite(request, deps, admitted.client, admitted.tenant) : prepareLineProtocol(request, query, deps, path === '/api/v2/write', admitted.client, admitted.tenant);
+  }
   // HEAD reads what GET reads; the HTTP layer sends no body.
   if (request.method !== 'GET' && request.method !== 'HEAD') return { kind: 'reply', reply: REPLIES.notFound, outcome: 'not-found' };
   if (path === '/health') return { kind: 'health' };
   if (path === '/stats') return { kind: 'stats' };
   if (path === '/query') {
+    // With auth on, the seed's query needs the read scope and sees its tenant's series only.
+    let tenant: string | undefined;
+    const tokens = tokenTable(deps.limits.tokens);
+    if (tokens !== undefined) {
+      const auth = tokens.check(request.authorization, 'read');
+      if (!auth.ok) return { kind: 'reply', reply: { ...json(auth.status, { error: auth.error }), ...(auth.status === 401 ? { wwwAuthenticate: true as const } : {}) }, outcome: 'unauthorized' };
+      tenant = auth.tenant;
+    }
     const params = new URLSearchParams(query);
     const name = params.get('name');
     if (name === null || name === '') return { kind: 'reply', reply: json(400, { error: 'query needs name' }), outcome: 'validation' };
     const startMs = params.has('start') ? Number(params.get('start')) : 0;
     const endMs = params.has('end') ? Number(params.get('end')) : Number.MAX_SAFE_INTEGER;
     if (!Number.isFinite(startMs) || !Number.isFinite(endMs)) return { kind: 'reply', reply: json(400, { error: 'start and end must be numbers (ms)' }), outcome: 'validation' };
-    return { kind: 'query', name, startMs, endMs };
+    return tenant === undefined ? { kind: 'query', name, startMs, endMs } : { kind: 'query', name, startMs, endMs, tenant };
   }
   return { kind: 'reply', reply: REPLIES.notFound, outcome: 'not-found' };
 }
@@ -302,7 +337,7 @@ export async function complete(
     }
     case 'query':
       try {
-        return json(200, await sink.query(prepared.name, prepared.startMs, prepared.endMs));
+        return json(200, await sink.query(prepared.name, prepared.startMs, prepared.endMs, prepared.tenant));
       } catch (error) {
         if (error instanceof CraftError && error.code === 'CRAFT_BAD_REQUEST') return json(400, { error: error.message });
         return json(503, { error: `query unavailable: ${(error as Error).message}` }, RETRY_AFTER_S);

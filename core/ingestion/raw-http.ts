@@ -38,6 +38,8 @@ const REASONS: Record<number, string> = {
   202: 'Accepted',
   204: 'No Content',
   400: 'Bad Request',
+  401: 'Unauthorized',
+  403: 'Forbidden',
   404: 'Not Found',
   405: 'Method Not Allowed',
   408: 'Request Timeout',
@@ -174,6 +176,7 @@ class Connection {
     // No Content-Length on a 204 (RFC 9110 §8.6).
     if (reply.status !== 204) head += `Content-Type: ${reply.contentType}\r\nContent-Length: ${Buffer.byteLength(reply.body)}\r\n`;
     if (reply.retryAfterS !== undefined) head += `Retry-After: ${reply.retryAfterS}\r\n`;
+    if (reply.wwwAuthenticate === true) head += 'WWW-Authenticate: Bearer\r\n';
     head += `Date: ${server.date}\r\nConnection: ${close ? 'close' : 'keep-alive'}\r\n\r\n`;
     const flushed = this.socket.write(method === 'HEAD' || reply.status === 204 ? head : head + reply.body);
     if (close) {

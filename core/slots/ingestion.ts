@@ -5,6 +5,7 @@
  */
 import type { RejectReason } from '../ingestion/series-limits.js';
 import type { TenantRefusal } from '../ingestion/tenant-series.js';
+import type { TokenEntry } from '../auth/tokens.js';
 import type { Socket } from 'node:net';
 import type { IngestBatch } from '../model.js';
 import type { Logger } from '../log.js';
@@ -38,7 +39,7 @@ export interface IngestionSink {
    */
   appendEncoded(client: string, payload: Uint8Array): Promise<AppendAck>;
   /** Runs the seed's full-scan query over the bus (inclusive bounds in ms). */
-  query(name: string, startMs: number, endMs: number): Promise<SeedQueryRow[]>;
+  query(name: string, startMs: number, endMs: number, tenant?: string): Promise<SeedQueryRow[]>;
   /** Messages waiting in the queue, for the seed's health answer. */
   queueDepth(): Promise<number>;
   /** The queue partition a client's batches go to (as far as the sink knows now). */
@@ -62,6 +63,8 @@ export interface IngestionLimits {
   labelsPerSeriesMax: number;
   labelNameLengthMax: number;
   labelValueLengthMax: number;
+  /** Bearer tokens (core/auth/tokens.ts): when any, writes need a token with the write scope, and its tenant is the client id. */
+  tokens?: TokenEntry[];
   /** Cardinality per tenant and in all (core/ingestion/tenant-series.ts). */
   seriesPerTenantMax: number;
   newSeriesPerTenantPerMinute: number;

@@ -28,6 +28,12 @@ export interface QueryRequest {
   timeoutMs?: number;
   /** Instant-selector lookback for this query, ms (Prometheus's `lookback_delta` parameter). */
   lookbackDeltaMs?: number;
+  /**
+   * The tenant the query is for (auth on): the query actor hands the evaluator a source that sees
+   * only that tenant's series (core/query/tenant.ts); evaluators that keep results (the cache)
+   * keep them per tenant.
+   */
+  tenant?: string;
 }
 
 export type QueryResult =

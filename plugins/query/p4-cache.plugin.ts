@@ -76,7 +76,7 @@ class CachingEngine extends PlannerEngine {
         pieces.push(rangeSeries(rangeResult(await evaluate(partGrid), partGrid)));
         continue;
       }
-      const key = `${lookbackMs}|${stepMs}|${blockStart}|${text}`;
+      const key = `${request.tenant ?? ''}|${lookbackMs}|${stepMs}|${blockStart}|${text}`;
       let block = this.cache.get(key)?.series;
       if (block === undefined) {
         const blockGrid = { startMs: blockStart, stepMs, count: blockMs / stepMs };
