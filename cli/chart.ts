@@ -25,8 +25,8 @@ export interface Marker {
   label: string;
 }
 
-/** Two stacked panels over time: successful requests per second, and p50/p99 latency. */
-export function timelineSpec(title: string, series: TimelineSeries[], markers: Marker[]): TopLevelSpec {
+/** Stacked panels over time: successful requests per second, p50/p99 latency, and (when given) resident memory. */
+export function timelineSpec(title: string, series: TimelineSeries[], markers: Marker[], memory: [second: number, mb: number][] = []): TopLevelSpec {
   const rows = series.flatMap((s) => s.points.map((p) => ({ load: s.id, ...p })));
   const latencyRows = rows.flatMap((r) => [
     { load: r.load, second: r.second, statistic: 'p50', ms: r.p50Ms },
@@ -81,6 +81,22 @@ export function timelineSpec(title: string, series: TimelineSeries[], markers: M
           markerLayer,
         ],
       },
+      ...(memory.length === 0
+        ? []
+        : [
+            {
+              width: 640,
+              height: 120,
+              layer: [
+                {
+                  data: { values: memory.map(([second, mb]) => ({ second, mb })) },
+                  mark: { type: 'line' as const, color: '#555' },
+                  encoding: { x: { field: 'second', type: 'quantitative' as const, title: 'seconds since start' }, y: { field: 'mb', type: 'quantitative' as const, title: 'resident memory MB' } },
+                },
+                markerLayer,
+              ],
+            },
+          ]),
     ],
   } as TopLevelSpec;
 }

@@ -93,6 +93,13 @@ t.test('alerting-phases passes: the seed rule fires, then phase 1 rules (streame
   t.same(run.verdicts.filter((v) => v.expectation.startsWith('alert')).map((v) => v.passed), [true, true, true]);
 });
 
+t.test('cardinality-bomb passes: the bomber is refused past its budget, memory stays bounded, the steady tenant is served, nothing is lost', async (t) => {
+  const run = await runScenario(scenario('cardinality-bomb'), { reportsDir: tempDir(t), keepData: false, progress: false, logLevel: 'error' });
+  t.ok(run.passed, JSON.stringify(run.verdicts));
+  t.equal(run.loads.find((l) => l.id === 'bomb')?.samplesAcknowledged, run.loads.find((l) => l.id === 'bomb')!.ok * 1_000);
+  t.ok(run.memory.length > 100, 'memory sampled through the run');
+});
+
 t.test('alert-escalation passes: fires, escalates to tier 1, is acknowledged, resolves; each local receiver got exactly its notifications', async (t) => {
   const run = await runScenario(scenario('alert-escalation'), { reportsDir: tempDir(t), keepData: false, progress: false, logLevel: 'error' });
   t.ok(run.passed, JSON.stringify(run.verdicts));

@@ -15,6 +15,8 @@ export interface MetricShape {
   type: string;
   tags: Record<string, string>;
   timestamps: 'client' | 'server';
+  /** Every sample a series never seen before (an `id` label counting up): a cardinality bomb. */
+  uniqueSeries?: boolean;
 }
 
 export interface LoadOptions {
@@ -36,6 +38,8 @@ export interface LoadOptions {
   path?: string;
   /** Prebuilt request body: the same bytes every time (benchmarks; no timestamps). */
   fixedBody?: string;
+  /** The Authorization header every client sends (the tenant with auth off; `Bearer <token>` with it on); default `client-<n>`. */
+  authorization?: string;
 }
 
 export interface LoadResult {
@@ -98,6 +102,9 @@ export class LoadRun {
     return { requests: this.recorder.count, ok: this.recorder.okCount(), elapsedMs: this.startedMs === 0 ? 0 : Date.now() - this.startedMs };
   }
 
+  /** The next `id` of a unique-series load. */
+  private nextSeries = 0;
+
   private body(client: number): string {
     if (this.options.fixedBody !== undefined) return this.options.fixedBody;
     const { metric, batch, runLabel } = this.options;
@@ -111,7 +118,8 @@ export class LoadRun {
     const parts: string[] = new Array(batch);
     for (let i = 0; i < batch; i++) {
       const value = metric.jitter === 0 ? metric.value : metric.value + metric.jitter * (Math.random() * 2 - 1);
-      parts[i] = `{"name":"${metric.name}","value":${value},"type":"${metric.type}","tags":${JSON.stringify(batch === 1 ? tags : { ...tags, slot: `s${i}` })}${timestamp}}`;
+      const sampleTags = metric.uniqueSeries === true ? { ...tags, id: String(this.nextSeries++) } : batch === 1 ? tags : { ...tags, slot: `s${i}` };
+      parts[i] = `{"name":"${metric.name}","value":${value},"type":"${metric.type}","tags":${JSON.stringify(sampleTags)}${timestamp}}`;
     }
     return `{"metrics":[${parts.join(',')}]}`;
   }
@@ -126,7 +134,7 @@ export class LoadRun {
       const response = await this.pool.request({
         path: this.options.path ?? '/metrics',
         method: 'POST',
-        headers: { 'content-type': 'application/json', authorization: `client-${client}` },
+        headers: { 'content-type': 'application/json', authorization: this.options.authorization ?? `client-${client}` },
         body: this.body(client),
         reset: !this.options.keepAlive,
         signal,

@@ -25,6 +25,8 @@ export interface RunState {
   restarts: Map<string, number>;
   /** The processes hosting each actor, for process-level restarts. */
   processOfActor(actor: string): string | undefined;
+  /** The platform process's resident memory, sampled through the run: [seconds since start, MB]. */
+  memory: [number, number][];
   /** What a local receiver got, in order (`oncall:<schedule>`: whoever is on call now); undefined: no such receiver. */
   received(receiver: string): Promise<{ name: string; got: string[] } | undefined>;
 }
@@ -124,6 +126,16 @@ export async function check(expectation: Expectation, state: RunState): Promise<
       passed,
       observed: got === undefined ? `no receiver ${receiver}` : `${got.name} got ${JSON.stringify(got.got)}`,
     };
+  }
+  if ('memoryBelow' in expectation) {
+    const peak = state.memory.reduce((max, [, mb]) => Math.max(max, mb), 0);
+    return { expectation: `resident memory stayed ≤ ${expectation.memoryBelow.mb} MB`, passed: state.memory.length > 0 && peak <= expectation.memoryBelow.mb, observed: `peak ${peak.toFixed(0)} MB over ${state.memory.length} samples` };
+  }
+  if ('answered' in expectation) {
+    const { load, status, min, max } = expectation.answered;
+    const result = await loadResult(state, load);
+    const count = result.statusCounts[String(status)] ?? 0;
+    return { expectation: `load ${load}: ${min}${max === undefined ? ' or more' : `–${max}`} requests answered ${status}`, passed: count >= min && (max === undefined || count <= max), observed: `${count} of ${result.requests} (${JSON.stringify(result.statusCounts)})` };
   }
   const { load, samples } = expectation.minAcknowledged;
   const result = await loadResult(state, load);

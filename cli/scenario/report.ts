@@ -30,6 +30,8 @@ export interface ScenarioReport {
   steps: StepRecord[];
   verdicts: Verdict[];
   events: { atSecond: number; text: string }[];
+  /** Resident memory of the platform's process: [seconds since start, MB], every 250 ms. */
+  memory: [number, number][];
   passed: boolean;
   reportDir: string;
   dataDir: string | null;
@@ -75,6 +77,10 @@ export function renderReport(report: ScenarioReport): string {
       lines.push('', `2xx requests per second, load ${load.id}:`, asciiPlot(load.timeline.map((b) => b.ok)));
     }
   }
+  if (report.memory.length > 0) {
+    const peak = report.memory.reduce((max, [, mb]) => Math.max(max, mb), 0);
+    lines.push('', `Resident memory of the platform's process (MB; peak ${peak.toFixed(0)}):`, asciiPlot(report.memory.filter((_, i) => i % 4 === 0).map(([, mb]) => mb)));
+  }
   lines.push('', 'Expectations');
   if (report.verdicts.length === 0) lines.push('  (none)');
   for (const v of report.verdicts) lines.push(`  ${v.passed ? '✔' : '✘'} ${v.expectation} — ${v.observed}`);
@@ -94,5 +100,7 @@ export async function writeReport(report: ScenarioReport): Promise<void> {
     const offset = report.loadOffsets[load.id] ?? 0;
     return { id: load.id, points: load.timeline.map((b) => ({ second: b.second + offset, okPerSecond: b.ok, p50Ms: b.p50, p99Ms: b.p99 })) };
   });
-  writeFileSync(join(report.reportDir, 'timeline.svg'), await renderSvg(timelineSpec(`Scenario ${report.name}`, series, markers)));
+  // Every second's memory sample is enough for the chart.
+  const memory = report.memory.filter((_, i) => i % 4 === 0);
+  writeFileSync(join(report.reportDir, 'timeline.svg'), await renderSvg(timelineSpec(`Scenario ${report.name}`, series, markers, memory)));
 }

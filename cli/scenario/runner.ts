@@ -4,7 +4,8 @@
  * progress bar runs, then writes the report. The run fails when any expectation or step
  * fails.
  */
-import { mkdirSync, rmSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { parseDocument } from 'yaml';
 import { resolve } from 'node:path';
 import cliProgress from 'cli-progress';
 import { loadYamlFile } from '../../core/config/yaml-file.js';
@@ -43,6 +44,12 @@ export interface RunOptions {
   /** Show a progress bar (TTY) or periodic lines. */
   progress: boolean;
   logLevel?: LogLevel;
+}
+
+/** The `platform.http` keys the scenario file itself sets. */
+function httpGiven(file: string): Record<string, unknown> {
+  const raw = parseDocument(readFileSync(file, 'utf8')).toJS() as { platform?: { http?: Record<string, unknown> } } | null;
+  return raw?.platform?.http ?? {};
 }
 
 export function loadScenario(file: string): Scenario {
@@ -87,7 +94,8 @@ export async function runScenario(file: string, options: RunOptions): Promise<Sc
     ...(receivers === undefined ? {} : { plugins: withReceivers(platformInput.plugins ?? {}, receivers) }),
     dataDir,
     faults: true,
-    http: { host: '127.0.0.1', ingestionPort: 0, queryPort: 0, alertingPort: 0, ...(platformInput.http ?? {}) },
+    // Free loopback ports unless the file names its own (the parsed `platform` has every default filled in, so read what the file says).
+    http: { host: '127.0.0.1', ingestionPort: 0, queryPort: 0, alertingPort: 0, ...httpGiven(file) },
   });
   const startedMs = Date.now();
   let platform: Platform;
@@ -105,6 +113,7 @@ export async function runScenario(file: string, options: RunOptions): Promise<Sc
   for (const p of config.processes) for (const actor of p.actors) processOf.set(actor, p.name);
   const state: RunState = {
     loads: new Map(),
+    memory: [],
     alertsFired: new Map(),
     restarts: new Map(),
     processOfActor: (actor) => processOf.get(actor),
@@ -171,6 +180,8 @@ export async function runScenario(file: string, options: RunOptions): Promise<Sc
   }, 250);
 
   const atSecond = (): number => (Date.now() - startedMs) / 1_000;
+  // Resident memory of this process (the platform runs in it) through the run: an expectation and a chart.
+  const memoryTimer = setInterval(() => state.memory.push([atSecond(), process.memoryUsage().rss / 1_048_576]), 250);
   try {
     for (const step of scenario.steps) {
       currentStep = describe(step);
@@ -191,6 +202,7 @@ export async function runScenario(file: string, options: RunOptions): Promise<Sc
             metric: l.metric,
             timeoutMs: l.timeout,
             runLabel: runId,
+            ...(l.authorization === undefined ? {} : { authorization: l.authorization }),
           });
           state.loads.set(l.id, run);
           if (!l.background) {
@@ -252,6 +264,7 @@ export async function runScenario(file: string, options: RunOptions): Promise<Sc
     await Promise.all([...state.loads.values()].map((run) => run.done));
   } finally {
     clearInterval(ticker);
+    clearInterval(memoryTimer);
     bar?.stop();
   }
   const finalStatus = await gatherStatus(bus).catch(() => []);
@@ -274,6 +287,7 @@ export async function runScenario(file: string, options: RunOptions): Promise<Sc
     steps: stepRecords,
     verdicts,
     events: events.map((e) => ({ atSecond: (e.atMs - startedMs) / 1_000, text: e.text })),
+    memory: state.memory,
     passed: stepRecords.every((s) => s.ok) && verdicts.every((v) => v.passed),
     reportDir,
     dataDir: options.keepData ? dataDir : null,

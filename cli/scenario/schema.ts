@@ -45,6 +45,8 @@ export const metricShapeSchema = z
     tags: z.record(z.string(), z.string()).default({}),
     /** Send client timestamps (unique per series, so stored = acknowledged is exact) or let the server stamp. */
     timestamps: z.enum(['client', 'server']).default('client'),
+    /** Every sample a new series (an `id` label counting up): a cardinality bomb. */
+    uniqueSeries: z.boolean().default(false),
   })
   .strict();
 
@@ -64,6 +66,8 @@ export const loadSchema = z
     metric: metricShapeSchema.prefault({}),
     /** Request timeout; a request that takes longer counts as an error. */
     timeout: duration.default(10_000),
+    /** The Authorization header of every client: a tenant name with auth off, `Bearer <token>` with it on (default: `client-<n>` per client). */
+    authorization: z.string().optional(),
   })
   .strict()
   .refine((load) => load.mode === 'closed' || load.rate !== undefined, { message: 'paced load needs rate (requests per second)', path: ['rate'] });
@@ -82,11 +86,15 @@ export const expectationSchema = z.union([
   z.object({ alertFired: z.object({ rule: z.string(), timeout: duration.default(30_000) }).strict() }).strict(),
   z.object({ actorRestarted: z.object({ actor: z.enum(ACTOR_IDS), min: z.number().int().min(1).default(1), timeout: duration.default(30_000) }).strict() }).strict(),
   z.object({ minAcknowledged: z.object({ load: z.string().default('load'), samples: z.number().int().min(0) }).strict() }).strict(),
+  /** The platform process's resident memory stayed at most `mb` megabytes during the run so far (sampled every 250 ms). */
+  z.object({ memoryBelow: z.object({ mb: z.number().positive() }).strict() }).strict(),
+  /** At least `min` (and at most `max`) of a load's requests were answered with `status`. */
+  z.object({ answered: z.object({ load: z.string().default('load'), status: z.number().int().min(100).max(599), min: z.number().int().min(0).default(1), max: z.number().int().min(0).optional() }).strict() }).strict(),
   /** A receiver got at least `min` notifications described as `what` (webhook: `<notify|escalate|acknowledge> <firing|resolved>`; pagerduty: the event action). */
   z.object({ notified: z.object({ receiver: z.string(), what: z.string(), min: z.number().int().min(1).default(1), timeout: duration.default(30_000) }).strict() }).strict(),
   /** Every notification a receiver got, in order, is exactly this list (waits up to `timeout` for it). */
   z.object({ received: z.object({ receiver: z.string(), exactly: z.array(z.string()), timeout: duration.default(30_000) }).strict() }).strict(),
-], { error: 'an expectation is one of: successRate, latency, storedEqualsAcknowledged, alertFired, actorRestarted, minAcknowledged, notified, received' });
+], { error: 'an expectation is one of: successRate, latency, storedEqualsAcknowledged, alertFired, actorRestarted, minAcknowledged, notified, received, memoryBelow, answered' });
 export type Expectation = z.output<typeof expectationSchema>;
 
 export const stepSchema = z.union([
