@@ -6,6 +6,8 @@
  * lost).
  */
 import { createServer, type Server, type Socket } from 'node:net';
+import { randomInt } from 'node:crypto';
+import { digestEntry } from '../core/auth/tokens.js';
 import { Actor } from '../core/actor/actor.js';
 import { CraftError, invariant } from '../core/errors.js';
 import { SUBJECTS, handoverSubject } from '../core/subjects.js';
@@ -41,7 +43,9 @@ export class IngestionActor extends Actor {
   /** The ingestion limits, with the tokens when auth is on (one object: phases cache what they build from it). */
   private get limits(): IngestionLimits {
     const { ingestion, auth } = this.context.config;
-    return (this.limitsCache ??= auth.tokens.length === 0 ? ingestion : { ...ingestion, tokens: auth.tokens });
+    // The series-hash key is random per actor and shared by its workers and loops (core/ingestion/tenant-series.ts);
+    // loops get the tokens as digests only.
+    return (this.limitsCache ??= { ...ingestion, seriesHashSeed: randomInt(2 ** 32), ...(auth.tokens.length === 0 ? {} : { tokens: auth.tokens.map(digestEntry) }) });
   }
 
   private limitsCache: IngestionLimits | undefined;

@@ -5,7 +5,7 @@ import { configSchema, makeConfig, ACTOR_IDS, type ActorId, type PlatformConfig 
 import { loadYamlFile } from '../core/config/yaml-file.js';
 import { CraftError } from '../core/errors.js';
 import { dirname, resolve } from 'node:path';
-import { loadTokensFile } from '../core/auth/tokens.js';
+import { digestEntry, loadTokensFile, tokenListSchema } from '../core/auth/tokens.js';
 
 export interface ConfigFlags {
   config?: string;
@@ -28,8 +28,13 @@ function portFlag(value: string, flag: string): number {
 export function resolveConfig(flags: ConfigFlags): PlatformConfig {
   const base = flags.config === undefined ? makeConfig() : loadYamlFile(flags.config, configSchema, 'CRAFT_CONFIG_INVALID');
   const config: PlatformConfig = { ...base, http: { ...base.http }, nats: { ...base.nats }, auth: { ...base.auth } };
-  // The tokens file is read once, here, relative to the configuration file.
-  if (config.auth.tokensFile !== undefined) config.auth.tokens = [...config.auth.tokens, ...loadTokensFile(resolve(flags.config === undefined ? '.' : dirname(flags.config), config.auth.tokensFile))];
+  // The tokens file is read once, here, relative to the configuration file; what a child process is given holds digests, not the file's name.
+  if (config.auth.tokensFile !== undefined) {
+    const merged = [...config.auth.tokens, ...loadTokensFile(resolve(flags.config === undefined ? '.' : dirname(flags.config), config.auth.tokensFile))];
+    const checked = tokenListSchema.safeParse(merged);
+    if (!checked.success) throw new CraftError('CRAFT_CONFIG_INVALID', `auth: ${checked.error.issues.map((i) => i.message).join('; ')}`);
+    config.auth = { tokens: merged.map(digestEntry) };
+  }
   if (flags.data !== undefined) config.dataDir = flags.data;
   const natsUrl = flags.nats ?? process.env.CRAFT_NATS_URL;
   if (natsUrl !== undefined && natsUrl !== '') config.nats.url = natsUrl;

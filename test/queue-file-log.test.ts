@@ -225,3 +225,22 @@ t.test('the platform runs on the file log: writes acknowledged are stored, and a
   for (let i = 51; i < 60; i++) await post(i);
   t.ok(await eventually(async () => (await stored()) === 600, 20_000), 'and the writes after the restart (600 samples), none twice');
 });
+
+t.test('every message consumed and trimmed, then reopened: offsets go on where they were (both layouts)', async (t) => {
+  for (const layout of ['segments', 'file-per-message'] as const) {
+    const dir = tempDir(t);
+    let queue = await open(dir, { layout, segmentBytesMax: 4_096 }, 1);
+    for (let i = 0; i < 30; i++) await queue.append(0, payloadOf(i, 300));
+    const reader = await queue.reader('storage', 0);
+    const got = reader.take(100, 1 << 20);
+    await reader.commit(got.at(-1)!.offset);
+    await queue.trim(0, 30);
+    await queue.close();
+    queue = await open(dir, { layout, segmentBytesMax: 4_096 }, 1);
+    t.equal(queue.lastOffset(0), 30, `${layout}: the last offset survives a full trim`);
+    t.equal(await queue.append(0, payloadOf(30, 10)), 31, `${layout}: the next append is 31`);
+    const after = await queue.reader('storage', 0);
+    t.same(after.take(10, 1 << 20).map((d) => d.offset), [31], `${layout}: the group reads on from its commit`);
+    await queue.close();
+  }
+});

@@ -30,14 +30,27 @@ export const TENANT_LABEL = 'tenant';
 
 export const tokenSchema = z
   .object({
-    token: z.string().min(16, 'a token has at least 16 characters'),
+    /** The secret itself, or (`sha256`) its SHA-256 in hex, so the file need not hold the secret. */
+    token: z.string().min(16, 'a token has at least 16 characters').optional(),
+    sha256: z.string().regex(/^[0-9a-f]{64}$/, 'the hex SHA-256 of the token').optional(),
     tenant: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'a tenant id is 1–64 letters, digits, "_", "." or "-"'),
     scopes: z.array(z.enum(SCOPES)).min(1),
   })
-  .strict();
+  .strict()
+  .refine((entry) => (entry.token === undefined) !== (entry.sha256 === undefined), 'give either token or sha256');
 export type TokenEntry = z.infer<typeof tokenSchema>;
 
-export const tokensFileSchema = z.object({ tokens: z.array(tokenSchema).min(1) }).strict();
+/** A list of tokens, each listed once (a token twice is refused where it is configured, not at the first request). */
+export const tokenListSchema = z.array(tokenSchema).superRefine((entries, context) => {
+  const seen = new Set<string>();
+  entries.forEach((entry, i) => {
+    const key = entryDigest(entry);
+    if (seen.has(key)) context.addIssue({ code: 'custom', message: `this token is listed twice (tenant ${entry.tenant})`, path: [i] });
+    seen.add(key);
+  });
+});
+
+export const tokensFileSchema = z.object({ tokens: tokenListSchema.refine((t) => t.length > 0, 'at least one token') }).strict();
 
 /** The tokens of a tokens file, with file:line errors (CRAFT_CONFIG_INVALID). */
 export function loadTokensFile(file: string): TokenEntry[] {
@@ -47,6 +60,10 @@ export function loadTokensFile(file: string): TokenEntry[] {
 export type AuthResult = { ok: true; tenant: string } | { ok: false; status: 401 | 403; error: string };
 
 const digest = (token: string): string => createHash('sha256').update(token).digest('hex');
+const entryDigest = (entry: TokenEntry): string => entry.sha256 ?? digest(entry.token!);
+
+/** The entry with its secret replaced by its digest (what child processes and worker threads are given). */
+export const digestEntry = (entry: TokenEntry): TokenEntry => ({ sha256: entryDigest(entry), tenant: entry.tenant, scopes: entry.scopes });
 
 export class TokenTable {
   /** SHA-256 of the token → entry: a lookup that compares digests, not the secrets themselves. */
@@ -54,8 +71,10 @@ export class TokenTable {
 
   constructor(entries: readonly TokenEntry[]) {
     for (const entry of entries) {
-      const key = digest(entry.token);
-      if (this.byDigest.has(key)) throw new Error(`a token is listed twice (tenant ${entry.tenant})`);
+      const key = entryDigest(entry);
+      const known = this.byDigest.get(key);
+      // The same entry twice is harmless; one secret for two tenants or scopes is refused.
+      if (known !== undefined && (known.tenant !== entry.tenant || known.scopes.join() !== entry.scopes.join())) throw new Error(`a token is listed twice, for tenant ${known.tenant} and tenant ${entry.tenant}`);
       this.byDigest.set(key, entry);
     }
   }

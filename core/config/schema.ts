@@ -2,7 +2,7 @@
  * The platform configuration (`craft up --config craft.yaml`, and the `platform` section of
  * a scenario). Every key has a default, so an empty file is a valid configuration.
  */
-import { tokenSchema } from '../auth/tokens.js';
+import { tokenListSchema } from '../auth/tokens.js';
 import { z } from 'zod';
 import * as D from '../defaults.js';
 import { STRATEGIES } from '../supervision/policy.js';
@@ -96,7 +96,7 @@ export const configSchema = z
       .object({
         /** A YAML file `tokens: [{token, tenant, scopes}]`, relative to the configuration file. */
         tokensFile: z.string().optional(),
-        tokens: z.array(tokenSchema).default([]),
+        tokens: tokenListSchema.default([]),
       })
       .strict()
       .prefault({}),

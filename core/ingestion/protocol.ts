@@ -65,7 +65,7 @@ export type Prepared =
 export type JsonParser = (text: string) => unknown;
 
 export interface PrepareDeps {
-  limits: Pick<IngestionLimits, 'batchMetricsMax' | 'metricNameLengthMax' | 'labelsPerSeriesMax' | 'labelNameLengthMax' | 'labelValueLengthMax' | 'bodyBytesMax' | 'samplesPerRequestMax' | 'influxSingleValueFieldAsMeasurement' | 'tokens'>;
+  limits: Pick<IngestionLimits, 'batchMetricsMax' | 'metricNameLengthMax' | 'labelsPerSeriesMax' | 'labelNameLengthMax' | 'labelValueLengthMax' | 'bodyBytesMax' | 'samplesPerRequestMax' | 'influxSingleValueFieldAsMeasurement' | 'tokens' | 'seriesHashSeed'>;
   limiter: RateLimiter;
   parseJson: JsonParser;
   nowMs: number;
@@ -101,8 +101,8 @@ const batchAccepted = (count: number): Reply =>
   count <= 1_000 ? (BATCH_ACCEPTED[count] ??= json(200, { success: true, metrics_processed: count })) : json(200, { success: true, metrics_processed: count });
 
 /** `finite`: every value was validated finite (seed JSON), so encoding skips that check. */
-function append(batch: IngestBatch, okReply: Reply, finite = false): Prepared {
-  return { kind: 'append', client: batch.client, parts: encodeForQueue(batch, undefined, finite), okReply, metrics: batch.samples.length, series: seriesHashes(batch.samples) };
+function append(batch: IngestBatch, okReply: Reply, seed: number | undefined, finite = false): Prepared {
+  return { kind: 'append', client: batch.client, parts: encodeForQueue(batch, undefined, finite), okReply, metrics: batch.samples.length, series: seriesHashes(batch.samples, seed) };
 }
 
 export const clientOf = (authorization: string | undefined): string => (authorization === undefined || authorization === '' ? 'default' : authorization);
@@ -144,24 +144,24 @@ function prepareSeed(request: RawRequest, deps: PrepareDeps, client: string, ten
     const body = result.metricIndex === undefined ? { error: result.error } : { error: result.error, metric_index: result.metricIndex };
     return { kind: 'reply', reply: json(400, body), outcome: 'validation' };
   }
-  stampTenant(result.samples, tenant);
   const over = checkSeriesShape(result.samples, deps.limits);
   if (over !== undefined) return { kind: 'reply', reply: json(400, { ...refusalBody(over), metric_index: over.sampleIndex }), outcome: 'validation', reason: over.reason };
+  stampTenant(result.samples, tenant);
   const okReply = result.form === 'single' ? ACCEPTED : batchAccepted(result.samples.length);
   // The body as received can be forwarded only when nothing was added to its series.
   const forwarded = deps.forwardSeedBody === true && tenant === undefined ? encodeSeedForQueue(client, deps.nowMs, request.body) : undefined;
-  if (forwarded !== undefined) return { kind: 'append', client, parts: [forwarded], okReply, metrics: result.samples.length, series: seriesHashes(result.samples) };
-  return append(toBatch(client, deps.nowMs, result.samples, result.types), okReply, true);
+  if (forwarded !== undefined) return { kind: 'append', client, parts: [forwarded], okReply, metrics: result.samples.length, series: seriesHashes(result.samples, deps.limits.seriesHashSeed) };
+  return append(toBatch(client, deps.nowMs, result.samples, result.types), okReply, deps.limits.seriesHashSeed, true);
 }
 
 function prepareRemoteWrite(request: RawRequest, deps: PrepareDeps, client: string, tenant: string | undefined): Prepared {
   const result = parseRemoteWrite(request.body, deps.limits.samplesPerRequestMax);
   if (!result.ok) return { kind: 'reply', reply: json(400, { error: result.error }), outcome: 'validation' };
   if (result.samples.length === 0) return { kind: 'reply', reply: NO_CONTENT, outcome: 'ok' };
-  stampTenant(result.samples, tenant);
   const over = checkSeriesShape(result.samples, deps.limits);
   if (over !== undefined) return { kind: 'reply', reply: json(400, refusalBody(over)), outcome: 'validation', reason: over.reason };
-  return append(toBatch(client, deps.nowMs, result.samples, result.types), NO_CONTENT);
+  stampTenant(result.samples, tenant);
+  return append(toBatch(client, deps.nowMs, result.samples, result.types), NO_CONTENT, deps.limits.seriesHashSeed);
 }
 
 function prepareLineProtocol(request: RawRequest, query: string, deps: PrepareDeps, v2: boolean, client: string, tenant: string | undefined): Prepared {
@@ -176,13 +176,13 @@ function prepareLineProtocol(request: RawRequest, query: string, deps: PrepareDe
   const result = parseLineProtocol(decoder.decode(request.body), precision, deps.nowMs, deps.limits.samplesPerRequestMax, deps.limits.influxSingleValueFieldAsMeasurement === true);
   if (!result.ok) return invalid(result.error, result.line);
   if (result.samples.length === 0) return { kind: 'reply', reply: NO_CONTENT, outcome: 'ok' };
-  stampTenant(result.samples, tenant);
   const over = checkSeriesShape(result.samples, deps.limits);
   if (over !== undefined) {
     const body = refusalBody(over);
     return { kind: 'reply', reply: json(400, v2 ? { code: 'invalid', message: body.error, ...body } : body), outcome: 'validation', reason: over.reason };
   }
-  return append(toBatch(client, deps.nowMs, result.samples, {}), NO_CONTENT);
+  stampTenant(result.samples, tenant);
+  return append(toBatch(client, deps.nowMs, result.samples, {}), NO_CONTENT, deps.limits.seriesHashSeed);
 }
 
 export function prepare(request: RawRequest, deps: PrepareDeps): Prepared {

@@ -8,9 +8,9 @@
  *   activeSeriesMax               active series of all tenants together, so that many tenants
  *                                 cannot exhaust memory either: 503 with Retry-After (series_total)
  *
- * A series is identified by a 53-bit hash of its label pairs that does not depend on their
- * order; a collision (about 1 in 10⁹ pairs of series at 150,000 series) makes two series count
- * as one. The tracker is per ingestion process (each of phase 8's loops keeps its own): with
+ * A series is identified by a 53-bit hash of its label pairs, keyed by a random seed, that does
+ * not depend on their order; a collision (about 1 in 10⁹ pairs of series at 150,000 series)
+ * makes two series count as one. The tracker is per ingestion process (each of phase 8's loops keeps its own): with
  * several, a tenant's effective limit is that many times the configured one (docs/errors.md).
  * A write is counted when it is admitted, before the queue acknowledges it; a write the queue
  * then refuses (503) still counts its series as seen for the window.
@@ -35,29 +35,41 @@ export interface TenantRefusal {
 }
 
 /**
- * The order-independent 53-bit hash of each sample's series: FNV-1a 32 of each "name\xffvalue"
- * pair, and two sums over the pairs — of the pair hashes and of a murmur3 finalizer of them —
- * make the 32 high and 21 low bits (one multiply per character; the rest is per pair).
+ * The order-independent 53-bit hash of each sample's series, keyed by `seed` (random per
+ * ingestion actor, `IngestionLimits.seriesHashSeed`): two independent 32-bit hashes of each
+ * "name\xffvalue" pair — FNV-1a and a multiply-xorshift, both started from the seed — summed over
+ * the pairs, make the 32 high and 21 low bits. Without the seed a client cannot search for label
+ * values whose series count as one (which would let it slip past the cardinality limits).
  */
-export function seriesHashes(samples: readonly WireSample[]): Float64Array {
+export function seriesHashes(samples: readonly WireSample[], seed = 0): Float64Array {
   const out = new Float64Array(samples.length);
+  const basis1 = (0x811c9dc5 ^ seed) >>> 0;
+  const basis2 = (0x5bd1e995 ^ Math.imul(seed, 0x9e3779b1)) >>> 0;
   for (let i = 0; i < samples.length; i++) {
     const labels = samples[i]![0];
     let a = 0;
     let b = 0;
     for (const key in labels) {
-      let h = 0x811c9dc5;
-      for (let c = 0; c < key.length; c++) h = Math.imul(h ^ key.charCodeAt(c), 0x01000193);
-      h = Math.imul(h ^ 0xff, 0x01000193);
+      let h1 = basis1;
+      let h2 = basis2;
+      for (let c = 0; c < key.length; c++) {
+        const code = key.charCodeAt(c);
+        h1 = Math.imul(h1 ^ code, 0x01000193);
+        h2 = Math.imul(h2 ^ code, 0x5bd1e995);
+        h2 ^= h2 >>> 15;
+      }
+      h1 = Math.imul(h1 ^ 0xff, 0x01000193);
+      h2 = Math.imul(h2 ^ 0xff, 0x5bd1e995);
+      h2 ^= h2 >>> 15;
       const value = labels[key]!;
-      for (let c = 0; c < value.length; c++) h = Math.imul(h ^ value.charCodeAt(c), 0x01000193);
-      let m = h ^ (h >>> 16);
-      m = Math.imul(m, 0x85ebca6b);
-      m ^= m >>> 13;
-      m = Math.imul(m, 0xc2b2ae35);
-      m ^= m >>> 16;
-      a = (a + (h >>> 0)) >>> 0;
-      b = (b + (m >>> 0)) >>> 0;
+      for (let c = 0; c < value.length; c++) {
+        const code = value.charCodeAt(c);
+        h1 = Math.imul(h1 ^ code, 0x01000193);
+        h2 = Math.imul(h2 ^ code, 0x5bd1e995);
+        h2 ^= h2 >>> 15;
+      }
+      a = (a + (h1 >>> 0)) >>> 0;
+      b = (b + (h2 >>> 0)) >>> 0;
     }
     out[i] = a * 0x200000 + (b & 0x1fffff);
   }
@@ -126,7 +138,9 @@ export class TenantSeriesLimiter {
       t.tokens = Math.min(newSeriesPerTenantPerMinute, t.tokens + (nowMs - t.tokensAtMs) * perMs);
       t.tokensAtMs = nowMs;
       if (fresh > t.tokens) {
-        const retryAfterS = fresh > newSeriesPerTenantPerMinute ? 60 : Math.max(1, Math.ceil((fresh - t.tokens) / perMs / 1_000));
+        // More new series in one request than a whole minute allows can never succeed: a 400, not a 429.
+        if (fresh > newSeriesPerTenantPerMinute) return { reason: 'new_series_per_minute', limit: 'newSeriesPerTenantPerMinute', max: newSeriesPerTenantPerMinute, status: 400, message: `one request creates ${fresh} new series, more than newSeriesPerTenantPerMinute=${newSeriesPerTenantPerMinute}; split it` };
+        const retryAfterS = Math.max(1, Math.ceil((fresh - t.tokens) / perMs / 1_000));
         return { reason: 'new_series_per_minute', limit: 'newSeriesPerTenantPerMinute', max: newSeriesPerTenantPerMinute, status: 429, retryAfterS, message: `tenant ${JSON.stringify(tenant)} would create ${fresh} new series; newSeriesPerTenantPerMinute=${newSeriesPerTenantPerMinute} leaves ${Math.floor(t.tokens)} now` };
       }
       if (this.active + fresh > activeSeriesMax) {

@@ -65,6 +65,8 @@ export interface IngestionLimits {
   labelValueLengthMax: number;
   /** Bearer tokens (core/auth/tokens.ts): when any, writes need a token with the write scope, and its tenant is the client id. */
   tokens?: TokenEntry[];
+  /** The key of series hashes (core/ingestion/tenant-series.ts): random per ingestion actor, shared by its workers and loops. */
+  seriesHashSeed?: number;
   /** Cardinality per tenant and in all (core/ingestion/tenant-series.ts). */
   seriesPerTenantMax: number;
   newSeriesPerTenantPerMinute: number;

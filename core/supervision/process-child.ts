@@ -78,7 +78,8 @@ export function processSpec(options: ProcessChildOptions): ChildSpec {
       mkdirSync(runDir, { recursive: true });
       const configFile = join(runDir, `${options.name}.config.json`);
       const config = { ...options.config, processName: options.name, actors: options.actors, processes: [], nats: { url: options.natsUrl, port: 0 }, dataDir: options.dataDir };
-      writeFileSync(configFile, JSON.stringify(config, null, 2));
+      // Readable by the owner only: it may carry token digests.
+      writeFileSync(configFile, JSON.stringify(config, null, 2), { mode: 0o600 });
       // The child logs at the parent's level (a quiet scenario stays quiet).
       const child = fork(CLI_ENTRY, ['up', '--config', configFile, '--child'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env: { ...process.env, CRAFT_LOG: currentLogLevel() } });
       const handle = new ProcessHandle(id, child);

@@ -146,13 +146,25 @@ class FileQueueLog implements QueueLog {
 
   async open(): Promise<void> {
     mkdirSync(this.commitsDir, { recursive: true });
-    this.partitions = Array.from({ length: this.context.partitions }, (_, p) => {
+    syncDir(this.context.dataDir);
+    const opened: Partition[] = [];
+    try {
+      for (let p = 0; p < this.context.partitions; p++) opened.push(this.openPartition(p));
+    } catch (error) {
+      for (const partition of opened) await partition.log.close();
+      throw error;
+    }
+    this.partitions = opened;
+  }
+
+  private openPartition(p: number): Partition {
+    {
       const dir = join(this.context.dataDir, `p${p}`);
       const log: PartitionLog = this.options.layout === 'segments' ? new SegmentLog(dir, { segmentBytesMax: this.options.segmentBytesMax, retentionBytes: this.options.retentionBytes, retentionMs: this.options.retentionMs, now: () => Date.now() }) : new FilePerMessageLog(dir);
       const cut = log.open();
       if (cut > 0) this.context.log.warn('file log: a torn tail was truncated (appends that were never acknowledged)', { partition: p, [this.options.layout === 'segments' ? 'bytes' : 'files']: cut });
       return new Partition(log);
-    });
+    }
   }
 
   private partition(index: number): Partition {
@@ -175,7 +187,8 @@ class FileQueueLog implements QueueLog {
     const key = `${group}/${partition}`;
     let reader = this.readers.get(key);
     if (reader === undefined) {
-      const file = new CommitFile(join(this.commitsDir, `${group.replace(/[^A-Za-z0-9_.-]/g, '_')}.p${partition}`));
+      // One file per group and partition; the name escapes the group id one-to-one (two groups never share a file).
+      const file = new CommitFile(join(this.commitsDir, `${encodeURIComponent(group).replace(/\./g, '%2E').replace(/\*/g, '%2A')}.p${partition}`));
       reader = new FileReader(this.partition(partition), partition, file.read(), file, this.commitsDir);
       this.readers.set(key, reader);
     }

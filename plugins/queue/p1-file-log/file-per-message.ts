@@ -9,7 +9,7 @@
  * Opening lists the files; a file whose length or CRC does not check (a write cut by a crash)
  * is deleted, and so is everything after the first gap.
  */
-import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, unlinkSync, writeSync } from 'node:fs';
 import { crc32 } from 'node:zlib';
 import { join } from 'node:path';
 import { CraftError } from '../../../core/errors.js';
@@ -74,21 +74,26 @@ export class FilePerMessageLog {
   append(payload: Uint8Array): Promise<number> {
     if (this.closed) return Promise.reject(new CraftError('CRAFT_BAD_REQUEST', 'the file log is closed'));
     if (payload.length > RECORD_PAYLOAD_MAX) return Promise.reject(new CraftError('CRAFT_BAD_REQUEST', `a message of ${payload.length} bytes is over RECORD_PAYLOAD_MAX=${RECORD_PAYLOAD_MAX}`));
-    const offset = ++this.last;
+    // The offset is taken when the write starts, so a failed write leaves no gap: the next append reuses it.
     const done = this.chain.then(() => {
+      const offset = this.last + 1;
       const bytes = Buffer.allocUnsafe(8 + payload.length);
       bytes.writeUInt32LE(payload.length, 0);
       bytes.writeUInt32LE(checksum(offset, payload), 4);
       bytes.set(payload, 8);
-      const fd = openSync(join(this.msgDir, name(offset)), 'w');
+      const path = join(this.msgDir, name(offset));
+      const fd = openSync(path, 'w');
       try {
         writeSync(fd, bytes);
         fsyncSync(fd);
-      } finally {
+      } catch (error) {
         closeSync(fd);
+        rmSync(path, { force: true });
+        throw error;
       }
+      closeSync(fd);
       syncDir(this.msgDir);
-      this.durableOffset = offset;
+      this.last = this.durableOffset = offset;
       this.flushes += 1;
       this.onDurable();
       return offset;
@@ -109,8 +114,9 @@ export class FilePerMessageLog {
     return out;
   }
 
+  /** Deletes consumed messages, always keeping the newest: the file that says where offsets go on after a reopen. */
   trim(offset: number): void {
-    for (; this.first <= Math.min(offset, this.durableOffset); this.first++) unlinkSync(join(this.msgDir, name(this.first)));
+    for (; this.first <= Math.min(offset, this.durableOffset - 1); this.first++) unlinkSync(join(this.msgDir, name(this.first)));
   }
 
   async close(): Promise<void> {

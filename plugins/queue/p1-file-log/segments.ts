@@ -108,7 +108,19 @@ export class SegmentLog {
 
   /** Opens the segments, rebuilding indexes where needed and truncating a torn tail. Returns bytes truncated. */
   open(): number {
+    try {
+      return this.openSegments();
+    } catch (error) {
+      for (const s of this.segments) closeSync(s.fd);
+      this.segments = [];
+      throw error;
+    }
+  }
+
+  private openSegments(): number {
+    const created = !existsSync(this.dir);
     mkdirSync(this.dir, { recursive: true });
+    if (created) syncDir(join(this.dir, '..'));
     const bases = readdirSync(this.dir)
       .filter((f) => /^\d{20}\.log$/.test(f))
       .map((f) => Number(f.slice(0, 20)))
@@ -117,13 +129,11 @@ export class SegmentLog {
     for (let i = 0; i < bases.length; i++) {
       const last = i === bases.length - 1;
       const segment = this.openSegment(bases[i]!);
+      this.segments.push(segment);
       const expected = i === 0 ? segment.baseOffset : this.segments[i - 1]!.lastOffset + 1;
       if (segment.baseOffset !== expected) throw new CraftError('CRAFT_STORE_CORRUPT', `${segment.path}: starts at offset ${segment.baseOffset}, expected ${expected} (a segment is missing)`);
       const indexPath = segment.path.replace(/\.log$/, '.index');
-      if (!last && this.loadIndex(segment, indexPath)) {
-        this.segments.push(segment);
-        continue;
-      }
+      if (!last && this.loadIndex(segment, indexPath)) continue;
       const scan = this.scan(segment);
       if (scan.validBytes < segment.size) {
         if (!last) throw new CraftError('CRAFT_STORE_CORRUPT', `${segment.path}: a bad record at byte ${scan.validBytes} of ${segment.size} in a closed segment`);
@@ -133,7 +143,6 @@ export class SegmentLog {
         truncated += segment.size - scan.validBytes;
         segment.size = scan.validBytes;
       }
-      this.segments.push(segment);
     }
     if (this.segments.length === 0) this.segments.push(this.createSegment(1));
     this.assigned = this.durableOffset = this.segments.at(-1)!.lastOffset;
@@ -149,7 +158,8 @@ export class SegmentLog {
 
   private createSegment(baseOffset: number): Segment {
     const path = join(this.dir, `${segmentName(baseOffset)}.log`);
-    const fd = openSync(path, 'a+');
+    // Not append mode: positional writes must land where the log says (O_APPEND ignores the position on Linux).
+    const fd = openSync(path, 'wx+');
     // The new file's name must survive a crash too: sync the directory.
     syncDir(this.dir);
     return { baseOffset, lastOffset: baseOffset - 1, path, fd, size: 0, indexOffsets: [], indexPositions: [], lastAppendMs: this.options.now() };
@@ -263,8 +273,8 @@ export class SegmentLog {
       for (const p of batch) p.reject(new CraftError('CRAFT_BAD_REQUEST', 'the file log closed before the message was written'));
       return;
     }
+    let segment = this.segments.at(-1)!;
     try {
-      let segment = this.segments.at(-1)!;
       if (segment.size >= this.options.segmentBytesMax) segment = this.roll();
       const bytes = encodeRecords(batch);
       let position = segment.size;
@@ -289,8 +299,17 @@ export class SegmentLog {
       this.retire();
       this.onDurable();
     } catch (error) {
-      // Nothing of the batch is acknowledged; the offsets are given back only if nothing later was assigned.
+      // Nothing of the batch is acknowledged: cut what of it reached the file and its index entries,
+      // and number the appends still waiting from the last durable offset again.
       for (const p of batch) p.reject(error as Error);
+      try {
+        ftruncateSync(segment.fd, segment.size);
+        const keep = segment.indexPositions.findIndex((position) => position >= segment.size);
+        if (keep >= 0) segment.indexOffsets.length = segment.indexPositions.length = keep;
+      } catch {
+        // The file cannot even be cut back: refuse everything from now on (reopening recovers by a scan).
+        this.closed = true;
+      }
       this.assigned = this.durableOffset + this.pending.length;
       this.pending.forEach((p, i) => (p.offset = this.durableOffset + i + 1));
     }
@@ -327,6 +346,8 @@ export class SegmentLog {
     unlinkSync(oldest.path);
     const index = oldest.path.replace(/\.log$/, '.index');
     if (existsSync(index)) unlinkSync(index);
+    // Unlinks reach the disk in order: a gap at the start never appears before the older segment is gone.
+    syncDir(this.dir);
   }
 
   /** Drops the closed segments whose records are all at or below `offset` (every group committed them). */
@@ -336,7 +357,7 @@ export class SegmentLog {
 
   /**
    * Durable records after `afterOffset`: at most `maxMessages`, payloads of at most `maxBytes`
-   * together (at least one record when any is waiting and fits the message limit). Records
+   * together (strictly: a record that does not fit is left for the next read). Records
    * retired by retention are skipped: reading resumes at the first retained offset.
    */
   read(afterOffset: number, maxMessages: number, maxBytes: number): Record[] {
@@ -347,7 +368,8 @@ export class SegmentLog {
       const segment = this.segmentOf(offset);
       let position = this.positionOf(segment, offset);
       // Read a chunk, parse the records in it.
-      const chunk = Buffer.allocUnsafe(Math.min(READ_CHUNK_BYTES, segment.size - position));
+      const wanted = maxBytes - bytes + RECORD_HEADER_BYTES * (maxMessages - out.length);
+      const chunk = Buffer.allocUnsafe(Math.max(RECORD_HEADER_BYTES, Math.min(READ_CHUNK_BYTES, segment.size - position, wanted)));
       const got = readSync(segment.fd, chunk, 0, chunk.length, position);
       let at = 0;
       let progressed = false;
