@@ -392,3 +392,23 @@ t.test('escalation (property): tier k only when nothing acknowledged the alert w
   );
   t.ok(stats.escalations > 0 && stats.acks > 0 && stats.restarts > 0, `the histories escalated (${stats.escalations}), acknowledged (${stats.acks}) and restarted (${stats.restarts})`);
 });
+
+t.test('escalation: a silence stops an alert\'s clock; when it ends the clock restarts with the whole timeout of the tier reached', async (t) => {
+  const h = harness(ESCALATION);
+  h.lifecycle.observe([evaluation('DiskFull', 0, [{ severity: 'page', host: 'a' }])]);
+  h.clock.advance(30_000);
+  t.same(seen(h), ['30s notify@0 alice firing']);
+  h.clock.advance(30_000);
+  h.lifecycle.silence({ matchers: [{ name: 'host', op: '=', value: 'a' }], startsAtMs: h.clock.now(), endsAtMs: 600_000, createdBy: 'ops', comment: 'maintenance' });
+  h.clock.advance(600_000 - h.clock.now() - 1);
+  t.equal(h.notifications.length, 1, 'tier 1 (due at 330 s) is not paged while silenced');
+  h.clock.advance(1);
+  h.clock.advance(5 * MIN - 1);
+  t.equal(h.notifications.length, 1, 'the silence ended at 600 s: tier 0 has its whole 5 minutes again');
+  h.clock.advance(1);
+  t.same(seen(h).slice(1), ['900s escalate@1 secondary firing']);
+  h.restart();
+  h.clock.advance(10 * MIN);
+  t.same(seen(h).slice(2), ['1500s escalate@2 lead firing', '1500s escalate@2 manager firing'], 'the restarted clock survives a restart (journaled)');
+  h.lifecycle.stop();
+});

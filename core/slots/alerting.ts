@@ -187,8 +187,12 @@ export interface GroupRecord {
   firing: string[];
   /** Phase 4: every receiver told about the group since it started (resolutions and acknowledgements go to each). */
   receivers?: string[];
-  /** Phase 4: per firing alert, when the group first notified it (its escalation clock) and the highest tier it reached. */
-  escalation?: Record<string, { atMs: number; tier: number }>;
+  /**
+   * Phase 4: per firing alert, when the group first notified it (its escalation clock; moved on
+   * when a mute ends) and the highest tier it reached; `mutedAtMs` while a silence or an
+   * inhibition stops its clock.
+   */
+  escalation?: Record<string, { atMs: number; tier: number; mutedAtMs?: number }>;
   /** Phase 4: when the group's acknowledgement was notified (cleared when an unacknowledged alert joins). */
   acknowledgedAtMs?: number;
 }
@@ -206,7 +210,9 @@ export type LifecycleEvent =
   | { type: 'alert-dropped'; fingerprint: string; atMs: number }
   | { type: 'silence'; silence: Silence }
   | { type: 'notified'; notification: Notification }
-  | { type: 'ack'; fingerprint: string; by: string; comment: string; atMs: number };
+  | { type: 'ack'; fingerprint: string; by: string; comment: string; atMs: number }
+  /** Phase 4: an alert's escalation clock stopped (muted) or restarted (unmuted). */
+  | { type: 'escalation'; groupKey: string; fingerprint: string; step: { atMs: number; tier: number; mutedAtMs?: number } };
 
 /** An alert as the API shows it: its record, and whether a silence or an inhibition mutes it. */
 export interface AlertView extends AlertRecord {

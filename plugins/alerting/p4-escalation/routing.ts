@@ -17,8 +17,10 @@
  *       - matchers: ['team=~"db|storage"']
  *         receiver: db-team
  *
- * A route's path is Alertmanager's (`{}/{severity="page"}`), and so are group keys built on it
- * (`{}/{severity="page"}:{alertname="X"}`) and so PagerDuty dedup keys built from them.
+ * A route's path is Alertmanager's (`{}/{severity="page"}`, a route's matchers sorted), and so are
+ * group keys built on it (`{}/{severity="page"}:{alertname="X"}`) and so PagerDuty dedup keys
+ * built from them — except that siblings with the same matchers, which share a key in
+ * Alertmanager, get their position appended here (`{}/{a="b"}#2`) so their groups stay apart.
  */
 import { z } from 'zod';
 import { compileMatchers, type LabelMatcher } from '../../../core/model.js';
@@ -102,7 +104,9 @@ export class RoutingTree {
       this.routes.push(match);
       const seen = new Map<string, number>();
       const children = (node.routes ?? []).map((child, i) => {
-        const own = `{${(child.matchers ?? []).flatMap(parseMatchers).map((m) => `${m.name}${m.op}${JSON.stringify(m.value)}`).join(',')}}`;
+        // Alertmanager sorts a route's matchers (by name, then value, then type) before it writes the key.
+        const sorted = (child.matchers ?? []).flatMap(parseMatchers).sort((a, b) => (a.name !== b.name ? (a.name < b.name ? -1 : 1) : a.value !== b.value ? (a.value < b.value ? -1 : 1) : a.op < b.op ? -1 : a.op > b.op ? 1 : 0));
+        const own = `{${sorted.map((m) => `${m.name}${m.op}${JSON.stringify(m.value)}`).join(',')}}`;
         // Siblings with the same matchers would share group keys: the later ones get their position.
         const count = seen.get(own) ?? 0;
         seen.set(own, count + 1);

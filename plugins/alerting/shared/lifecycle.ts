@@ -154,6 +154,11 @@ export function foldLifecycle(state: LifecycleState, event: LifecycleEvent): Lif
     case 'silence':
       state.silences[event.silence.id] = event.silence;
       return state;
+    case 'escalation': {
+      const group = state.groups[event.groupKey];
+      if (group?.escalation !== undefined && group.escalation[event.fingerprint] !== undefined) group.escalation[event.fingerprint] = event.step;
+      return state;
+    }
     case 'ack': {
       const alert = state.alerts[event.fingerprint];
       if (alert !== undefined) state.alerts[event.fingerprint] = { ...alert, acknowledgedAtMs: event.atMs, acknowledgedBy: event.by, ackComment: event.comment };
@@ -552,7 +557,9 @@ export class Lifecycle implements AlertLifecycle {
     this.emit({ type: 'notified', notification: this.notification(key, receivers[0]!, alerts, now, phase4 ? { tier: 0 } : {}) });
     for (const receiver of [...receivers.slice(1), ...copies]) this.emit({ type: 'notified', notification: this.notification(key, receiver, alerts, now, { tier: 0, copy: true }) });
     if (firing.length > 0) this.scheduleFlush(key, now + route.repeatIntervalMs);
-    this.scheduleEscalation(key);
+    // An acknowledged alert left alone in the group (the others resolved) makes the whole group acknowledged.
+    if (this.router.acknowledgements) this.acknowledged(key);
+    else this.scheduleEscalation(key);
   }
 
   /** The receivers of a tier: the route's receiver without a policy; a tier that names nobody (no one on call) falls back to it, said in the log. */
@@ -578,9 +585,22 @@ export class Lifecycle implements AlertLifecycle {
     const out: { alert: AlertRecord; atMs: number; tier: number }[] = [];
     let everyAlert: AlertRecord[] | undefined;
     const all = (): AlertRecord[] => (everyAlert ??= Object.values(this.state.alerts));
+    const now = this.now;
     for (const [fp, step] of Object.entries(group.escalation)) {
       const alert = this.state.alerts[fp];
-      if (alert === undefined || alert.state !== 'firing' || alert.acknowledgedAtMs !== undefined || step.tier + 1 >= policy.tiers.length || this.muted(alert, all)) continue;
+      if (alert === undefined || alert.state !== 'firing' || alert.acknowledgedAtMs !== undefined || step.tier + 1 >= policy.tiers.length) continue;
+      // A muted alert's escalation clock stops; unmuted, it restarts with the whole timeout of the tier it reached.
+      const muted = this.muted(alert, all);
+      if (muted) {
+        if (step.mutedAtMs === undefined) this.emit({ type: 'escalation', groupKey: key, fingerprint: fp, step: { atMs: step.atMs, tier: step.tier, mutedAtMs: now } });
+        continue;
+      }
+      if (step.mutedAtMs !== undefined) {
+        const restarted = { atMs: now - tierDelayMs(policy, step.tier), tier: step.tier };
+        this.emit({ type: 'escalation', groupKey: key, fingerprint: fp, step: restarted });
+        out.push({ alert, ...restarted });
+        continue;
+      }
       out.push({ alert, atMs: step.atMs, tier: step.tier });
     }
     return out;
@@ -744,6 +764,7 @@ export class Lifecycle implements AlertLifecycle {
   }
 
   silence(input: Omit<Silence, 'id' | 'createdAtMs'> & { id?: string }): Silence {
+    if (this.stopped) throw new CraftError('CRAFT_BAD_REQUEST', 'the lifecycle is stopping');
     const bad = (message: string): never => {
       throw new CraftError('CRAFT_BAD_REQUEST', message);
     };
@@ -782,6 +803,7 @@ export class Lifecycle implements AlertLifecycle {
   }
 
   expireSilence(id: string): Silence {
+    if (this.stopped) throw new CraftError('CRAFT_BAD_REQUEST', 'the lifecycle is stopping');
     const silence = this.state.silences[id];
     if (silence === undefined) throw new CraftError('CRAFT_NOT_FOUND', `no silence with id ${JSON.stringify(id)}`);
     if (!silenceActive(silence, this.now) && silence.startsAtMs <= this.now) throw new CraftError('CRAFT_BAD_REQUEST', `silence ${id} has already expired`);
