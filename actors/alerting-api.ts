@@ -180,11 +180,24 @@ export function gettableAlert(alert: AlertView, receiver: string): unknown {
   };
 }
 
-/** Answers one request; `body` is the parsed JSON body of a POST (undefined otherwise). */
-export async function handleAlertingApi(host: AlertingApiHost, method: string, url: URL, body: unknown): Promise<ApiAnswer> {
+/** With auth on, what a tenant may see and touch: alerts labelled with its tenant, silences that match only them. */
+const TENANT = 'tenant';
+const ownAlert = (tenant: string | undefined) => (a: { labels: Record<string, string> }): boolean => tenant === undefined || a.labels[TENANT] === tenant;
+const ownSilence = (tenant: string | undefined) => (s: Silence): boolean => tenant === undefined || s.matchers.some((m) => m.name === TENANT && m.op === '=' && m.value === tenant);
+const scopedMatchers = (matchers: Silence['matchers'], tenant: string | undefined): Silence['matchers'] =>
+  tenant === undefined ? matchers : [...matchers.filter((m) => m.name !== TENANT), { name: TENANT, op: '=', value: tenant }];
+
+/**
+ * Answers one request; `body` is the parsed JSON body of a POST (undefined otherwise). `tenant`
+ * (auth on): alerts posted get its `tenant` label; listings show its alerts and silences only;
+ * silences and acknowledgements it makes match its alerts only.
+ */
+export async function handleAlertingApi(host: AlertingApiHost, method: string, url: URL, body: unknown, tenant?: string): Promise<ApiAnswer> {
   const path = url.pathname;
   const now = host.nowMs();
   const lifecycle = host.lifecycle();
+  const mine = ownAlert(tenant);
+  const mySilence = ownSilence(tenant);
   try {
     if (path === '/-/healthy' || path === '/-/ready') return { status: 200, body: 'OK', headers: { 'Content-Type': 'text/plain' } };
     if (path === '/api/v2/status' && method === 'GET') {
@@ -197,14 +210,16 @@ export async function handleAlertingApi(host: AlertingApiHost, method: string, u
     }
     if (path === '/api/v2/alerts') {
       if (method === 'POST') {
-        lifecycle.receive(parsePostedAlerts(body));
+        const alerts = parsePostedAlerts(body);
+        if (tenant !== undefined) for (const a of alerts) a.labels[TENANT] = tenant;
+        lifecycle.receive(alerts);
         return json(200, {});
       }
       if (method !== 'GET') return json(405, { error: 'method not allowed; use GET or POST' });
       const flag = (name: string): boolean => url.searchParams.get(name) !== 'false';
       const receiver = String(host.config().receiver ?? 'default');
       const alerts = lifecycle.alerts().filter((a) => {
-        if (a.state !== 'firing') return false;
+        if (a.state !== 'firing' || !mine(a)) return false;
         const silenced = a.silencedBy.length > 0;
         const inhibited = a.inhibitedBy.length > 0;
         if (silenced && !flag('silenced')) return false;
@@ -215,13 +230,18 @@ export async function handleAlertingApi(host: AlertingApiHost, method: string, u
       return json(200, alerts.map((a) => gettableAlert(a, receiver)));
     }
     if (path === '/api/v2/silences') {
-      if (method === 'POST') return json(200, { silenceID: lifecycle.silence(parseSilenceBody(body, now)).id });
+      if (method === 'POST') {
+        const input = parseSilenceBody(body, now);
+        if (input.id !== undefined && tenant !== undefined && !lifecycle.silences().some((s) => s.id === input.id && mySilence(s))) return json(404, { error: `no silence with id ${JSON.stringify(input.id)}` });
+        return json(200, { silenceID: lifecycle.silence({ ...input, matchers: scopedMatchers(input.matchers, tenant) }).id });
+      }
       if (method !== 'GET') return json(405, { error: 'method not allowed; use GET or POST' });
-      return json(200, lifecycle.silences().map((s) => gettableSilence(s, now)));
+      return json(200, lifecycle.silences().filter(mySilence).map((s) => gettableSilence(s, now)));
     }
     const one = /^\/api\/v2\/silence\/([^/]+)$/.exec(path);
     if (one !== null) {
       const id = decodeURIComponent(one[1]!);
+      if (!lifecycle.silences().some((s) => s.id === id && mySilence(s))) return json(404, { error: `no silence with id ${JSON.stringify(id)}` });
       if (method === 'DELETE') {
         lifecycle.expireSilence(id);
         return json(200, {});
@@ -232,7 +252,14 @@ export async function handleAlertingApi(host: AlertingApiHost, method: string, u
     }
     if (path === '/api/v1/alerts/ack') {
       if (method !== 'POST') return json(405, { error: 'method not allowed; use POST' });
-      return json(200, { status: 'success', data: { acknowledged: acknowledge(lifecycle, parseAckBody(body)) } });
+      const input = parseAckBody(body);
+      if (tenant !== undefined) {
+        const own = new Set(lifecycle.records().filter(mine).map((a) => a.fingerprint));
+        if (input.fingerprints !== undefined) input.fingerprints = input.fingerprints.filter((fp) => own.has(fp));
+        if (input.matchers !== undefined) input.matchers = scopedMatchers(input.matchers, tenant);
+        if ((input.fingerprints ?? []).length === 0 && input.matchers === undefined) return json(404, { error: 'no firing alert matches the acknowledgement' });
+      }
+      return json(200, { status: 'success', data: { acknowledged: acknowledge(lifecycle, input) } });
     }
     if (path === '/api/v1/oncall' && method === 'GET') {
       const time = url.searchParams.get('time');
@@ -240,8 +267,11 @@ export async function handleAlertingApi(host: AlertingApiHost, method: string, u
       if (!Number.isFinite(atMs)) return json(400, { error: `time is not a time: ${JSON.stringify(time)} (RFC 3339 or Unix seconds)` });
       return json(200, { status: 'success', data: { time: iso(atMs), oncall: lifecycle.onCall?.(atMs) ?? [] } });
     }
-    if (path === '/api/v1/alerts' && method === 'GET') return json(200, { status: 'success', data: { alerts: lifecycle.alerts() } });
-    if (path === '/api/v1/rules' && method === 'GET') return json(200, { status: 'success', data: host.rules() });
+    if (path === '/api/v1/alerts' && method === 'GET') return json(200, { status: 'success', data: { alerts: lifecycle.alerts().filter(mine) } });
+    if (path === '/api/v1/rules' && method === 'GET') {
+      const rules = host.rules() as { rules?: { alerts?: { labels: Record<string, string> }[] }[] };
+      return json(200, { status: 'success', data: tenant === undefined ? rules : { ...rules, rules: (rules.rules ?? []).map((r) => ({ ...r, alerts: (r.alerts ?? []).filter(mine) })) } });
+    }
     if (path === '/api/v1/rules/reload' && method === 'POST') return json(200, { status: 'success', data: await host.reloadRules() });
     return json(404, { error: `no route ${method} ${path}` });
   } catch (error) {

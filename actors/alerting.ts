@@ -192,11 +192,13 @@ export class AlertingActor extends Actor {
       const url = new URL(request.url ?? '/', 'http://localhost');
       const method = request.method ?? 'GET';
       // Auth (when tokens are configured): reading needs `read`, posting alerts `write`, changing silences, acknowledging and reloading `admin`.
+      let tenant: string | undefined;
       const tokens = tokenTable(this.context.config.auth.tokens);
       if (tokens !== undefined && url.pathname !== '/-/healthy' && url.pathname !== '/-/ready') {
         const scope = method === 'GET' || method === 'HEAD' ? 'read' : method === 'POST' && url.pathname === '/api/v2/alerts' ? 'write' : 'admin';
         const auth = tokens.check(request.headers.authorization, scope);
         if (!auth.ok) return { status: auth.status, body: JSON.stringify({ error: auth.error }), ...(auth.status === 401 ? { headers: { 'WWW-Authenticate': 'Bearer' } } : {}) };
+        tenant = auth.tenant;
       }
       let body: unknown;
       if (method === 'POST' || method === 'PUT') {
@@ -204,7 +206,7 @@ export class AlertingActor extends Actor {
         if (!read.ok) return read.answer;
         body = read.value;
       }
-      return handleAlertingApi(api, method, url, body);
+      return handleAlertingApi(api, method, url, body, tenant);
     };
     const http = await listenApi('alerting', host, alertingPort, answer, (error) => ({ status: 500, body: JSON.stringify({ error: `alerting API failed: ${error.message}` }) }));
     this.http = http;

@@ -237,11 +237,12 @@ export class PrometheusApi {
   private async metadata(params: URLSearchParams): Promise<unknown> {
     const metric = params.get('metric') ?? undefined;
     const limit = limitParam(params);
-    const all = await this.storage.metadata({ ...(metric === undefined || metric === '' ? {} : { metric }), ...(limit === undefined ? {} : { limit }) });
-    if (this.tenant === undefined) return all;
-    // A tenant sees the metadata of its own metrics only.
+    if (this.tenant === undefined) return this.storage.metadata({ ...(metric === undefined || metric === '' ? {} : { metric }), ...(limit === undefined ? {} : { limit }) });
+    // A tenant sees the metadata of its own metrics only (the limit applies after that).
+    const all = await this.storage.metadata(metric === undefined || metric === '' ? {} : { metric });
     const mine = new Set(await this.source.querier(0, Number.MAX_SAFE_INTEGER).labelValues('__name__'));
-    return Object.fromEntries(Object.entries(all).filter(([name]) => mine.has(name)));
+    const entries = Object.entries(all).filter(([name]) => mine.has(name));
+    return Object.fromEntries(limit === undefined ? entries : entries.slice(0, limit));
   }
 
   private async labels(params: URLSearchParams): Promise<unknown> {
@@ -268,6 +269,8 @@ export class PrometheusApi {
     type Rules = { rules: { name: string; expr: string; labels?: Labels; annotations?: Record<string, string>; forMs?: number; keepFiringForMs?: number; group?: string; file?: string; intervalMs?: number; alerts: View[] }[] };
     const answer = await this.bus.request<Rules>(SUBJECTS.alertingRules, {}, { timeoutMs: 2_000 }).catch(() => undefined);
     if (answer === undefined) return [];
+    // A tenant sees the alerts of its own series only.
+    if (this.tenant !== undefined) for (const rule of answer.rules) rule.alerts = rule.alerts.filter((a) => a.labels.tenant === this.tenant);
     const groups = new Map<string, { name: string; file: string; interval: number; rules: { alerts: unknown[] }[] }>();
     for (const rule of answer.rules) {
       const active = rule.alerts.filter((a) => a.state !== 'resolved');
