@@ -78,6 +78,7 @@ export class DeliveryQueue {
   /** Puts one message per channel of the notification's receiver in the queue (durable once this resolves). */
   async enqueue(notification: Notification): Promise<number> {
     const channels = this.delivery().channels(notification.receiver);
+    if (channels.length === 0) this.log.warn('a notification for a receiver without channels is not delivered (is it configured in alerting.delivery?)', { notification: notification.id, receiver: notification.receiver });
     const js = this.bus.jetstream();
     for (let channel = 0; channel < channels.length; channel++) {
       const message: ChannelMessage = { receiver: notification.receiver, channel, notification };
