@@ -29,7 +29,7 @@ const lines = [
   `| steady | ${n(s.requests)} | ${n(s.ok)} (${(s.successRate * 100).toFixed(3)} %) | ${n(s.requests - s.ok)} | ${n(s.samplesAcknowledged)} | ${s.latencyOk.p50.toFixed(0)} | ${s.latencyOk.p99.toFixed(0)} |`,
   '',
   `- The bomber got its minute's budget (60,000 new series) and then 1,000 a second: **${n(b.samplesAcknowledged)}** series in ${(b.durationMs / 1000).toFixed(0)} s; every other request was answered 429 with Retry-After, and nothing of a refused request was stored. Without the limits the same load would have created ${n(b.requests * 1000)} series.`,
-  `- Resident memory: ${start.toFixed(0)} MB at the start, peak **${peak.toFixed(0)} MB**, level once the budget was spent (chart, bottom panel).`,
+  `- Resident memory: ${start.toFixed(0)} MB at the start, peak **${peak.toFixed(0)} MB** in the first seconds' burst; after it, ${r.memory.at(-1)[1].toFixed(0)} MB at the end, growing with the 1,000 new series a second the bucket still admits — seriesPerTenantMax (150,000 active series) is what caps it for good (chart, bottom panel).`,
   `- The well-behaved tenant kept ${(s.successRate * 100).toFixed(3)} % success, but its latency suffered (p99 ${s.latencyOk.p99.toFixed(0)} ms): a request is refused after it was parsed and its series hashed, so the bomber still costs CPU on the shared event loop (\`ingestion.rateLimitPerSecond\`, per tenant, is what bounds that).`,
   '',
   'Expectations of the run:',
