@@ -25,6 +25,7 @@ import { benchStorage, parseStorageTarget, storageTargets } from './bench/storag
 import { benchStoragePlatform, LAYOUTS, type Layout } from './bench/storage-platform.js';
 import { benchQuery } from './bench/query.js';
 import { benchAlerting } from './bench/alerting.js';
+import { benchQueue } from './bench/queue.js';
 import { HOURS_MAX, SEED_DEFAULT, SERIES_MAX } from './bench/storage-dataset.js';
 import { renderReport } from './scenario/report.js';
 import { addAlertingCommands } from './alerting.js';
@@ -243,8 +244,8 @@ program
 program
   .command('bench')
   .description('benchmarks; `craft bench ingestion` runs every ingestion phase under the same workloads, `craft bench storage` every storage engine on every KV engine')
-  .argument('<what>', 'ingestion | storage | query | alerting')
-  .option('--duration <s>', 'ingestion: seconds per run', '10')
+  .argument('<what>', 'ingestion | storage | query | alerting | queue')
+  .option('--duration <s>', 'ingestion: seconds per run; queue: seconds a measurement (5 unless given)', '10')
   .option(
     '--phases <ids>',
     'comma-separated targets. ingestion: bare, or plugin[:option=value,…] (default: bare, every ingestion.server plugin, ingestion.event-driven:loops=2). storage: engine@kv[:option=value,…], @- for no KV engine, options series and hours lower the dataset (default: every storage.engine on every storage.kv, craft0.jsonl-store@-:hours=1)',
@@ -318,7 +319,15 @@ program
       await benchQuery({ dataset, phases, outDir: flags.out, command });
       return;
     }
-    if (what !== 'ingestion') throw new CraftError('CRAFT_BAD_REQUEST', `unknown benchmark ${what}; available: ingestion, storage, query, alerting`);
+    if (what === 'queue') {
+      // Produce measurements run 5 s unless --duration says otherwise.
+      const seconds = flags.duration === '10' ? 5 : Number(flags.duration);
+      if (!(seconds > 0 && seconds <= 600)) throw new CraftError('CRAFT_BAD_REQUEST', '--duration must be seconds in (0, 600]');
+      const command = ['node bin/craft.js bench queue', ...(flags.duration === '10' ? [] : [`--duration ${flags.duration}`])].join(' ');
+      await benchQueue({ seconds, outDir: flags.out, command });
+      return;
+    }
+    if (what !== 'ingestion') throw new CraftError('CRAFT_BAD_REQUEST', `unknown benchmark ${what}; available: ingestion, storage, query, alerting, queue`);
     const targets = flags.phases?.split(',') ?? (await benchTargets());
     // `bare`, or an ingestion server plugin with options it accepts (`ingestion.event-driven:loops=2,http=node`).
     const { registry } = await PluginRegistry.load();

@@ -42,6 +42,8 @@ export interface QueueLog {
   open(): Promise<void>;
   /** Appends one message; resolves with its offset once it is as durable as this log makes it. */
   append(partition: number, payload: Uint8Array): Promise<number>;
+  /** A producer's batch (Craft #2): contiguous offsets; resolves with the last one once all are durable. */
+  appendBatch?(partition: number, payloads: readonly Uint8Array[]): Promise<number>;
   /** The last offset appended to a partition (0 when empty). */
   lastOffset(partition: number): number;
   /** Opens a group's reader of one partition, positioned after the group's committed offset. */

@@ -179,6 +179,12 @@ class FileQueueLog implements QueueLog {
     return offset;
   }
 
+  async appendBatch(partition: number, payloads: readonly Uint8Array[]): Promise<number> {
+    const last = await this.partition(partition).log.appendMany(payloads);
+    this.appended += payloads.length;
+    return last;
+  }
+
   lastOffset(partition: number): number {
     return this.partitions[partition]?.log.durableOffset ?? 0;
   }

@@ -102,6 +102,13 @@ export class FilePerMessageLog {
     return done;
   }
 
+  /** The baseline has no batches: one file and fsync per message, in turn. */
+  async appendMany(payloads: readonly Uint8Array[]): Promise<number> {
+    let last = this.last;
+    for (const payload of payloads) last = await this.append(payload);
+    return last;
+  }
+
   read(afterOffset: number, maxMessages: number, maxBytes: number): Record[] {
     const out: Record[] = [];
     let bytes = 0;

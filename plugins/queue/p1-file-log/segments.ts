@@ -261,6 +261,24 @@ export class SegmentLog {
     });
   }
 
+  /** Queues several records (a producer's batch); resolves with the last one's offset once all are durable. */
+  appendMany(payloads: readonly Uint8Array[]): Promise<number> {
+    if (payloads.length === 0) return Promise.resolve(this.assigned);
+    if (this.closed) return Promise.reject(new CraftError('CRAFT_BAD_REQUEST', 'the file log is closed'));
+    if (payloads.some((p) => p.length > RECORD_PAYLOAD_MAX)) return Promise.reject(new CraftError('CRAFT_BAD_REQUEST', `a message is over RECORD_PAYLOAD_MAX=${RECORD_PAYLOAD_MAX}`));
+    const ignore = (): void => undefined;
+    return new Promise((resolve, reject) => {
+      payloads.forEach((payload, i) => {
+        const last = i === payloads.length - 1;
+        this.pending.push({ payload, offset: ++this.assigned, resolve: last ? resolve : ignore, reject: last ? reject : ignore });
+      });
+      if (!this.flushing) {
+        this.flushing = true;
+        setImmediate(() => (this.inFlight = this.flush()));
+      }
+    });
+  }
+
   /**
    * One group commit: every waiting record in one write, one fdatasync (both on libuv's thread
    * pool: the event loop goes on, and what arrives meanwhile is the next batch); then the next.
