@@ -126,7 +126,7 @@ export class PhaseServer implements IngestionServer {
         }
         throw error;
       }
-      return await complete(prepared, this.context.sink, this.counters, this.appendParts, () => this.stats());
+      return await complete(prepared, this.context.sink, this.counters, this.appendParts, () => this.statsView?.() ?? this.stats());
     } catch (error) {
       this.context.log.error('request failed', { phase: this.design.id, error });
       return json(500, { error: 'internal error' });
@@ -140,6 +140,9 @@ export class PhaseServer implements IngestionServer {
     await this.writer?.idle();
     await this.design.executor.stop();
   }
+
+  /** What `GET /stats` and `GET /metrics` answer, when not this server's own counters (phase 8's loops answer for all of them). */
+  statsView: (() => IngestionStats) | undefined;
 
   stats(): IngestionStats {
     return { ...this.counters.snapshot(), detail: { inFlight: this.inFlight, ...this.design.executor.stats(), ...(this.writer === undefined ? {} : prefixed('writer', this.writer.stats)) } };

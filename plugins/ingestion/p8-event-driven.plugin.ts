@@ -56,7 +56,12 @@ class EventDriven implements IngestionServer {
     private readonly http: 'raw' | 'node',
   ) {
     this.local = new PhaseServer(context, eventLoopDesign(ID, context.limits, appendsInFlight, http));
+    // Whichever loop takes a `GET /stats`, it answers for all of them.
+    this.local.statsView = () => this.stats();
   }
+
+  /** Every second, each loop process is given the counters of all (what it answers `GET /stats` with). */
+  private aggregateTimer: NodeJS.Timeout | undefined;
 
   async start(): Promise<void> {
     await this.local.start();
@@ -78,6 +83,13 @@ class EventDriven implements IngestionServer {
       });
       this.loops.push(loop);
     }
+    if (this.loops.length > 0) {
+      this.aggregateTimer = setInterval(() => {
+        const stats = this.stats();
+        for (const loop of this.loops) if (loop.child.connected) loop.child.send({ type: 'aggregate', stats });
+      }, 1_000);
+      this.aggregateTimer.unref();
+    }
   }
 
   accept(socket: Socket): void {
@@ -93,6 +105,7 @@ class EventDriven implements IngestionServer {
   }
 
   async drain(deadlineMs: number): Promise<void> {
+    clearInterval(this.aggregateTimer);
     const exits = this.loops.map(
       (loop) =>
         new Promise<void>((resolve) => {

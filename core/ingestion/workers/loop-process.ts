@@ -4,6 +4,7 @@
  * its own NATS connection and its own async writer. It reports its counters every second,
  * drains on `{type: 'drain'}`, and exits when the parent goes away.
  */
+import type { IngestionStats } from '../../slots/ingestion.js';
 import type { Socket } from 'node:net';
 import { Bus } from '../../nats/bus.js';
 import { BusSink } from '../bus-sink.js';
@@ -48,8 +49,12 @@ const finish = async (deadlineMs: number): Promise<void> => {
   process.exit(0);
 };
 
-process.on('message', (message: { type?: string; deadlineMs?: number }, handle?: Socket) => {
-  if (message.type === 'socket' && handle !== undefined) server.accept(handle);
+// `GET /stats` here answers the counters of every loop, as the parent last sent them (at most ~2 s old).
+let aggregate: IngestionStats | undefined;
+server.statsView = () => aggregate ?? server.stats();
+process.on('message', (message: { type?: string; deadlineMs?: number; stats?: IngestionStats }, handle?: Socket) => {
+  if (message.type === 'aggregate' && message.stats !== undefined) aggregate = message.stats;
+  else if (message.type === 'socket' && handle !== undefined) server.accept(handle);
   else if (message.type === 'drain') void finish(message.deadlineMs ?? Date.now() + 5_000);
 });
 process.on('disconnect', () => void finish(Date.now() + 1_000));
