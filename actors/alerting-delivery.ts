@@ -36,7 +36,6 @@ export class DeliveryQueue {
   private inFlight = new Set<Promise<void>>();
   private stopped = false;
   refused = 0;
-  private readonly unconfigured = new Set<string>();
 
   constructor(
     private readonly bus: Bus,
@@ -79,11 +78,6 @@ export class DeliveryQueue {
   /** Puts one message per channel of the notification's receiver in the queue (durable once this resolves). */
   async enqueue(notification: Notification): Promise<number> {
     const channels = this.delivery().channels(notification.receiver);
-    if (channels.length === 0 && !this.unconfigured.has(notification.receiver)) {
-      // Said once per receiver: notifications for it are journaled and published, not delivered anywhere.
-      this.unconfigured.add(notification.receiver);
-      this.log.warn('notifications for a receiver without channels are not delivered (configure it under alerting.delivery)', { notification: notification.id, receiver: notification.receiver });
-    }
     const js = this.bus.jetstream();
     for (let channel = 0; channel < channels.length; channel++) {
       const message: ChannelMessage = { receiver: notification.receiver, channel, notification };

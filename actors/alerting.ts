@@ -231,6 +231,14 @@ export class AlertingActor extends Actor {
 
   private startLifecycle(state: LifecycleState): void {
     this.lifecycle.start(state, { clock: this.clock, log: this.log, emit: (event) => this.record(event) });
+    this.checkReceivers();
+  }
+
+  /** Receivers the lifecycle may notify that the delivery slot has no channel for: said at start and after swaps. */
+  private checkReceivers(): void {
+    if (this.delivery === undefined) return;
+    const missing = (this.lifecycle.receivers?.() ?? []).filter((r) => this.delivery.channels(r).length === 0);
+    if (missing.length > 0) this.log.warn('receivers the lifecycle names have no channel in alerting.delivery: their notifications go nowhere', { receivers: missing, lifecycle: this.lifecycleId, delivery: this.deliveryId });
   }
 
   /** Journals the event, then publishes it; a journal that cannot be written crashes the actor (the supervisor restarts it and it replays). */
@@ -386,6 +394,7 @@ export class AlertingActor extends Actor {
       this.delivery = this.context.registry.instantiate('alerting.delivery', request.plugin, { log: this.log }, request.options);
       this.deliveryId = request.plugin;
       await previous.close();
+      this.checkReceivers();
       return { slot: 'alerting.delivery', from, to: request.plugin, tookMs: this.clock.now() - started, detail: 'queued deliveries go through the new plugin' };
     }
     if (request.slot !== 'alerting.evaluator') throw new CraftError('CRAFT_SLOT_NOT_HOSTED', `the alerting actor hosts alerting.evaluator, alerting.lifecycle and alerting.delivery, not ${request.slot}`);

@@ -252,6 +252,8 @@ export interface AlertLifecycle {
   acknowledge?(input: AckInput): AlertRecord[];
   /** Who is on call now in each schedule (phase 4). */
   onCall?(atMs: number): OnCall[];
+  /** Every receiver the lifecycle may notify (routes, tier targets, schedule users), to check against the delivery slot's. */
+  receivers?(): string[];
   stop(): void;
 }
 

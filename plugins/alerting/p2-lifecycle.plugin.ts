@@ -32,6 +32,6 @@ export default definePlugin({
   options: optionsSchema,
   create: (_context, options) => {
     const route: RouteMatch = { keyPrefix: options.receiver, receiver: options.receiver, groupBy: options.groupBy, groupWaitMs: options.groupWaitMs, groupIntervalMs: options.groupIntervalMs, repeatIntervalMs: options.repeatIntervalMs };
-    return new Lifecycle(options, { route: () => [route], resolve: () => [route.receiver], acknowledgements: false });
+    return new Lifecycle(options, { route: () => [route], resolve: () => [route.receiver], receivers: () => [route.receiver], acknowledgements: false });
   },
 });

@@ -68,7 +68,7 @@ const optionsSchema = z
 type Options = z.infer<typeof optionsSchema>;
 
 /** Compiles the options: a bad reference (policy, schedule) or a bad time fails here, with its place. */
-export function compileEscalation(options: Options): { tree: RoutingTree; schedules: Map<string, Schedule>; resolve: (targets: string[], atMs: number) => string[]; onCall: (atMs: number) => OnCall[] } {
+export function compileEscalation(options: Options): { tree: RoutingTree; schedules: Map<string, Schedule>; resolve: (targets: string[], atMs: number) => string[]; receivers: () => string[]; onCall: (atMs: number) => OnCall[] } {
   const schedules = new Map<string, Schedule>();
   for (const spec of options.schedules) {
     if (schedules.has(spec.name)) throw new Error(`schedule ${JSON.stringify(spec.name)} is defined twice`);
@@ -94,7 +94,14 @@ export function compileEscalation(options: Options): { tree: RoutingTree; schedu
     }
     return out;
   };
-  return { tree, schedules, resolve, onCall: (atMs) => [...schedules.values()].map((s) => s.onCall(atMs)) };
+  const receivers = (): string[] => [
+    ...new Set([
+      ...tree.routes.map((r) => r.receiver),
+      ...[...policies.values()].flatMap((p) => p.tiers.flatMap((t) => t.targets.filter((x) => !x.startsWith(SCHEDULE_PREFIX)))),
+      ...[...schedules.values()].flatMap((s) => s.users()),
+    ]),
+  ];
+  return { tree, schedules, resolve, receivers, onCall: (atMs) => [...schedules.values()].map((s) => s.onCall(atMs)) };
 }
 
 export default definePlugin({
@@ -106,7 +113,7 @@ export default definePlugin({
   summary: 'Phase 2 plus a routing tree, escalation policies (tiers, timeouts), on-call schedules (layers, time zones, overrides) and acknowledgement',
   options: optionsSchema,
   create: (_context, options) => {
-    const { tree, resolve, onCall } = compileEscalation(options);
-    return new Lifecycle(options, { route: (labels) => tree.route(labels), resolve, onCall, acknowledgements: true });
+    const { tree, resolve, receivers, onCall } = compileEscalation(options);
+    return new Lifecycle(options, { route: (labels) => tree.route(labels), resolve, receivers, onCall, acknowledgements: true });
   },
 });

@@ -87,6 +87,8 @@ export interface Router {
   /** The receivers a tier's targets name at `atMs` (a schedule: whoever is on call then). */
   resolve(targets: string[], atMs: number): string[];
   onCall?(atMs: number): OnCall[];
+  /** Every receiver the routes, tiers and schedules name. */
+  receivers?(): string[];
   /** Whether acknowledgement is on (phase 4). */
   acknowledgements: boolean;
 }
@@ -697,6 +699,10 @@ export class Lifecycle implements AlertLifecycle {
 
   onCall(atMs: number): OnCall[] {
     return this.router.onCall?.(atMs) ?? [];
+  }
+
+  receivers(): string[] {
+    return this.router.receivers?.() ?? [];
   }
 
   private notification(key: string, receiver: string, alerts: NotifiedAlert[], atMs: number, extra: { closed?: boolean; tier?: number; kind?: 'escalate' | 'acknowledge'; copy?: boolean }): Notification {
