@@ -323,7 +323,7 @@ t.test('escalation (property): tier k only when nothing acknowledged the alert w
     { weight: 4, arbitrary: fc.integer({ min: 1, max: 12 * MIN }).map((ms): Op => ({ kind: 'advance', ms })) },
     { weight: 2, arbitrary: fc.integer({ min: 0, max: 2 }).map((host): Op => ({ kind: 'hold', host })) },
     { weight: 1, arbitrary: fc.integer({ min: 0, max: 2 }).map((host): Op => ({ kind: 'clear', host })) },
-    { weight: 1, arbitrary: fc.integer({ min: 0, max: 2 }).map((host): Op => ({ kind: 'ack', host })) },
+    { weight: 3, arbitrary: fc.integer({ min: 0, max: 2 }).map((host): Op => ({ kind: 'ack', host })) },
     { weight: 1, arbitrary: fc.constant<Op>({ kind: 'restart' }) },
   );
   const policy = { name: 'page', tiers: TIERS };
