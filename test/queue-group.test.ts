@@ -145,3 +145,93 @@ for (const assignor of ASSIGNORS) {
     t.ok(accepted > 0 && fenced > 0, `commits accepted (${accepted}) and fenced (${fenced}) over the runs`);
   });
 }
+
+t.test('members as xstate machines (group-member.ts) with the coordinator: disjoint consumption, rejoin after fencing, stable after the storm (property)', async (t) => {
+  const { memberMachine, holding } = await import('../plugins/queue/shared/group-member.js');
+  let rejoins = 0;
+  fc.assert(
+    fc.property(fc.constantFrom(...ASSIGNORS), fc.integer({ min: 1, max: 8 }), fc.array(op, { minLength: 10, maxLength: 80 }), (assignor, partitions, ops) => {
+      let now = 0;
+      const group = createActor(groupMachine, { input: { assignor, partitions, sessionTimeoutMs: SESSION_MS } });
+      group.start();
+      const ctx = () => group.getSnapshot().context;
+      const members = new Map<string, { actor: ReturnType<typeof createActor<typeof memberMachine>>; alive: boolean }>();
+      const beat = (id: string): void => {
+        const m = members.get(id)!;
+        for (let round = 0; round < 2; round++) {
+          group.send({ type: 'HEARTBEAT', member: id, atMs: now, holding: holding(m.actor.getSnapshot().context) });
+          const answer = heartbeatAnswer(ctx(), id);
+          if ('error' in answer) {
+            // The coordinator forgot it (expired): rejoin.
+            m.actor.send({ type: 'UNKNOWN' });
+            group.send({ type: 'JOIN', member: id, atMs: now });
+            rejoins += 1;
+            continue;
+          }
+          m.actor.send({ type: 'ANSWER', ...answer });
+          if (m.actor.getSnapshot().value === 'revoking') m.actor.send({ type: 'REVOKED' });
+        }
+      };
+      const check = (): void => {
+        const seen = new Map<number, string>();
+        for (const [id, m] of members) {
+          if (!m.alive || ctx().members[id] === undefined || m.actor.getSnapshot().status !== 'active') continue;
+          for (const p of m.actor.getSnapshot().context.consuming) {
+            if (seen.has(p)) throw new Error(`partition ${p} consumed by ${seen.get(p)} and ${id}`);
+            seen.set(p, id);
+            if (ctx().owners[p] !== id) throw new Error(`${id} consumes ${p} owned by ${ctx().owners[p]}`);
+          }
+        }
+      };
+      for (const o of ops) {
+        const id = `m${'m' in o ? o.m : 0}`;
+        const m = members.get(id);
+        if (o.kind === 'advance') {
+          now += o.ms;
+          group.send({ type: 'TICK', atMs: now });
+        } else if (o.kind === 'join') {
+          if (m !== undefined && m.actor.getSnapshot().status === 'active') continue;
+          const actor = createActor(memberMachine, { input: { id } });
+          actor.start();
+          actor.send({ type: 'JOIN' });
+          members.set(id, { actor, alive: true });
+          group.send({ type: 'JOIN', member: id, atMs: now });
+          beat(id);
+        } else if (o.kind === 'leave') {
+          if (m === undefined || !m.alive || m.actor.getSnapshot().status !== 'active') continue;
+          m.actor.send({ type: 'LEAVE' });
+          group.send({ type: 'LEAVE', member: id, atMs: now });
+        } else if (o.kind === 'crash') {
+          if (m !== undefined) m.alive = !m.alive;
+        } else if (o.kind === 'heartbeat') {
+          if (m === undefined || !m.alive || m.actor.getSnapshot().status !== 'active') continue;
+          beat(id);
+        } else if (o.kind === 'commit') {
+          if (m === undefined || m.actor.getSnapshot().status !== 'active') continue;
+          const c = m.actor.getSnapshot().context;
+          const p = c.consuming.length > 0 ? c.consuming[o.p % c.consuming.length]! : o.p % partitions;
+          const verdict = fenceCommit(ctx(), id, c.generation, p);
+          if (verdict === 'OK' && (ctx().owners[p] !== id || c.generation !== ctx().generation)) throw new Error('a stale or foreign commit was accepted');
+          if (verdict !== 'OK' && m.alive) m.actor.send({ type: 'FENCED' });
+          if (verdict !== 'OK' && m.alive && ctx().members[id] !== undefined) beat(id);
+        }
+        check();
+      }
+      now += SESSION_MS + 1;
+      group.send({ type: 'TICK', atMs: now });
+      for (let round = 0; round < 3; round++) for (const [id, m] of members) if (m.alive && m.actor.getSnapshot().status === 'active') beat(id);
+      check();
+      const live = [...members].filter(([id, m]) => m.alive && m.actor.getSnapshot().status === 'active' && ctx().members[id] !== undefined).map(([id]) => id);
+      if (live.length > 0) {
+        if (group.getSnapshot().value !== 'stable') throw new Error(`not stable: ${String(group.getSnapshot().value)}`);
+        for (let p = 0; p < partitions; p++) {
+          const owner = ctx().owners[p]!;
+          if (!live.includes(owner) || !members.get(owner)!.actor.getSnapshot().context.consuming.includes(p)) throw new Error(`partition ${p}: owner ${owner} does not consume it`);
+        }
+      }
+      group.stop();
+    }),
+    { numRuns: 300 },
+  );
+  t.ok(rejoins > 0, `members rejoined after being forgotten (${rejoins} times)`);
+});
