@@ -66,6 +66,9 @@ t.test('through the platform: scopes on every API, tenants from tokens, queries 
   t.equal(noToken.status, 401);
   t.equal(noToken.headers.get('www-authenticate'), 'Bearer');
   t.match(await noToken.json(), { error: /authentication required/ });
+  const v2 = await fetch(`http://127.0.0.1:${platform.ingestionPort}/api/v2/write?precision=s`, { method: 'POST', body: 'temp value=1' });
+  t.equal(v2.status, 401);
+  t.match(await v2.json(), { code: 'unauthorized', message: /authentication required/ }, 'Influx v2 clients get code and message');
   const readOnly = await ingest('acmeReader', { metrics: [{ name: 'temp', value: 1 }] });
   t.equal(readOnly.status, 403);
   t.match(await readOnly.json(), { error: /lacks the write scope/ });

@@ -55,7 +55,7 @@ export type Prepared =
   | { kind: 'reply'; reply: Reply; outcome: Outcome; reason?: RejectReason }
   /** Validated samples, already encoded as queue messages (so a worker can hand over bytes). */
   /** `series`: each sample's series hash (core/ingestion/tenant-series.ts), for the sink's cardinality limits. */
-  | { kind: 'append'; client: string; parts: Uint8Array[]; okReply: Reply; metrics: number; series?: Float64Array }
+  | { kind: 'append'; client: string; parts: Uint8Array[]; okReply: Reply; metrics: number; series?: Float64Array; influxV2?: true }
   | { kind: 'query'; name: string; startMs: number; endMs: number; tenant?: string }
   | { kind: 'health' }
   | { kind: 'stats' }
@@ -111,7 +111,7 @@ export const clientOf = (authorization: string | undefined): string => (authoriz
  * The write endpoints share their gate: method, body size, the token (when auth is on), rate
  * limit. Admitted: the client id — the token's tenant with auth on, else the raw header.
  */
-function admitWrite(request: RawRequest, deps: PrepareDeps): Prepared | { client: string; tenant?: string } {
+function admitWrite(request: RawRequest, deps: PrepareDeps, influxV2 = false): Prepared | { client: string; tenant?: string } {
   if (request.method !== 'POST') return { kind: 'reply', reply: REPLIES.methodNotAllowed('POST'), outcome: 'not-found' };
   if (request.body.length > deps.limits.bodyBytesMax) return { kind: 'reply', reply: REPLIES.tooLarge(deps.limits.bodyBytesMax), outcome: 'too-large' };
   let client = clientOf(request.authorization);
@@ -119,7 +119,11 @@ function admitWrite(request: RawRequest, deps: PrepareDeps): Prepared | { client
   const tokens = tokenTable(deps.limits.tokens);
   if (tokens !== undefined) {
     const auth = tokens.check(request.authorization, 'write');
-    if (!auth.ok) return { kind: 'reply', reply: { ...json(auth.status, { error: auth.error }), ...(auth.status === 401 ? { wwwAuthenticate: true as const } : {}) }, outcome: 'unauthorized' };
+    if (!auth.ok) {
+      // Influx v2 clients read `code` and `message`.
+      const body = influxV2 ? { code: auth.status === 401 ? 'unauthorized' : 'forbidden', message: auth.error, error: auth.error } : { error: auth.error };
+      return { kind: 'reply', reply: { ...json(auth.status, body), ...(auth.status === 401 ? { wwwAuthenticate: true as const } : {}) }, outcome: 'unauthorized' };
+    }
     client = tenant = auth.tenant;
   }
   if (!deps.limiter.admit(client, deps.nowMs)) return { kind: 'reply', reply: REPLIES.rateLimited, outcome: 'rate-limited' };
@@ -196,9 +200,10 @@ export function prepare(request: RawRequest, deps: PrepareDeps): Prepared {
     return 'kind' in admitted ? admitted : prepareSeed(request, deps, admitted.client, admitted.tenant);
   }
   if (path === '/api/v1/write' || path === '/write' || path === '/api/v2/write') {
-    const admitted = admitWrite(request, deps);
+    const admitted = admitWrite(request, deps, path === '/api/v2/write');
     if ('kind' in admitted) return admitted;
-    return path === '/api/v1/write' ? prepareRemoteWrite(request, deps, admitted.client, admitted.tenant) : prepareLineProtocol(request, query, deps, path === '/api/v2/write', admitted.client, admitted.tenant);
+    const prepared = path === '/api/v1/write' ? prepareRemoteWrite(request, deps, admitted.client, admitted.tenant) : prepareLineProtocol(request, query, deps, path === '/api/v2/write', admitted.client, admitted.tenant);
+    return path === '/api/v2/write' && prepared.kind === 'append' ? { ...prepared, influxV2: true } : prepared;
   }
   // HEAD reads what GET reads; the HTTP layer sends no body.
   if (request.method !== 'GET' && request.method !== 'HEAD') return { kind: 'reply', reply: REPLIES.notFound, outcome: 'not-found' };
@@ -323,7 +328,9 @@ export async function complete(
       if (refused !== undefined) {
         stats.count(refused.status === 429 ? 'rate-limited' : refused.status === 400 ? 'validation' : 'ok', refused.reason);
         if (refused.status === 503) stats.rejectedOverload += 1;
-        return json(refused.status, { error: `${refused.message}; nothing of this request was stored`, reason: refused.reason, limit: refused.limit, max: refused.max }, refused.retryAfterS);
+        const error = `${refused.message}; nothing of this request was stored`;
+        const v2 = prepared.influxV2 === true ? { code: refused.status === 429 ? 'too many requests' : refused.status === 503 ? 'unavailable' : 'invalid', message: error } : {};
+        return json(refused.status, { ...v2, error, reason: refused.reason, limit: refused.limit, max: refused.max }, refused.retryAfterS);
       }
       try {
         await appendParts(prepared.client, prepared.parts, prepared.metrics);
