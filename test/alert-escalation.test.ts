@@ -15,13 +15,13 @@ import { join } from 'node:path';
 import { ManualClock } from '../core/clock.js';
 import { createLogger } from '../core/log.js';
 import { PluginRegistry } from '../core/plugins/registry.js';
-import type { AlertLifecycle, LifecycleEvent, LifecycleState, Notification, RuleEvaluation } from '../core/slots/alerting.js';
-import { foldLifecycle, initialLifecycleState, tierDelayMs } from '../plugins/alerting/shared/lifecycle.js';
+import { initialLifecycleState, tierDelayMs } from '../plugins/alerting/shared/lifecycle.js';
 import { RoutingTree, type RouteSpec } from '../plugins/alerting/p4-escalation/routing.js';
 import { Schedule, type ScheduleSpec } from '../plugins/alerting/p4-escalation/schedule.js';
 import { pagerDutyEvent } from '../plugins/alerting/p3-delivery/pagerduty.js';
 import { webhookPayload } from '../plugins/alerting/p3-delivery/webhook-payload.js';
 import { findBinary } from './helpers/binaries.js';
+import { evaluation, lifecycleHarness, type Harness } from './helpers/lifecycle.js';
 
 const { registry } = await PluginRegistry.load();
 const log = createLogger('test');
@@ -176,56 +176,7 @@ t.test('schedule (property): calendar rotations equal a model counting local day
 
 // ---------------------------------------------------------------- escalation and acknowledgement
 
-interface Harness {
-  clock: ManualClock;
-  lifecycle: AlertLifecycle;
-  events: LifecycleEvent[];
-  notifications: Notification[];
-  state: () => LifecycleState;
-  restart: () => void;
-}
-
-function harness(options: Record<string, unknown>, startMs = 0): Harness {
-  const clock = new ManualClock(startMs);
-  const events: LifecycleEvent[] = [];
-  const notifications: Notification[] = [];
-  let state = initialLifecycleState();
-  const make = (): AlertLifecycle => {
-    const lifecycle = registry.instantiate('alerting.lifecycle', 'alerting.escalation', { log }, options);
-    lifecycle.start(state, {
-      clock,
-      log,
-      emit: (event) => {
-        events.push(event);
-        state = foldLifecycle(state, event);
-        if (event.type === 'notified' && event.notification.alerts.length > 0) notifications.push(event.notification);
-      },
-    });
-    return lifecycle;
-  };
-  const h: Harness = {
-    clock,
-    lifecycle: make(),
-    events,
-    notifications,
-    state: () => state,
-    restart: () => {
-      h.lifecycle.stop();
-      h.lifecycle = make();
-    },
-  };
-  return h;
-}
-
-const evaluation = (rule: string, atMs: number, alerts: Record<string, string>[]): RuleEvaluation => ({
-  rule,
-  active: alerts.length > 0,
-  value: alerts.length > 0 ? 1 : null,
-  labels: {},
-  summary: '',
-  alerts: alerts.map((labels) => ({ labels: { alertname: rule, ...labels }, value: 1, annotations: {} })),
-  evaluatedAtMs: atMs,
-});
+const harness = (options: Record<string, unknown>, startMs = 0): Harness => lifecycleHarness(registry, 'alerting.escalation', options, startMs);
 
 const TIERS = [
   { targets: ['schedule:primary'], timeoutMs: 5 * MIN },

@@ -9,15 +9,14 @@ import t from 'tap';
 import fc from 'fast-check';
 import { createActor } from 'xstate';
 import { ManualClock } from '../core/clock.js';
-import { createLogger } from '../core/log.js';
 import { PluginRegistry } from '../core/plugins/registry.js';
-import type { AlertLifecycle, LifecycleEvent, LifecycleState, Notification, RuleEvaluation } from '../core/slots/alerting.js';
+import type { LifecycleEvent, LifecycleState, Notification, RuleEvaluation } from '../core/slots/alerting.js';
 import { alertMachine, type AlertPhase } from '../plugins/alerting/shared/machine.js';
-import { foldLifecycle, initialLifecycleState, fingerprint } from '../plugins/alerting/shared/lifecycle.js';
+import { fingerprint } from '../plugins/alerting/shared/lifecycle.js';
+import { evaluation, lifecycleHarness, type Harness } from './helpers/lifecycle.js';
 import { inhibitedBy, compileInhibitions, silencedBy } from '../plugins/alerting/shared/muting.js';
 
 const { registry } = await PluginRegistry.load();
-const log = createLogger('test');
 const MIN = 60_000;
 
 function machine(clock: ManualClock, forMs: number, keepFiringForMs: number) {
@@ -105,60 +104,9 @@ t.test('machine: RESTORE resumes what is left of a timer, or fires at once', asy
   t.same(resumed.changes, [['firing', 12 * MIN]]);
 });
 
-// The lifecycle, with a runtime that folds what it emits the way the actor's journal does.
-interface Harness {
-  clock: ManualClock;
-  lifecycle: AlertLifecycle;
-  events: LifecycleEvent[];
-  notifications: Notification[];
-  state: () => LifecycleState;
-  restart: () => void;
-}
-
-function harness(options: Record<string, unknown> = {}, startMs = 0, onEmit?: (event: LifecycleEvent, before: LifecycleState, nowMs: number) => void): Harness {
-  const clock = new ManualClock(startMs);
-  const events: LifecycleEvent[] = [];
-  const notifications: Notification[] = [];
-  let state = initialLifecycleState();
-  const make = (): AlertLifecycle => {
-    const lifecycle = registry.instantiate('alerting.lifecycle', 'alerting.lifecycle', { log }, options);
-    lifecycle.start(state, {
-      clock,
-      log,
-      emit: (event) => {
-        onEmit?.(event, state, clock.now());
-        events.push(event);
-        state = foldLifecycle(state, event);
-        if (event.type === 'notified' && event.notification.alerts.length > 0) notifications.push(event.notification);
-      },
-    });
-    return lifecycle;
-  };
-  const h: Harness = {
-    clock,
-    lifecycle: make(),
-    events,
-    notifications,
-    state: () => state,
-    restart: () => {
-      h.lifecycle.stop();
-      h.lifecycle = make();
-    },
-  };
-  return h;
-}
-
-const evaluation = (rule: string, atMs: number, alerts: Record<string, string>[], forMs = 0, keepFiringForMs = 0): RuleEvaluation => ({
-  rule,
-  active: alerts.length > 0,
-  value: alerts.length > 0 ? 1 : null,
-  labels: {},
-  summary: '',
-  alerts: alerts.map((labels) => ({ labels: { alertname: rule, ...labels }, value: 1, annotations: {} })),
-  forMs,
-  keepFiringForMs,
-  evaluatedAtMs: atMs,
-});
+// The lifecycle on a simulated clock (test/helpers/lifecycle.ts).
+const harness = (options: Record<string, unknown> = {}, startMs = 0, onEmit?: (event: LifecycleEvent, before: LifecycleState, nowMs: number) => void): Harness =>
+  lifecycleHarness(registry, 'alerting.lifecycle', options, startMs, onEmit);
 
 t.test('lifecycle: pending → firing → one notification after group_wait; resolved goes out at once', async (t) => {
   const h = harness({ groupWaitMs: 30_000 });
