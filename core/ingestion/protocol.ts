@@ -29,7 +29,7 @@ import { parseRemoteWrite } from './remote-write.js';
 import { parseLineProtocol, PRECISIONS, type Precision } from './line-protocol.js';
 import { checkSeriesShape, refusalBody, REJECT_REASONS, type RejectReason } from './series-limits.js';
 import { seriesHashes } from './tenant-series.js';
-import { TENANT_LABEL, tokenTable } from '../auth/tokens.js';
+import { TENANT_LABEL, tokenTable, type Scope } from '../auth/tokens.js';
 
 export interface RawRequest {
   method: string;
@@ -114,20 +114,25 @@ export const clientOf = (authorization: string | undefined): string => (authoriz
 function admitWrite(request: RawRequest, deps: PrepareDeps, influxV2 = false): Prepared | { client: string; tenant?: string } {
   if (request.method !== 'POST') return { kind: 'reply', reply: REPLIES.methodNotAllowed('POST'), outcome: 'not-found' };
   if (request.body.length > deps.limits.bodyBytesMax) return { kind: 'reply', reply: REPLIES.tooLarge(deps.limits.bodyBytesMax), outcome: 'too-large' };
-  let client = clientOf(request.authorization);
-  let tenant: string | undefined;
-  const tokens = tokenTable(deps.limits.tokens);
-  if (tokens !== undefined) {
-    const auth = tokens.check(request.authorization, 'write');
-    if (!auth.ok) {
-      // Influx v2 clients read `code` and `message`.
-      const body = influxV2 ? { code: auth.status === 401 ? 'unauthorized' : 'forbidden', message: auth.error, error: auth.error } : { error: auth.error };
-      return { kind: 'reply', reply: { ...json(auth.status, body), ...(auth.status === 401 ? { wwwAuthenticate: true as const } : {}) }, outcome: 'unauthorized' };
-    }
-    client = tenant = auth.tenant;
-  }
+  const auth = authorize(request, deps, 'write', influxV2);
+  if (typeof auth === 'object') return auth;
+  const tenant = auth;
+  const client = tenant ?? clientOf(request.authorization);
   if (!deps.limiter.admit(client, deps.nowMs)) return { kind: 'reply', reply: REPLIES.rateLimited, outcome: 'rate-limited' };
   return tenant === undefined ? { client } : { client, tenant };
+}
+
+/**
+ * With auth on, the tenant of the request's token if it has `scope`, else the 401/403 answer
+ * (Influx v2 clients read `code` and `message`); with auth off, undefined.
+ */
+function authorize(request: RawRequest, deps: PrepareDeps, scope: Scope, influxV2 = false): string | undefined | Prepared {
+  const tokens = tokenTable(deps.limits.tokens);
+  if (tokens === undefined) return undefined;
+  const auth = tokens.check(request.authorization, scope);
+  if (auth.ok) return auth.tenant;
+  const body = influxV2 ? { code: auth.status === 401 ? 'unauthorized' : 'forbidden', message: auth.error, error: auth.error } : { error: auth.error };
+  return { kind: 'reply', reply: { ...json(auth.status, body), ...(auth.status === 401 ? { wwwAuthenticate: true as const } : {}) }, outcome: 'unauthorized' };
 }
 
 /** With auth on, every series carries its writer's tenant (whatever the client sent as `tenant`). */
@@ -211,13 +216,8 @@ export function prepare(request: RawRequest, deps: PrepareDeps): Prepared {
   if (path === '/stats') return { kind: 'stats' };
   if (path === '/query') {
     // With auth on, the seed's query needs the read scope and sees its tenant's series only.
-    let tenant: string | undefined;
-    const tokens = tokenTable(deps.limits.tokens);
-    if (tokens !== undefined) {
-      const auth = tokens.check(request.authorization, 'read');
-      if (!auth.ok) return { kind: 'reply', reply: { ...json(auth.status, { error: auth.error }), ...(auth.status === 401 ? { wwwAuthenticate: true as const } : {}) }, outcome: 'unauthorized' };
-      tenant = auth.tenant;
-    }
+    const tenant = authorize(request, deps, 'read');
+    if (typeof tenant === 'object') return tenant;
     const params = new URLSearchParams(query);
     const name = params.get('name');
     if (name === null || name === '') return { kind: 'reply', reply: json(400, { error: 'query needs name' }), outcome: 'validation' };

@@ -8,6 +8,7 @@ import { z } from 'zod';
 import { CraftError } from '../../core/errors.js';
 import { MEMORY_QUEUE_MESSAGES_MAX, RETRY_AFTER_S } from '../../core/defaults.js';
 import { definePlugin } from '../../core/plugins/define.js';
+import { waitForWake } from '../../core/queue/wait.js';
 import type { Delivery, PartitionReader, QueueLog, QueueLogContext, QueueLogInfo } from '../../core/slots/queue.js';
 
 interface Entry {
@@ -61,16 +62,7 @@ class MemoryReader implements PartitionReader {
 
   waitForData(waitMs: number): Promise<void> {
     if (this.closed || this.partition.lastOffset > this.deliveredOffset) return Promise.resolve();
-    return new Promise((resolve) => {
-      const timer = setTimeout(done, waitMs);
-      const partition = this.partition;
-      function done(): void {
-        clearTimeout(timer);
-        partition.waiters.delete(done);
-        resolve();
-      }
-      partition.waiters.add(done);
-    });
+    return waitForWake(this.partition.waiters, waitMs);
   }
 
   async commit(offset: number): Promise<void> {

@@ -14,6 +14,7 @@ import { z } from 'zod';
 import { CraftError } from '../../core/errors.js';
 import { RETRY_AFTER_S } from '../../core/defaults.js';
 import { definePlugin } from '../../core/plugins/define.js';
+import { waitForWake } from '../../core/queue/wait.js';
 import { queueLogSubject, queueStream } from '../../core/subjects.js';
 import type { Delivery, PartitionReader, QueueLog, QueueLogContext, QueueLogInfo } from '../../core/slots/queue.js';
 
@@ -149,16 +150,7 @@ class JetStreamReader implements PartitionReader {
 
   waitForData(waitMs: number): Promise<void> {
     if (this.buffer.length > 0 || this.closed) return Promise.resolve();
-    return new Promise((resolve) => {
-      const timer = setTimeout(done, waitMs);
-      const waiters = this.waiters;
-      function done(): void {
-        clearTimeout(timer);
-        waiters.delete(done);
-        resolve();
-      }
-      waiters.add(done);
-    });
+    return waitForWake(this.waiters, waitMs);
   }
 
   async commit(offset: number): Promise<void> {

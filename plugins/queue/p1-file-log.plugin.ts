@@ -20,6 +20,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { CraftError } from '../../core/errors.js';
 import { definePlugin } from '../../core/plugins/define.js';
+import { waitForWake } from '../../core/queue/wait.js';
 import type { Delivery, PartitionReader, QueueLog, QueueLogContext, QueueLogInfo } from '../../core/slots/queue.js';
 import { SegmentLog, syncDir } from './p1-file-log/segments.js';
 import { FilePerMessageLog } from './p1-file-log/file-per-message.js';
@@ -97,16 +98,7 @@ class FileReader implements PartitionReader {
 
   waitForData(waitMs: number): Promise<void> {
     if (this.closed || this.partition.log.durableOffset > this.delivered) return Promise.resolve();
-    return new Promise((resolve) => {
-      const waiters = this.partition.waiters;
-      const timer = setTimeout(done, waitMs);
-      function done(): void {
-        clearTimeout(timer);
-        waiters.delete(done);
-        resolve();
-      }
-      waiters.add(done);
-    });
+    return waitForWake(this.partition.waiters, waitMs);
   }
 
   async commit(offset: number): Promise<void> {
@@ -158,13 +150,11 @@ class FileQueueLog implements QueueLog {
   }
 
   private openPartition(p: number): Partition {
-    {
-      const dir = join(this.context.dataDir, `p${p}`);
-      const log: PartitionLog = this.options.layout === 'segments' ? new SegmentLog(dir, { segmentBytesMax: this.options.segmentBytesMax, retentionBytes: this.options.retentionBytes, retentionMs: this.options.retentionMs, now: () => Date.now() }) : new FilePerMessageLog(dir);
-      const cut = log.open();
-      if (cut > 0) this.context.log.warn('file log: a torn tail was truncated (appends that were never acknowledged)', { partition: p, [this.options.layout === 'segments' ? 'bytes' : 'files']: cut });
-      return new Partition(log);
-    }
+    const dir = join(this.context.dataDir, `p${p}`);
+    const log: PartitionLog = this.options.layout === 'segments' ? new SegmentLog(dir, { segmentBytesMax: this.options.segmentBytesMax, retentionBytes: this.options.retentionBytes, retentionMs: this.options.retentionMs, now: () => Date.now() }) : new FilePerMessageLog(dir);
+    const cut = log.open();
+    if (cut > 0) this.context.log.warn('file log: a torn tail was truncated (appends that were never acknowledged)', { partition: p, [this.options.layout === 'segments' ? 'bytes' : 'files']: cut });
+    return new Partition(log);
   }
 
   private partition(index: number): Partition {

@@ -56,11 +56,8 @@ function quotas(members: string[], partitions: number, kept: Map<string, number[
   return out;
 }
 
-export function stickyAssign(memberIds: Iterable<string>, partitions: number, previous: Assignment): Assignment {
-  const members = sortedMembers(memberIds);
-  const out = empty(members);
-  if (members.length === 0) return out;
-  // What each live member owned and may keep (valid partitions, each kept by one member only).
+/** What each live member owned and may keep (valid partitions, each kept by one member only, ascending), and all of those. */
+function keepable(members: string[], partitions: number, previous: Assignment): { kept: Map<string, number[]>; taken: Set<number> } {
   const taken = new Set<number>();
   const kept = new Map<string, number[]>();
   for (const m of members) {
@@ -68,6 +65,14 @@ export function stickyAssign(memberIds: Iterable<string>, partitions: number, pr
     for (const p of mine) taken.add(p);
     kept.set(m, mine);
   }
+  return { kept, taken };
+}
+
+export function stickyAssign(memberIds: Iterable<string>, partitions: number, previous: Assignment): Assignment {
+  const members = sortedMembers(memberIds);
+  const out = empty(members);
+  if (members.length === 0) return out;
+  const { kept, taken } = keepable(members, partitions, previous);
   const quota = quotas(members, partitions, kept);
   const free: number[] = [];
   for (const m of members) {
@@ -91,13 +96,7 @@ export function stickyAssign(memberIds: Iterable<string>, partitions: number, pr
 export function minimumMoves(memberIds: Iterable<string>, partitions: number, previous: Assignment): number {
   const members = sortedMembers(memberIds);
   if (members.length === 0) return 0;
-  const taken = new Set<number>();
-  const kept = new Map<string, number[]>();
-  for (const m of members) {
-    const mine = [...(previous.get(m) ?? [])].filter((p) => Number.isInteger(p) && p >= 0 && p < partitions && !taken.has(p));
-    for (const p of mine) taken.add(p);
-    kept.set(m, mine);
-  }
+  const { kept } = keepable(members, partitions, previous);
   // Each member keeps at most its quota; quotas go to the biggest owners first (that maximises what is kept).
   const quota = quotas(members, partitions, kept);
   let keptTotal = 0;
