@@ -32,6 +32,10 @@ export interface ScenarioReport {
   events: { atSecond: number; text: string }[];
   /** Resident memory of the platform's process: [seconds since start, MB], every 250 ms. */
   memory: [number, number][];
+  /** The V8 heap limit the process ran with (MB): `--max-old-space-size` sets it; the memory above is bounded by it plus what lives outside the heap. */
+  heapLimitMb: number;
+  /** The flags node ran with (`process.execArgv`), so a report says how its process was started. */
+  nodeFlags: string[];
   passed: boolean;
   reportDir: string;
   dataDir: string | null;
@@ -79,7 +83,7 @@ export function renderReport(report: ScenarioReport): string {
   }
   if (report.memory.length > 0) {
     const peak = report.memory.reduce((max, [, mb]) => Math.max(max, mb), 0);
-    lines.push('', `Resident memory of the platform's process (MB; peak ${peak.toFixed(0)}):`, asciiPlot(report.memory.filter((_, i) => i % 4 === 0).map(([, mb]) => mb)));
+    lines.push('', `Resident memory of the platform's process (MB; peak ${peak.toFixed(0)}; V8 heap limit ${report.heapLimitMb.toFixed(0)}):`, asciiPlot(report.memory.filter((_, i) => i % 4 === 0).map(([, mb]) => mb)));
   }
   lines.push('', 'Expectations');
   if (report.verdicts.length === 0) lines.push('  (none)');

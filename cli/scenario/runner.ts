@@ -7,6 +7,7 @@
 import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { parseDocument } from 'yaml';
 import { resolve } from 'node:path';
+import { getHeapStatistics } from 'node:v8';
 import cliProgress from 'cli-progress';
 import { loadYamlFile } from '../../core/config/yaml-file.js';
 import { makeConfig, type PlatformConfigInput } from '../../core/config/schema.js';
@@ -288,6 +289,8 @@ export async function runScenario(file: string, options: RunOptions): Promise<Sc
     verdicts,
     events: events.map((e) => ({ atSecond: (e.atMs - startedMs) / 1_000, text: e.text })),
     memory: state.memory,
+    heapLimitMb: getHeapStatistics().heap_size_limit / 1_048_576,
+    nodeFlags: process.execArgv,
     passed: stepRecords.every((s) => s.ok) && verdicts.every((v) => v.passed),
     reportDir,
     dataDir: options.keepData ? dataDir : null,
