@@ -55,6 +55,7 @@ export class IngestionActor extends Actor {
       sink: this.sink,
       limits: this.limits,
       natsServers: this.context.natsServers,
+      natsIdentity: this.context.natsIdentity,
       log: this.log,
       clock: this.clock,
     };

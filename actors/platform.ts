@@ -8,6 +8,8 @@ import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { EmbeddedNatsServer } from '../core/nats/server.js';
 import { Bus } from '../core/nats/bus.js';
+import { ensureRoleUsers, identityFor, loadCredentialsFile, type NatsCredentials, type NatsIdentity } from '../core/nats/credentials.js';
+import { serverAuthorization, type NatsRole } from '../core/nats/roles.js';
 import { PluginRegistry } from '../core/plugins/registry.js';
 import { Supervisor, type SupervisorEvent } from '../core/supervision/supervisor.js';
 import { actorSpec, type Actor } from '../core/actor/actor.js';
@@ -52,9 +54,19 @@ export interface ProcessStatus {
 
 export interface PlatformInfoFile {
   natsUrl: string;
+  /** The users (or .creds) file the CLI connects with, when the server wants credentials. */
+  natsCredentials?: string;
   pid: number;
   processName: string;
   ports: { ingestion?: number; query?: number };
+}
+
+/** How this process authenticates to NATS, from its configuration (core/nats/credentials.ts). */
+export function natsCredentials(config: PlatformConfig): NatsCredentials {
+  const tls = config.nats.tls === null ? undefined : { caFile: config.nats.tls.ca, certFile: config.nats.tls.cert, keyFile: config.nats.tls.key };
+  if (config.nats.credentials !== null) return loadCredentialsFile(resolve(config.nats.credentials), tls);
+  if (config.nats.url === null && config.nats.auth === 'roles') return ensureRoleUsers(join(resolve(config.dataDir), 'nats', 'users.json'));
+  return tls === undefined ? { kind: 'none' } : { kind: 'none', tls };
 }
 
 export async function freePort(host = '127.0.0.1'): Promise<number> {
@@ -85,10 +97,27 @@ export class Platform {
     readonly root: Supervisor,
     readonly nats: EmbeddedNatsServer | undefined,
     private readonly infoFile: string,
+    private readonly buses: Map<NatsRole, Bus>,
+    /** How this process's connections authenticate (core/nats/credentials.ts). */
+    readonly natsCredentials: NatsCredentials,
   ) {}
 
+  /**
+   * A connection with every permission, for what embeds a platform and drives it as its
+   * operator would (scenarios, tests, benchmarks). The actors use their roles' connections.
+   */
   get bus(): Bus {
-    return this.context.bus;
+    return this.buses.get('admin')!;
+  }
+
+  /** The `nats` configuration of another platform process joining this one's server. */
+  natsToJoin(): { url: string; credentials: string | null } {
+    return { url: this.natsUrl, credentials: this.natsCredentials.kind === 'none' ? null : this.natsCredentials.file };
+  }
+
+  /** The identity a helper of `role` connects with (e.g. `Bus.connect(platform.natsUrl, name, platform.natsIdentity('admin'))`). */
+  natsIdentity(role: NatsRole): NatsIdentity {
+    return identityFor(this.natsCredentials, role);
   }
 
   get natsUrl(): string {
@@ -126,15 +155,28 @@ export class Platform {
 
     let nats: EmbeddedNatsServer | undefined;
     let natsUrl = config.nats.url;
+    const credentials = natsCredentials(config);
     if (natsUrl === null) {
-      nats = new EmbeddedNatsServer({ dataDir: join(dataDir, 'nats'), port: config.nats.port });
+      const configText = credentials.kind === 'roles' ? serverAuthorization(credentials.users) : undefined;
+      nats = new EmbeddedNatsServer({ dataDir: join(dataDir, 'nats'), port: config.nats.port, ...(configText === undefined ? {} : { configText }) });
       await nats.start();
       natsUrl = nats.url;
     }
+    // With a user per role, each actor connects as its role; otherwise one connection serves all.
+    const buses = new Map<NatsRole, Bus>();
+    const busFor = async (role: NatsRole): Promise<Bus> => {
+      const shared = credentials.kind !== 'roles' ? buses.get('runtime') : undefined;
+      const bus = buses.get(role) ?? shared ?? (await Bus.connect(natsUrl!, `craft-${config.processName}-${role}`, identityFor(credentials, role)));
+      buses.set(role, bus);
+      return bus;
+    };
     let bus: Bus;
     try {
-      bus = await Bus.connect(natsUrl, `craft-${config.processName}`);
+      bus = await busFor('runtime');
+      for (const actor of here) await busFor(actor);
+      await busFor('admin');
     } catch (error) {
+      for (const open of new Set(buses.values())) await open.close();
       await nats?.stop();
       throw new CraftError('CRAFT_PLATFORM_NOT_RUNNING', `cannot connect to NATS at ${natsUrl}: ${(error as Error).message}`, { cause: error });
     }
@@ -145,12 +187,15 @@ export class Platform {
       registry = loaded.registry;
     }
     const clock = options.clock ?? systemClock;
-    const context: PlatformContext = { bus, clock, processName: config.processName, faults: config.faults, config, registry, dataDir, natsServers: natsUrl };
+    const context: PlatformContext = { bus, clock, processName: config.processName, faults: config.faults, config, registry, dataDir, natsServers: natsUrl, natsIdentity: identityFor(credentials, 'runtime') };
+    const actorContext = (id: ActorId): PlatformContext => ({ ...context, bus: buses.get(id)!, natsIdentity: identityFor(credentials, id) });
 
     const { strategy, intensity, periodMs, backoff, shutdownMs } = config.supervision;
-    const specs: ChildSpec[] = ACTOR_START_ORDER.filter(runsHere).map((id) => actorSpec(id, () => ACTOR_FACTORIES[id](context), { shutdownMs }));
+    const specs: ChildSpec[] = ACTOR_START_ORDER.filter(runsHere).map((id) => actorSpec(id, () => ACTOR_FACTORIES[id](actorContext(id)), { shutdownMs }));
+    // Child processes join this server with the same credentials file.
+    const childConfig = credentials.kind === 'none' ? config : { ...config, nats: { ...config.nats, credentials: credentials.file } };
     for (const child of config.processes) {
-      specs.push(processSpec({ name: child.name, actors: child.actors, natsUrl, config: config as unknown as Record<string, unknown>, dataDir, shutdownMs: shutdownMs * 2 }));
+      specs.push(processSpec({ name: child.name, actors: child.actors, natsUrl, config: childConfig as unknown as Record<string, unknown>, dataDir, shutdownMs: shutdownMs * 2 }));
     }
     const root = new Supervisor(`root@${config.processName}`, { strategy, intensity, periodMs, backoff }, specs, {
       clock,
@@ -160,7 +205,7 @@ export class Platform {
       },
     });
     const infoFile = join(dataDir, config.processName === 'main' ? 'platform.json' : `platform-${config.processName}.json`);
-    const platform = new Platform(config, context, root, nats, infoFile);
+    const platform = new Platform(config, context, root, nats, infoFile, buses, credentials);
     bus.serve(SUBJECTS.sysStatus, () => platform.processStatus());
     if (config.faults) {
       bus.nc.subscribe(exitSubject(config.processName), { callback: () => void process.kill(process.pid, 'SIGKILL') });
@@ -168,7 +213,7 @@ export class Platform {
     try {
       await root.start();
     } catch (error) {
-      await bus.close();
+      await platform.closeBuses();
       await nats?.stop();
       throw error;
     }
@@ -178,7 +223,7 @@ export class Platform {
         log.error('root supervisor failed', { error: reason.error });
       }
     });
-    const info: PlatformInfoFile = { natsUrl, pid: process.pid, processName: config.processName, ports: platform.ports() };
+    const info: PlatformInfoFile = { natsUrl, pid: process.pid, processName: config.processName, ports: platform.ports(), ...(credentials.kind === 'none' ? {} : { natsCredentials: credentials.file }) };
     writeFileSync(infoFile, JSON.stringify(info, null, 2) + '\n');
     return platform;
   }
@@ -192,6 +237,10 @@ export class Platform {
     };
   }
 
+  async closeBuses(): Promise<void> {
+    for (const bus of new Set(this.buses.values())) await bus.close();
+  }
+
   processStatus(): ProcessStatus {
     return { process: this.config.processName, pid: process.pid, natsUrl: this.natsUrl, ports: this.ports(), tree: this.root.status() };
   }
@@ -201,7 +250,7 @@ export class Platform {
     if (this.stopped) return;
     this.stopped = true;
     await this.root.stop();
-    await this.bus.close();
+    await this.closeBuses();
     await this.nats?.stop();
     rmSync(this.infoFile, { force: true });
   }

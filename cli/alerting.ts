@@ -18,10 +18,9 @@ import { isLabelName } from '../core/model.js';
 import { parseDurationMs } from '../core/promql/parser.js';
 import { SUBJECTS } from '../core/subjects.js';
 import type { AlertRecord, AlertView, OnCall, Silence } from '../core/slots/alerting.js';
-import { connectToPlatform } from './connect.js';
+import { connectToPlatform, type PlatformFlags } from './connect.js';
 import { renderTable } from './table.js';
 
-type PlatformFlags = { nats?: string; data?: string };
 
 /** `name=value`, `name!=value`, `name=~re`, `name!~re` → a matcher; a CraftError naming the problem otherwise. */
 export function parseMatcher(text: string): Silence['matchers'][number] {

@@ -11,6 +11,7 @@ export interface ConfigFlags {
   config?: string;
   data?: string;
   nats?: string;
+  natsCreds?: string;
   only?: string;
   processName?: string;
   ingestionPort?: string;
@@ -35,9 +36,18 @@ export function resolveConfig(flags: ConfigFlags): PlatformConfig {
     if (!checked.success) throw new CraftError('CRAFT_CONFIG_INVALID', `auth: ${checked.error.issues.map((i) => i.message).join('; ')}`);
     config.auth = { tokens: merged.map(digestEntry) };
   }
+  // Files the configuration names are relative to it.
+  const relative = (file: string): string => resolve(flags.config === undefined ? '.' : dirname(flags.config), file);
+  if (config.nats.credentials !== null) config.nats.credentials = relative(config.nats.credentials);
+  if (config.nats.tls !== null) {
+    const { ca, cert, key } = config.nats.tls;
+    config.nats.tls = { ...(ca === undefined ? {} : { ca: relative(ca) }), ...(cert === undefined ? {} : { cert: relative(cert) }), ...(key === undefined ? {} : { key: relative(key) }) };
+  }
   if (flags.data !== undefined) config.dataDir = flags.data;
   const natsUrl = flags.nats ?? process.env.CRAFT_NATS_URL;
   if (natsUrl !== undefined && natsUrl !== '') config.nats.url = natsUrl;
+  const natsCreds = flags.natsCreds ?? process.env.CRAFT_NATS_CREDS;
+  if (natsCreds !== undefined && natsCreds !== '') config.nats.credentials = natsCreds;
   if (flags.processName !== undefined) config.processName = flags.processName;
   if (flags.ingestionPort !== undefined) config.http.ingestionPort = portFlag(flags.ingestionPort, '--ingestion-port');
   if (flags.queryPort !== undefined) config.http.queryPort = portFlag(flags.queryPort, '--query-port');

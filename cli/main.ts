@@ -11,7 +11,7 @@ import { createLogger } from '../core/log.js';
 import { QueryClient } from '../core/query/client.js';
 import { parseDurationMs } from '../core/promql/parser.js';
 import { Platform } from '../actors/platform.js';
-import { connectToPlatform } from './connect.js';
+import { connectToPlatform, type PlatformFlags } from './connect.js';
 import { StorageClient } from '../core/storage/client.js';
 import { gatherStatus, renderStatus, renderStorageInfo } from './status.js';
 import { renderTable } from './table.js';
@@ -37,6 +37,7 @@ program.name('craft').description('Systems Craft: a monitoring platform whose ev
 function addPlatformFlags(command: Command): Command {
   return command
     .option('--nats <url>', 'NATS server or cluster to use (default: an embedded nats-server; env CRAFT_NATS_URL)')
+    .option('--nats-creds <file>', 'NATS credentials: a .creds file, or a users file with a user per role (default: the platform\'s own; env CRAFT_NATS_CREDS)')
     .option('--data <dir>', 'data directory (default ./data)');
 }
 
@@ -76,7 +77,7 @@ addPlatformFlags(
     process.stdout.write(
       [
         `craft: platform up (process ${config.processName}, pid ${process.pid})`,
-        `  nats       ${platform.natsUrl}${platform.nats === undefined ? '' : ` (embedded, pid ${platform.nats.pid})`}`,
+        `  nats       ${platform.natsUrl}${platform.nats === undefined ? '' : ` (embedded, pid ${platform.nats.pid})`}${platform.natsCredentials.kind === 'none' ? '  (no credentials)' : `  credentials ${platform.natsCredentials.file}`}`,
         ...(ports.ingestion === undefined ? [] : [`  ingestion  http://${config.http.host}:${ports.ingestion}  (POST /metrics, GET /health)`]),
         ...(ports.query === undefined ? [] : [`  query      http://${config.http.host}:${ports.query}  (GET /query?name=)`]),
         ...(ports.alerting === undefined ? [] : [`  alerting   http://${config.http.host}:${ports.alerting}  (Alertmanager API v2: /api/v2/alerts, /api/v2/silences)`]),
@@ -133,7 +134,7 @@ addPlatformFlags(
     .argument('<slot>', 'slot name, e.g. storage.engine')
     .argument('<plugin>', 'plugin id, see `craft plugins`')
     .option('--options <json>', 'plugin options as JSON', '{}'),
-).action(async (slot: string, plugin: string, flags: { nats?: string; data?: string; options: string }) => {
+).action(async (slot: string, plugin: string, flags: PlatformFlags & { options: string }) => {
   let options: unknown;
   try {
     options = JSON.parse(flags.options);
@@ -152,7 +153,7 @@ addPlatformFlags(
 addAlertingCommands(program, addPlatformFlags);
 
 addPlatformFlags(program.command('status').description('print the live supervision tree of a running platform').option('--json', 'print JSON')).action(
-  async (flags: { nats?: string; data?: string; json?: boolean }) => {
+  async (flags: PlatformFlags & { json?: boolean }) => {
     const bus = await connectToPlatform(flags);
     try {
       const processes = await gatherStatus(bus);
@@ -194,7 +195,7 @@ addPlatformFlags(
 
     .option('--time <time>', 'evaluation time of an instant query (default now)')
     .option('--json', 'print the raw JSON result'),
-).action(async (expr: string, flags: { nats?: string; data?: string; start?: string; end?: string; time?: string; step?: string; json?: boolean; explain?: boolean }) => {
+).action(async (expr: string, flags: PlatformFlags & { start?: string; end?: string; time?: string; step?: string; json?: boolean; explain?: boolean }) => {
   const now = Date.now();
   const startMs = timeFlag(flags.start, now);
   const endMs = timeFlag(flags.end, now) ?? (startMs === undefined ? undefined : now);

@@ -11,6 +11,7 @@ import type { ActorEnvironment } from './actor/actor.js';
 import { SUBJECTS } from './subjects.js';
 import { CraftError } from './errors.js';
 import { sleep } from './clock.js';
+import type { NatsIdentity } from './nats/credentials.js';
 
 export interface PlatformContext extends ActorEnvironment {
   config: PlatformConfig;
@@ -19,6 +20,8 @@ export interface PlatformContext extends ActorEnvironment {
   dataDir: string;
   /** NATS servers URL, for helper processes. */
   natsServers: string;
+  /** The identity this actor's connections use: helper processes it starts connect with it too. */
+  natsIdentity: NatsIdentity;
 }
 
 export interface PluginChoiceResolved {

@@ -147,7 +147,7 @@ function craft(args: string[]): Promise<{ code: number | null; stdout: string; s
 
 t.test('craft alerts and craft silence add/list/expire against a running platform', async (t) => {
   const platform = await startPlatform(t, { plugins: { 'ingestion.server': 'craft0.http', 'alerting.lifecycle': LIFECYCLE } });
-  const nats = ['--nats', platform.natsUrl];
+  const nats = ['--nats', platform.natsUrl, '--nats-creds', platform.natsToJoin().credentials!];
   await call(platform.alertingPort, 'POST', '/api/v2/alerts', [{ labels: { alertname: 'Backup', job: 'db' }, annotations: { summary: 'backup late' } }]);
   const added = await craft(['silence', 'add', 'job=db', 'alertname=~"Back.*"', '--duration', '2h', '--comment', 'known', '--author', 'me', ...nats]);
   t.equal(added.code, 0, added.stderr);
@@ -181,7 +181,7 @@ t.test('phase 4: acknowledgement and on-call over HTTP, NATS and the CLI; phase 
   };
   const platform = await startPlatform(t, { plugins: { 'ingestion.server': 'craft0.http', 'alerting.lifecycle': escalation } });
   const port = platform.alertingPort;
-  const nats = ['--nats', platform.natsUrl];
+  const nats = ['--nats', platform.natsUrl, '--nats-creds', platform.natsToJoin().credentials!];
   const notifications: Notification[] = [];
   const subscription = platform.bus.listen<Notification>(SUBJECTS.alertingNotifications, (n) => notifications.push(n));
   t.teardown(() => subscription.unsubscribe());

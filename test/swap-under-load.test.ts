@@ -69,7 +69,7 @@ t.test('regression: an old queue epoch filled by direct appends is kept until it
   t.match(info.epochs, [{ epoch: 1, draining: true }, { epoch: 2, draining: false }], 'epoch 1 is kept, draining');
   t.ok(info.epochs[0]!.depth >= 20 || info.depth >= 20, JSON.stringify(info));
   // Storage joins from another platform process on the same NATS: it reads epoch 1 out, then the epoch goes away.
-  const storageHost = await startPlatform(t, { actors: ['storage'], nats: { url: platform.natsUrl, port: 0 }, processName: 'store' });
+  const storageHost = await startPlatform(t, { actors: ['storage'], nats: platform.natsToJoin(), processName: 'store' });
   const storage = new StorageClient(storageHost.bus);
   t.ok(await eventually(async () => (await storage.info()).stats.samples === 20, 20_000), 'all 20 samples stored');
   t.ok(await eventually(async () => (await queue.info()).epochs.length === 1, 20_000), 'epoch 1 drained and closed after it was consumed');

@@ -298,7 +298,7 @@ async function escalationThroughPlatform(groups: number, progress: (step: string
   alertingPort = platform.alertingPort;
   // When each tier-0 notification was made (its escalation clock starts there), from the platform's own events.
   const madeAt = new Map<string, number>();
-  const bus = await Bus.connect(platform.natsUrl, 'bench-escalation');
+  const bus = await Bus.connect(platform.natsUrl, 'bench-escalation', platform.natsIdentity('admin'));
   bus.nc.subscribe(SUBJECTS.alertingNotifications, {
     callback: (_error, message) => {
       const n = message.json<Notification>();

@@ -24,6 +24,7 @@ import { Pool } from 'undici';
 import cliProgress from 'cli-progress';
 import { stopChild } from '../../core/child-process.js';
 import { freePort } from '../../actors/platform.js';
+import { identityFor, loadCredentialsFile } from '../../core/nats/credentials.js';
 import { Bus } from '../../core/nats/bus.js';
 import { SUBJECTS } from '../../core/subjects.js';
 import { StorageClient, type StorageInfo } from '../../core/storage/client.js';
@@ -143,7 +144,7 @@ async function runLayout(layout: Layout, options: PlatformBenchOptions): Promise
     await waitFor(child, /platform up/).catch((error: Error) => {
       throw new Error(`${error.message}\n${stderr}`);
     });
-    bus = await Bus.connect(`nats://127.0.0.1:${natsPort}`, 'craft-bench-platform');
+    bus = await Bus.connect(`nats://127.0.0.1:${natsPort}`, 'craft-bench-platform', identityFor(loadCredentialsFile(join(work, 'data', 'nats', 'users.json')), 'admin'));
     const storage = new StorageClient(bus);
     // The applied timeline: one point per storage commit.
     const applied: { atMs: number; total: number }[] = [];

@@ -106,7 +106,7 @@ export async function runScenario(file: string, options: RunOptions): Promise<Sc
     await receivers?.close();
     throw error;
   }
-  const bus = await Bus.connect(platform.natsUrl, 'craft-scenario');
+  const bus = await Bus.connect(platform.natsUrl, 'craft-scenario', platform.natsIdentity('admin'));
   const storage = new StorageClient(bus);
   const queries = new QueryClient(bus);
 

@@ -68,6 +68,15 @@ export const configSchema = z
         url: z.string().nullable().default(null),
         /** Port of the embedded server (0 picks a free one). */
         port: port.default(0),
+        /**
+         * Embedded server: `roles` starts it with a user per actor role, each allowed only its
+         * subjects (core/nats/roles.ts; passwords in `<dataDir>/nats/users.json`); `none`, open to anyone.
+         */
+        auth: z.enum(['roles', 'none']).default('roles'),
+        /** Existing server: a NATS `.creds` file, or a users file with a user per role (core/nats/credentials.ts). */
+        credentials: z.string().nullable().default(null),
+        /** TLS to the server (a `tls://` URL requires it): a CA to trust, a client certificate and key. */
+        tls: z.object({ ca: z.string().optional(), cert: z.string().optional(), key: z.string().optional() }).strict().nullable().default(null),
       })
       .strict()
       .prefault({}),

@@ -7,6 +7,7 @@ import { connect, headers, errors as natsErrors, type NatsConnection, type Msg, 
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import { CraftError, fromWireError, toWireError, type WireError } from '../errors.js';
 import { NATS_PAYLOAD_BYTES_MAX, REQUEST_TIMEOUT_MS } from '../defaults.js';
+import { connectionOptions, type NatsIdentity } from './credentials.js';
 
 export type Reply<T> = { ok: true; result: T } | { ok: false; error: WireError };
 
@@ -73,9 +74,13 @@ export class Bus {
 
   private constructor(readonly nc: NatsConnection) {}
 
-  /** Connects, reconnecting forever with a short wait: the server may restart under us. */
-  static async connect(servers: string, name: string): Promise<Bus> {
+  /**
+   * Connects, reconnecting forever with a short wait: the server may restart under us. With an
+   * identity, as that role (core/nats/credentials.ts); without one, anonymously.
+   */
+  static async connect(servers: string, name: string, identity?: NatsIdentity): Promise<Bus> {
     const nc = await connect({
+      ...connectionOptions(servers, identity),
       servers,
       name,
       maxReconnectAttempts: -1,

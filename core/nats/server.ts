@@ -7,7 +7,7 @@
  * file, and a later start stops a leftover server that still holds the same store.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync, accessSync, constants } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, accessSync, constants, writeFileSync } from 'node:fs';
 import { join, delimiter } from 'node:path';
 import { CraftError } from '../errors.js';
 import { NATS_START_TIMEOUT_MS } from '../defaults.js';
@@ -21,6 +21,11 @@ export interface EmbeddedNatsOptions {
   /** Port to listen on; 0 or undefined picks a free one. */
   port?: number;
   host?: string;
+  /**
+   * A configuration block for the server (core/nats/roles.ts `serverAuthorization`): written
+   * to `<dataDir>/server.conf` with mode 0600 and given to the server with `-c`.
+   */
+  configText?: string;
 }
 
 function isExecutable(path: string): boolean {
@@ -129,6 +134,12 @@ export class EmbeddedNatsServer {
     stopLeftover(this.pidFile, this.storeDir);
     const portArg = this.boundPort > 0 ? String(this.boundPort) : '-1';
     const args = ['-a', this.host, '-p', portArg, '-js', '-sd', this.storeDir, '-P', this.pidFile];
+    if (this.options.configText !== undefined) {
+      const configFile = join(this.options.dataDir, 'server.conf');
+      writeFileSync(configFile, this.options.configText, { mode: 0o600 });
+      chmodSync(configFile, 0o600);
+      args.push('-c', configFile);
+    }
     const prefix = pdeathsigPrefix();
     const [command, ...commandArgs] = prefix.length > 0 ? [...prefix, binary, ...args] : [binary, ...args];
     const child = spawn(command!, commandArgs, { stdio: ['ignore', 'ignore', 'pipe'] });

@@ -10,6 +10,7 @@ import type { Socket } from 'node:net';
 import type { IngestBatch } from '../model.js';
 import type { Logger } from '../log.js';
 import type { Clock } from '../clock.js';
+import type { NatsIdentity } from '../nats/credentials.js';
 
 /** Where the queue said a batch went. */
 export interface AppendAck {
@@ -95,6 +96,8 @@ export interface IngestionServerContext {
   limits: IngestionLimits;
   /** NATS servers of the platform, for plugins that run helper processes with their own connection. */
   natsServers: string;
+  /** Who those connections are (the ingestion role's identity). */
+  natsIdentity: NatsIdentity;
   log: Logger;
   clock: Clock;
 }

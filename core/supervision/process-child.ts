@@ -77,7 +77,7 @@ export function processSpec(options: ProcessChildOptions): ChildSpec {
       const runDir = join(options.dataDir, 'run');
       mkdirSync(runDir, { recursive: true });
       const configFile = join(runDir, `${options.name}.config.json`);
-      const config = { ...options.config, processName: options.name, actors: options.actors, processes: [], nats: { url: options.natsUrl, port: 0 }, dataDir: options.dataDir };
+      const config = { ...options.config, processName: options.name, actors: options.actors, processes: [], nats: { ...(options.config.nats as Record<string, unknown>), url: options.natsUrl, port: 0 }, dataDir: options.dataDir };
       // Readable by the owner only: it may carry token digests.
       writeFileSync(configFile, JSON.stringify(config, null, 2), { mode: 0o600 });
       // The child logs at the parent's level (a quiet scenario stays quiet).

@@ -66,9 +66,10 @@ class EventDriven implements IngestionServer {
   async start(): Promise<void> {
     await this.local.start();
     // The loop's sink learns the queue's real partition count with its first append.
-    const setup: LoopSetup = { id: ID, natsServers: this.context.natsServers, limits: this.context.limits, appendsInFlight: this.appendsInFlight, partitions: QUEUE_PARTITIONS, http: this.http };
+    const setup: LoopSetup = { id: ID, natsServers: this.context.natsServers, natsIdentity: this.context.natsIdentity, limits: this.context.limits, appendsInFlight: this.appendsInFlight, partitions: QUEUE_PARTITIONS, http: this.http };
     for (let i = 1; i < this.loopCount; i++) {
-      const child = fork(LOOP_ENTRY, [], { env: { ...process.env, CRAFT_LOOP_SETUP: JSON.stringify(setup) }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+      const child = fork(LOOP_ENTRY, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+      child.send({ type: 'setup', setup });
       const loop: Loop = { child, stats: undefined };
       await new Promise<void>((resolve, reject) => {
         child.on('message', (message: { type?: string; stats?: IngestionStats }) => {

@@ -7,6 +7,7 @@
 import type { IngestionStats } from '../../slots/ingestion.js';
 import type { Socket } from 'node:net';
 import { Bus } from '../../nats/bus.js';
+import type { NatsIdentity } from '../../nats/credentials.js';
 import { BusSink } from '../bus-sink.js';
 import { eventLoopDesign, PhaseServer } from '../phase-server.js';
 import { systemClock } from '../../clock.js';
@@ -16,6 +17,7 @@ import type { IngestionLimits } from '../../slots/ingestion.js';
 export interface LoopSetup {
   id: string;
   natsServers: string;
+  natsIdentity: NatsIdentity;
   limits: IngestionLimits;
   appendsInFlight: number;
   partitions: number;
@@ -26,12 +28,13 @@ const send = (message: unknown): void => {
   if (process.connected) process.send!(message);
 };
 
-const setup = JSON.parse(process.env.CRAFT_LOOP_SETUP ?? '{}') as LoopSetup;
+// The setup (with the NATS identity's secret) comes over IPC, not in the environment.
+const setup = await new Promise<LoopSetup>((resolve) => process.once('message', (message: { type?: string; setup?: LoopSetup }) => resolve(message.setup!)));
 const log = createLogger(`loop:${process.pid}`);
-const bus = await Bus.connect(setup.natsServers, `craft-ingestion-loop-${process.pid}`);
+const bus = await Bus.connect(setup.natsServers, `craft-ingestion-loop-${process.pid}`, setup.natsIdentity);
 const sink = new BusSink(bus, setup.limits.appendInFlightMax, setup.partitions, setup.limits);
 const server = new PhaseServer(
-  { sink, limits: setup.limits, natsServers: setup.natsServers, log, clock: systemClock },
+  { sink, limits: setup.limits, natsServers: setup.natsServers, natsIdentity: setup.natsIdentity, log, clock: systemClock },
   eventLoopDesign(setup.id, setup.limits, setup.appendsInFlight, setup.http),
 );
 await server.start();
