@@ -3,6 +3,7 @@
  * The `craft` command.
  */
 import { Command, Option } from 'commander';
+import { resolve } from 'node:path';
 import { CraftError, errorTableMarkdown } from '../core/errors.js';
 import { PluginRegistry } from '../core/plugins/registry.js';
 import { SLOT_NAMES } from '../core/slots/index.js';
@@ -29,6 +30,8 @@ import { benchQueue } from './bench/queue.js';
 import { HOURS_MAX, SEED_DEFAULT, SERIES_MAX } from './bench/storage-dataset.js';
 import { renderReport } from './scenario/report.js';
 import { addAlertingCommands } from './alerting.js';
+import { ensureRoleUsers } from '../core/nats/credentials.js';
+import { serverAuthorization } from '../core/nats/roles.js';
 
 const log = createLogger('craft');
 const program = new Command();
@@ -151,6 +154,16 @@ addPlatformFlags(
 });
 
 addAlertingCommands(program, addPlatformFlags);
+
+program
+  .command('nats-config')
+  .description('print the nats-server authorization block for a users file (one user per actor role, each allowed its subjects); writes the users file when missing')
+  .requiredOption('--users <file>', 'users file: {"roles": {"<role>": {"user", "password"}}} (created with random passwords when missing, mode 0600)')
+  .action((flags: { users: string }) => {
+    const credentials = ensureRoleUsers(resolve(flags.users));
+    if (credentials.kind !== 'roles') throw new CraftError('CRAFT_CONFIG_INVALID', `${flags.users} is a .creds file, not a users file`);
+    process.stdout.write(`# Systems Craft roles (core/nats/roles.ts), users from ${credentials.file}\n${serverAuthorization(credentials.users)}`);
+  });
 
 addPlatformFlags(program.command('status').description('print the live supervision tree of a running platform').option('--json', 'print JSON')).action(
   async (flags: PlatformFlags & { json?: boolean }) => {

@@ -66,7 +66,7 @@ export const ERROR_CODES = {
   },
   CRAFT_PLATFORM_NOT_RUNNING: {
     message: 'no running platform found',
-    fix: 'Start one with `craft up`, or pass --nats URL of a running one.',
+    fix: 'Start one with `craft up`, or pass --nats URL of a running one (and --nats-creds FILE when its server wants credentials).',
   },
   CRAFT_BAD_REQUEST: {
     message: 'request is malformed',

@@ -12,6 +12,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { createAccount, createOperator, createUser, encodeAccount, encodeOperator, encodeUser, fmtCreds } from '@nats-io/jwt';
 import { Bus } from '../core/nats/bus.js';
 import { EmbeddedNatsServer } from '../core/nats/server.js';
 import { ensureRoleUsers, identityFor, loadCredentialsFile, type NatsCredentials } from '../core/nats/credentials.js';
@@ -159,6 +160,53 @@ t.test('joining an existing server with a users file: a second process runs stor
   t.equal(response.status, 200, await response.text());
   const storage = new StorageClient(back.bus);
   t.ok(await eventually(async () => (await storage.info()).stats.samples === 1, 15_000), 'the sample went ingestion → queue → storage across processes, each as its role');
+});
+
+t.test('craft nats-config writes a users file and prints a server block that nats-server accepts and enforces', async (t) => {
+  const dir = tempDir(t, 'craft-nats-config-');
+  const usersFile = join(dir, 'users.json');
+  const cli = new URL('../../bin/craft.js', import.meta.url).pathname;
+  const printed = spawnSync(process.execPath, [cli, 'nats-config', '--users', usersFile], { encoding: 'utf8' });
+  t.equal(printed.status, 0, printed.stderr);
+  t.match(printed.stdout, /authorization \{/);
+  t.equal(statSync(usersFile).mode & 0o777, 0o600, 'users file written, owner only');
+  const again = spawnSync(process.execPath, [cli, 'nats-config', '--users', usersFile], { encoding: 'utf8' });
+  t.equal(again.stdout, printed.stdout, 'the same file gives the same block');
+  const server = new EmbeddedNatsServer({ dataDir: join(dir, 'nats'), configText: printed.stdout });
+  await server.start();
+  t.teardown(() => server.stop());
+  const credentials = loadCredentialsFile(usersFile);
+  const ingestion = await connectAs(t, server.url, credentials, 'ingestion');
+  const admin = await connectAs(t, server.url, credentials, 'admin');
+  t.ok(await delivered(ingestion.nc, admin.nc, SUBJECTS.queueAppend), 'ingestion appends');
+  t.notOk(await delivered(ingestion.nc, admin.nc, SUBJECTS.controlSwap), 'ingestion cannot swap');
+});
+
+t.test('a NATS .creds file (operator mode, JWTs): the whole process connects as that user', async (t) => {
+  const dir = tempDir(t, 'craft-nats-creds-');
+  const operator = createOperator();
+  const account = createAccount();
+  const user = createUser();
+  const system = createAccount();
+  const operatorJwt = await encodeOperator('craft-test', operator, { system_account: system.getPublicKey() });
+  const systemJwt = await encodeAccount('SYS', system, {}, { signer: operator });
+  // No limits on the account (-1), JetStream included (the journals and the queue need it).
+  const accountJwt = await encodeAccount('craft', account, { limits: { conn: -1, subs: -1, data: -1, payload: -1, imports: -1, exports: -1, leaf: -1, wildcards: true, mem_storage: -1, disk_storage: -1, streams: -1, consumer: -1 } }, { signer: operator });
+  const userJwt = await encodeUser('craft-process', user, account);
+  const credsFile = join(dir, 'craft.creds');
+  writeFileSync(credsFile, fmtCreds(userJwt, user), { mode: 0o600 });
+  const server = new EmbeddedNatsServer({
+    dataDir: join(dir, 'nats'),
+    configText: `operator: ${operatorJwt}\nsystem_account: ${system.getPublicKey()}\nresolver: MEMORY\nresolver_preload: {\n  ${account.getPublicKey()}: ${accountJwt}\n  ${system.getPublicKey()}: ${systemJwt}\n}\n`,
+  });
+  await server.start();
+  t.teardown(() => server.stop());
+  await t.rejects(connect({ servers: server.url, reconnect: false }), /authoriz/i, 'anonymous refused');
+  t.equal(loadCredentialsFile(credsFile).kind, 'creds', 'recognised as a .creds file');
+  const platform = await startPlatform(t, { actors: ['control', 'queue', 'storage'], nats: { url: server.url, credentials: credsFile } });
+  t.equal(platform.natsCredentials.kind, 'creds');
+  const storage = new StorageClient(platform.bus);
+  t.ok(await eventually(() => storage.info().then(() => true, () => false), 15_000), 'the platform runs as the .creds user, JetStream journals included');
 });
 
 const openssl = spawnSync('openssl', ['version']).status === 0;
