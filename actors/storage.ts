@@ -19,7 +19,7 @@ import { SUBJECTS, handoverSubject } from '../core/subjects.js';
 import { QueueClient, isStaleGeneration, type FetchedDelivery } from '../core/queue/protocol.js';
 import { METRIC_NAME_LABEL, type LabelMatcher } from '../core/model.js';
 import { decodeQueueMessage } from '../core/queue/message.js';
-import { positionKey, type QueuePositions, type SampleStore, type StorageContext, type StoreStats } from '../core/slots/storage.js';
+import { positionKey, selectLimitError, type QueuePositions, type SampleStore, type StorageContext, type StoreStats } from '../core/slots/storage.js';
 import type { KvEngine } from '../core/slots/kv.js';
 import { chunkSeries } from '../core/series-chunks.js';
 import { rollupParts } from '../core/storage/rollup.js';
@@ -321,7 +321,12 @@ export class StorageActor extends Actor {
   }
 
   private async select(request: SelectRequest): Promise<PartsReply<unknown>> {
-    const series = await this.read(request, (q, m) => q.select(m, request.hints));
+    const { selectSeriesMax: seriesMax, selectSamplesMax: samplesMax } = this.context.config.storage;
+    const limits = { seriesMax, samplesMax };
+    const series = await this.read(request, (q, m) => q.select(m, { ...request.hints, limits }));
+    // Stores that cannot tell before reading are held to the same bounds before anything is sent.
+    const refused = selectLimitError(limits, series.length, series.reduce((sum, s) => sum + s.timestampsMs.length, 0));
+    if (refused !== undefined) throw refused;
     return new PartsReply(chunkSeries(series).map((part) => encodeSeriesValues(part)));
   }
 

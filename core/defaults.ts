@@ -69,3 +69,8 @@ export const NATS_START_TIMEOUT_MS = 10_000;
 
 /** Alerting (Craft #0): evaluation interval of the polling evaluator. */
 export const ALERT_EVAL_INTERVAL_MS = 10_000;
+
+/** Most series one storage select answers (`storage.selectSeriesMax`); the query engine's own per-selector bound is the same. */
+export const STORAGE_SELECT_SERIES_MAX = 500_000;
+/** Most samples one storage select reads (`storage.selectSamplesMax`); the query engine's per-query bound is the same. */
+export const STORAGE_SELECT_SAMPLES_MAX = 50_000_000;

@@ -138,6 +138,15 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    storage: z
+      .object({
+        /** Most series one select may answer (all phases): more is refused with CRAFT_QUERY_LIMIT, naming the limit. */
+        selectSeriesMax: z.number().int().positive().default(D.STORAGE_SELECT_SERIES_MAX),
+        /** Most samples one select may read: the chunk stores refuse before decoding (counting whole chunks the range touches). */
+        selectSamplesMax: z.number().int().positive().default(D.STORAGE_SELECT_SAMPLES_MAX),
+      })
+      .strict()
+      .prefault({}),
     alerting: z
       .object({
         evalIntervalMs: z.number().int().positive().default(D.ALERT_EVAL_INTERVAL_MS),

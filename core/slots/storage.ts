@@ -21,6 +21,7 @@
  *   a delivery seen again after a crash is recognised (its offset ≤ the applied one) and
  *   skipped by the actor: appends are idempotent per batch.
  */
+import { CraftError } from '../errors.js';
 import type { Clock } from '../clock.js';
 import type { Labels, LabelMatcher, SeriesSamples, WireSample } from '../model.js';
 import type { Logger } from '../log.js';
@@ -96,6 +97,22 @@ export interface Appendable {
  * What a query wants, so a store can push work down. Every field is a hint: a store MAY
  * ignore it and return the raw samples in `[minTimeMs, maxTimeMs]`.
  */
+export interface SelectLimits {
+  seriesMax: number;
+  samplesMax: number;
+}
+
+/** The CRAFT_QUERY_LIMIT error of a select over `limits`, or undefined when within. */
+export function selectLimitError(limits: SelectLimits, series: number, samples: number, samplesWhat = 'samples'): CraftError | undefined {
+  if (series > limits.seriesMax) {
+    return new CraftError('CRAFT_QUERY_LIMIT', `storage: the selectors matched ${series} series, more than storage.selectSeriesMax (${limits.seriesMax}); narrow them`, { details: { limit: 'storage.selectSeriesMax', value: limits.seriesMax, observed: series } });
+  }
+  if (samples > limits.samplesMax) {
+    return new CraftError('CRAFT_QUERY_LIMIT', `storage: the select would read ${samples} ${samplesWhat}, more than storage.selectSamplesMax (${limits.samplesMax}); narrow the selectors or the time range`, { details: { limit: 'storage.selectSamplesMax', value: limits.samplesMax, observed: samples } });
+  }
+  return undefined;
+}
+
 export interface SelectHints {
   /** Resolution of a range query, ms. */
   stepMs?: number;
@@ -112,6 +129,12 @@ export interface SelectHints {
    * (core/model.ts). A store may still return others; the reader filters again.
    */
   shard?: { index: number; count: number };
+  /**
+   * Bounds of this select (the storage actor's `storage.selectSeriesMax`/`selectSamplesMax`): a
+   * store that can tell before decoding refuses with CRAFT_QUERY_LIMIT then; the actor checks
+   * what any store answered again.
+   */
+  limits?: SelectLimits;
 }
 
 /** Reads bound to one inclusive time range `[minTimeMs, maxTimeMs]` (ms). Safe to use while the actor appends. */

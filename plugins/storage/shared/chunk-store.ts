@@ -30,6 +30,7 @@
 import { z } from 'zod';
 import { Float64Builder, seriesShard, cardinalityOf, labelNamesOf, labelValuesOf, seriesKey, type Labels, type LabelMatcher, type SeriesSamples, type WireSample } from '../../../core/model.js';
 import type { AppendResult, Appender, CardinalityStats, Querier, QueuePositions, SampleStore, StorageContext, StoreStats } from '../../../core/slots/storage.js';
+import { selectLimitError } from '../../../core/slots/storage.js';
 import type { KvEngine, KvOp } from '../../../core/slots/kv.js';
 import type { Timer } from '../../../core/clock.js';
 import { ChunkAppender, decodeChunk } from './gorilla.js';
@@ -625,6 +626,16 @@ export class ChunkStore implements SampleStore {
     return mergeRuns(runs);
   }
 
+  /** Samples of the in-memory pieces `memoryRuns` would decode (whole chunks; out-of-order samples in range). */
+  private memorySampleCount(series: SeriesState, minTimeMs: number, maxTimeMs: number): number {
+    let count = 0;
+    for (const chunk of series.closed) if (chunk.maxTimeMs >= minTimeMs && chunk.minTimeMs <= maxTimeMs) count += chunk.count;
+    if (series.outOfOrder !== undefined) for (const t of series.outOfOrder.keys()) if (t >= minTimeMs && t <= maxTimeMs) count += 1;
+    const head = series.head;
+    if (head !== undefined && head.count > 0 && head.lastTimestampMs! >= minTimeMs && head.firstTimestampMs! <= maxTimeMs) count += head.count;
+    return count;
+  }
+
   /** The in-memory pieces of a series in range: closed chunks not yet written, out-of-order samples, the head. */
   protected memoryRuns(series: SeriesState, minTimeMs: number, maxTimeMs: number): Run[] {
     const runs: Run[] = [];
@@ -740,6 +751,14 @@ export class ChunkStore implements SampleStore {
         const candidates = shard === undefined ? all : all.filter((s) => seriesShard(s.labels, shard.count) === shard.index);
         let readSamples = 0;
         for (const series of candidates) for (const chunk of this.overlapping(series, minTimeMs, maxTimeMs)) readSamples += chunk.count;
+        // Refused before anything is decoded: the samples of every chunk the range touches, in memory or not
+        // (series that turn out empty in range still count).
+        if (hints?.limits !== undefined) {
+          let touched = readSamples;
+          for (const series of candidates) touched += this.memorySampleCount(series, minTimeMs, maxTimeMs);
+          const refused = selectLimitError(hints.limits, candidates.length, touched, 'samples (whole chunks the range touches)');
+          if (refused !== undefined) throw refused;
+        }
         const read = await this.readAll(candidates, minTimeMs, maxTimeMs, readSamples);
         candidates.forEach((series, i) => {
           if (read[i]!.timestampsMs.length > 0) out.push({ labels: series.labels, ...read[i]! });
