@@ -77,6 +77,10 @@ export class QueueActor extends Actor {
   private current!: OpenEpoch;
   private readonly groups = new Map<string, GroupState>();
   private readonly lastTrimMs = new Map<string, number>();
+  /** Partitions (`epoch:partition`) with a trim in flight. */
+  private readonly trimming = new Set<string>();
+  /** Trims that failed (and were retried later), for `craft.queue.info`. */
+  private trimFailures = 0;
   private readonly partitions: number;
 
   constructor(private readonly context: PlatformContext) {
@@ -265,21 +269,34 @@ export class QueueActor extends Actor {
       const reader = await open.log.reader(request.group, partition);
       await reader.commit(offset);
       committed += 1;
-      await this.maybeTrim(open, partition);
+      this.maybeTrim(open, partition);
     }
     await this.checkDrained();
     return { committed };
   }
 
-  /** Trims a partition through the lowest offset every known group has committed. */
-  private async maybeTrim(open: OpenEpoch, partition: number): Promise<void> {
+  /**
+   * Trims a partition through the lowest offset every known group has committed: housekeeping,
+   * off the commit's path. One trim per partition at a time; a trim that fails (JetStream purging
+   * a long backlog can outlast a request timeout) is logged and tried again at the next
+   * interval — it neither fails the commit that prompted it nor crashes the actor.
+   */
+  private maybeTrim(open: OpenEpoch, partition: number): void {
     const key = `${open.record.epoch}:${partition}`;
     const now = this.clock.now();
-    if (now - (this.lastTrimMs.get(key) ?? 0) < TRIM_INTERVAL_MS) return;
+    if (this.trimming.has(key) || now - (this.lastTrimMs.get(key) ?? 0) < TRIM_INTERVAL_MS) return;
     this.lastTrimMs.set(key, now);
-    let floor = Infinity;
-    for (const group of this.groups.keys()) floor = Math.min(floor, (await open.log.reader(group, partition)).committed());
-    if (Number.isFinite(floor) && floor > 0) await open.log.trim(partition, floor);
+    this.trimming.add(key);
+    void (async () => {
+      let floor = Infinity;
+      for (const group of this.groups.keys()) floor = Math.min(floor, (await open.log.reader(group, partition)).committed());
+      if (Number.isFinite(floor) && floor > 0) await open.log.trim(partition, floor);
+    })()
+      .catch((error: unknown) => {
+        this.trimFailures += 1;
+        this.log.warn('trim failed; retrying at the next interval', { epoch: open.record.epoch, partition, error: error instanceof Error ? error.message : String(error) });
+      })
+      .finally(() => this.trimming.delete(key));
   }
 
   /** Closes and deletes older epochs that every group has committed through their end. */
@@ -325,6 +342,7 @@ export class QueueActor extends Actor {
       appended,
       epochs,
       groups: [...this.groups.keys()],
+      trimFailures: this.trimFailures,
     };
   }
 

@@ -60,6 +60,8 @@ export interface QueueInfo {
   appended: number;
   epochs: { epoch: number; plugin: string; draining: boolean; depth: number }[];
   groups: string[];
+  /** Trims that failed and were retried at a later interval (housekeeping; no commit failed for them). */
+  trimFailures: number;
 }
 
 /** Where producers append: through the queue actor (relay), or straight to the log's subjects (direct). */

@@ -33,6 +33,12 @@ const ACK_WAIT_MS = 30_000;
 /** Retained bytes per epoch stream before appends are refused (the server answers, we say 503). */
 const STREAM_BYTES_MAX_DEFAULT = 8 * 1024 ** 3;
 
+/** A JetStream call that failed (a timeout while the server purges a long backlog, a restart): answered, retryable, not a crash. */
+function unavailable(what: string, error: unknown): CraftError {
+  if (error instanceof CraftError) return error;
+  return new CraftError('CRAFT_TIMEOUT', `${what} failed: ${error instanceof Error ? error.message : String(error)}`, { cause: error, details: { retryAfterS: RETRY_AFTER_S } });
+}
+
 const consumerName = (group: string, partition: number): string => `${group.replace(/[^A-Za-z0-9_-]/g, '_')}_p${partition}`;
 
 class JetStreamReader implements PartitionReader {
@@ -290,13 +296,15 @@ class JetStreamQueueLog implements QueueLog {
         this.sealed = true;
         return;
       }
-      throw error;
+      throw unavailable(`purge of ${this.stream} partition ${partition} through ${offset}`, error);
     }
   }
 
   async info(): Promise<QueueLogInfo> {
     const jsm = await this.jsm();
-    const info = await jsm.streams.info(this.stream, { subjects_filter: `craft.queue.log.${this.epoch}.*` });
+    const info = await jsm.streams.info(this.stream, { subjects_filter: `craft.queue.log.${this.epoch}.*` }).catch((error: unknown) => {
+      throw unavailable(`info of ${this.stream}`, error);
+    });
     const counts = info.state.subjects ?? {};
     return {
       depth: this.lastOffsets.map((_, p) => counts[queueLogSubject(this.epoch, p)] ?? 0),
