@@ -12,11 +12,11 @@ import { Actor } from '../core/actor/actor.js';
 import { Journal } from '../core/journal/journal.js';
 import { CraftError, invariant, toWireError } from '../core/errors.js';
 import { RawReply } from '../core/nats/bus.js';
-import { SUBJECTS, handoverSubject } from '../core/subjects.js';
+import { SUBJECTS, groupEventSubject, handoverSubject } from '../core/subjects.js';
 import { FETCH_MESSAGES_MAX, FETCH_WAIT_MS, NATS_PAYLOAD_BYTES_MAX } from '../core/defaults.js';
-import { CLIENT_HEADER, encodeFetchError, encodeFetchFrame, partitionFor, type CommitRequest, type FetchRequest, type FetchedDelivery, type JoinRequest, type QueueInfo, type QueueRoute } from '../core/queue/protocol.js';
+import { CLIENT_HEADER, encodeFetchError, encodeFetchFrame, partitionFor, type CommitRequest, type FetchRequest, type FetchedDelivery, type HeartbeatRequest, type JoinRequest, type LeaveRequest, type QueueInfo, type QueueRoute } from '../core/queue/protocol.js';
 import { currentChoice, type HandoverReply, type HandoverRequest, type PlatformContext } from '../core/platform-context.js';
-import type { QueueLog } from '../core/slots/queue.js';
+import type { GroupCoordinator, GroupDescription, GroupRefusal, GroupView, QueueLog } from '../core/slots/queue.js';
 import { join } from 'node:path';
 
 /** Appends in flight to the log at once; more wait in the mailbox. */
@@ -25,6 +25,16 @@ const APPEND_CONCURRENCY = 1_024;
 const FETCH_CONCURRENCY = 16;
 /** Trims are issued at most this often per partition. */
 const TRIM_INTERVAL_MS = 1_000;
+/** How often the group coordinator checks sessions (a dead member is found within its session timeout plus this). */
+const GROUP_TICK_MS = 100;
+
+const FENCE_REASONS = { UNKNOWN_MEMBER: 'unknown-member', ILLEGAL_GENERATION: 'stale-generation', NOT_OWNER: 'not-owner' } as const;
+
+/** The error a fenced fetch, commit or heartbeat gets: members rejoin on it (core/queue/protocol.ts `isFenced`). */
+function fenced(group: string, refusal: GroupRefusal, current: number): CraftError {
+  const what = refusal === 'UNKNOWN_MEMBER' ? 'is not a member (expired, left, or the coordinator restarted)' : refusal === 'ILLEGAL_GENERATION' ? `has a stale generation (current ${current})` : 'does not own that partition now';
+  return new CraftError('CRAFT_BAD_REQUEST', `group ${group}: the member ${what}; join again`, { details: { reason: FENCE_REASONS[refusal], current } });
+}
 
 interface EpochRecord {
   epoch: number;
@@ -36,12 +46,15 @@ interface EpochRecord {
 interface QueueState {
   epochs: EpochRecord[];
   groups: string[];
+  /** The last generation of each group, so a restarted coordinator never hands out a stale member's generation again. */
+  generations?: Record<string, number>;
 }
 
 type QueueEvent =
   | { type: 'epoch-opened'; epoch: number; plugin: string; options: Record<string, unknown>; atMs: number }
   | { type: 'epoch-drained'; epoch: number; atMs: number }
-  | { type: 'group-created'; group: string; atMs: number };
+  | { type: 'group-created'; group: string; atMs: number }
+  | { type: 'group-generation'; group: string; generation: number; atMs: number };
 
 export function applyQueueEvent(state: QueueState, event: QueueEvent): QueueState {
   switch (event.type) {
@@ -51,12 +64,9 @@ export function applyQueueEvent(state: QueueState, event: QueueEvent): QueueStat
       return { ...state, epochs: state.epochs.map((e) => (e.epoch === event.epoch ? { ...e, drained: true } : e)) };
     case 'group-created':
       return state.groups.includes(event.group) ? state : { ...state, groups: [...state.groups, event.group] };
+    case 'group-generation':
+      return { ...state, generations: { ...state.generations, [event.group]: Math.max(event.generation, state.generations?.[event.group] ?? 0) } };
   }
-}
-
-interface GroupState {
-  generation: number;
-  member: string | undefined;
 }
 
 interface OpenEpoch {
@@ -75,7 +85,16 @@ export class QueueActor extends Actor {
   private journal!: Journal<QueueState, QueueEvent>;
   private readonly open = new Map<number, OpenEpoch>();
   private current!: OpenEpoch;
-  private readonly groups = new Map<string, GroupState>();
+  /** Known groups (each has a reader per partition and epoch). */
+  private readonly groups = new Set<string>();
+  /** Slot `queue.groups`: who consumes which partition. */
+  private coordinator!: GroupCoordinator;
+  private coordinatorId = '';
+  /** What each group looked like after the last change, to see what moved. */
+  private readonly seen = new Map<string, GroupDescription>();
+  /** `group:partition` whose readers are being rewound for a new owner: nobody takes from them meanwhile. */
+  private readonly rewinding = new Set<string>();
+  private tickTimer: NodeJS.Timeout | undefined;
   private readonly lastTrimMs = new Map<string, number>();
   /** Partitions (`epoch:partition`) with a trim in flight. */
   private readonly trimming = new Set<string>();
@@ -88,6 +107,8 @@ export class QueueActor extends Actor {
     this.partitions = context.config.queue.partitions;
     this.handle(SUBJECTS.queueAppend, (data: Uint8Array, message) => this.append(data, message), { raw: true, concurrency: APPEND_CONCURRENCY });
     this.handle(SUBJECTS.queueJoin, (body: JoinRequest) => this.join(body));
+    this.handle(SUBJECTS.queueHeartbeat, (body: HeartbeatRequest) => this.heartbeat(body), { concurrency: 64 });
+    this.handle(SUBJECTS.queueLeave, (body: LeaveRequest) => this.leave(body));
     this.handle(SUBJECTS.queueFetch, (body: FetchRequest) => this.fetch(body), { concurrency: FETCH_CONCURRENCY });
     this.handle(SUBJECTS.queueCommit, (body: CommitRequest) => this.commit(body), { concurrency: 64 });
     this.handle(SUBJECTS.queueInfo, () => this.info(), { concurrency: 4 });
@@ -96,7 +117,7 @@ export class QueueActor extends Actor {
   }
 
   protected override plugins(): Record<string, string> | undefined {
-    return this.current === undefined ? undefined : { 'queue.log': `${this.current.record.plugin} (epoch ${this.current.record.epoch})` };
+    return this.current === undefined ? undefined : { 'queue.log': `${this.current.record.plugin} (epoch ${this.current.record.epoch})`, 'queue.groups': this.coordinatorId };
   }
 
   protected override async onStart(): Promise<void> {
@@ -105,7 +126,14 @@ export class QueueActor extends Actor {
       initial: () => ({ epochs: [], groups: [] }),
       apply: applyQueueEvent,
     });
-    for (const group of this.journal.state.groups) this.groups.set(group, { generation: 0, member: undefined });
+    for (const group of this.journal.state.groups) this.groups.add(group);
+    await this.openCoordinator();
+    this.tickTimer = setInterval(() => {
+      if (this.coordinator === undefined) return;
+      this.coordinator.tick(this.clock.now());
+      for (const group of this.groups) void this.afterChange(group).catch((error: unknown) => this.crash(error));
+    }, GROUP_TICK_MS);
+    this.tickTimer.unref();
     const choice = await currentChoice(this.context, 'queue.log');
     for (const record of this.journal.state.epochs.filter((e) => !e.drained)) {
       this.open.set(record.epoch, await this.openLog(record));
@@ -122,11 +150,55 @@ export class QueueActor extends Actor {
   }
 
   protected override async onStop(): Promise<void> {
+    clearInterval(this.tickTimer);
     for (const epoch of this.open.values()) await epoch.log.close();
   }
 
   protected override async onCrash(): Promise<void> {
+    clearInterval(this.tickTimer);
     for (const epoch of this.open.values()) await epoch.log.close().catch(() => undefined);
+  }
+
+  /** Opens the `queue.groups` plugin chosen now, at every group's journaled generation. */
+  private async openCoordinator(choice?: { id: string; options: Record<string, unknown> }): Promise<void> {
+    const chosen = choice ?? (await currentChoice(this.context, 'queue.groups'));
+    const coordinator = this.context.registry.instantiate('queue.groups', chosen.id, { partitions: this.partitions, log: this.log.child('groups') }, chosen.options);
+    for (const group of this.groups) {
+      const generation = Math.max(this.journal.state.generations?.[group] ?? 0, this.seen.get(group)?.generation ?? 0);
+      coordinator.restore(group, generation);
+    }
+    this.coordinator = coordinator;
+    this.coordinatorId = chosen.id;
+    this.seen.clear();
+  }
+
+  /**
+   * After anything that may change a group: journal a new generation and tell the members
+   * (`craft.queue.groups.<group>`: they heartbeat at once), and rewind the readers of every
+   * partition that got a new owner, so it gets what the previous owner had not committed.
+   */
+  private async afterChange(group: string, rejoined?: string): Promise<void> {
+    const now = this.coordinator.describe(group);
+    if (now === undefined) return;
+    const before = this.seen.get(group);
+    this.seen.set(group, now);
+    const moved: number[] = [];
+    for (let p = 0; p < this.partitions; p++) {
+      const owner = now.owners[p];
+      if (owner !== undefined && (owner !== before?.owners[p] || owner === rejoined)) moved.push(p);
+    }
+    for (const p of moved) this.rewinding.add(`${group}:${p}`);
+    try {
+      if (before?.generation !== now.generation) {
+        await this.journal.append({ type: 'group-generation', group, generation: now.generation, atMs: this.clock.now() });
+        this.bus.publish(groupEventSubject(group), { group, generation: now.generation, members: now.members.length });
+      }
+      for (const p of moved) {
+        for (const epoch of this.open.values()) await (await epoch.log.reader(group, p)).rewind();
+      }
+    } finally {
+      for (const p of moved) this.rewinding.delete(`${group}:${p}`);
+    }
   }
 
   private async openLog(record: EpochRecord): Promise<OpenEpoch> {
@@ -175,66 +247,78 @@ export class QueueActor extends Actor {
     }
   }
 
-  private async join(request: JoinRequest): Promise<{ generation: number }> {
-    if (typeof request.group !== 'string' || request.group === '' || typeof request.member !== 'string') {
+  private async join(request: JoinRequest): Promise<GroupView> {
+    if (typeof request?.group !== 'string' || request.group === '' || typeof request.member !== 'string' || request.member === '') {
       throw new CraftError('CRAFT_BAD_REQUEST', 'join needs {group, member}');
     }
-    let group = this.groups.get(request.group);
-    if (group === undefined) {
+    if (!this.groups.has(request.group)) {
       await this.journal.append({ type: 'group-created', group: request.group, atMs: this.clock.now() });
-      group = { generation: 0, member: undefined };
-      this.groups.set(request.group, group);
+      this.groups.add(request.group);
     }
-    group.generation += 1;
-    group.member = request.member;
-    // Everything delivered to an earlier member and not committed is delivered again.
-    for (const epoch of this.open.values()) {
-      for (let p = 0; p < this.partitions; p++) await (await epoch.log.reader(request.group, p)).rewind();
-    }
-    return { generation: group.generation };
+    const known = this.coordinator.describe(request.group)?.members.includes(request.member) === true;
+    const view = this.coordinator.join(request.group, request.member, this.clock.now());
+    // A member joining again under its id lost what it had in flight: its partitions are delivered again.
+    await this.afterChange(request.group, known ? request.member : undefined);
+    return view;
   }
 
-  private checkGeneration(group: string, generation: number): void {
-    const state = this.groups.get(group);
-    if (state === undefined || state.generation !== generation) {
-      throw new CraftError('CRAFT_BAD_REQUEST', `generation ${generation} of group ${group} is stale (current ${state?.generation ?? 'none'})`, {
-        details: { reason: 'stale-generation', current: state?.generation ?? 0 },
-      });
+  private async heartbeat(request: HeartbeatRequest): Promise<GroupView> {
+    if (typeof request?.group !== 'string' || typeof request.member !== 'string' || (request.holding !== undefined && !Array.isArray(request.holding))) {
+      throw new CraftError('CRAFT_BAD_REQUEST', 'heartbeat needs {group, member, holding?: number[]}');
     }
+    const view = this.coordinator.heartbeat(request.group, request.member, request.holding, this.clock.now());
+    await this.afterChange(request.group);
+    if (typeof view === 'string') throw fenced(request.group, view, this.coordinator.describe(request.group)?.generation ?? 0);
+    return view;
+  }
+
+  private async leave(request: LeaveRequest): Promise<{ left: boolean }> {
+    if (typeof request?.group !== 'string' || typeof request.member !== 'string') throw new CraftError('CRAFT_BAD_REQUEST', 'leave needs {group, member}');
+    this.coordinator.leave(request.group, request.member, this.clock.now());
+    await this.afterChange(request.group);
+    return { left: true };
   }
 
   /** Counts fetches, to rotate the partition a fetch starts at. */
   private fetchRound = 0;
 
+  /**
+   * The partitions a member's fetch may take from now (a fetch also counts as a heartbeat that
+   * holds what the member owns), or the refusal that fences it.
+   */
+  private async consumable(request: FetchRequest): Promise<Set<number> | CraftError> {
+    if (!this.groups.has(request.group)) return fenced(request.group, 'UNKNOWN_MEMBER', 0);
+    this.coordinator.heartbeat(request.group, request.member, undefined, this.clock.now());
+    await this.afterChange(request.group);
+    const partitions = this.coordinator.consumable(request.group, request.member, request.generation);
+    if (typeof partitions === 'string') return fenced(request.group, partitions, this.coordinator.describe(request.group)?.generation ?? 0);
+    return new Set(partitions.filter((p) => !this.rewinding.has(`${request.group}:${p}`)));
+  }
+
   private async fetch(request: FetchRequest): Promise<RawReply> {
-    try {
-      this.checkGeneration(request.group, request.generation);
-    } catch (error) {
-      return new RawReply(encodeFetchError(toWireError(error)));
-    }
+    let partitions = await this.consumable(request);
+    if (partitions instanceof CraftError) return new RawReply(encodeFetchError(toWireError(partitions)));
     const maxMessages = Math.min(request.maxMessages ?? FETCH_MESSAGES_MAX, FETCH_MESSAGES_MAX * 4);
     const maxBytes = Math.min(request.maxBytes ?? NATS_PAYLOAD_BYTES_MAX, NATS_PAYLOAD_BYTES_MAX);
     const waitMs = Math.min(request.waitMs ?? FETCH_WAIT_MS, 30_000);
-    let deliveries = await this.takeAll(request.group, maxMessages, maxBytes);
+    let deliveries = await this.takeAll(request.group, maxMessages, maxBytes, partitions);
     if (deliveries.length === 0 && waitMs > 0) {
-      const readers = await this.readersOf(request.group);
-      await Promise.race(readers.map((r) => r.reader.waitForData(waitMs)));
-      // A member may have joined while this fetch waited: a stale fetch must take nothing,
-      // or it would carry away deliveries the new member never sees.
-      try {
-        this.checkGeneration(request.group, request.generation);
-      } catch (error) {
-        return new RawReply(encodeFetchError(toWireError(error)));
-      }
-      deliveries = await this.takeAll(request.group, maxMessages, maxBytes);
+      const readers = (await this.readersOf(request.group)).filter((r) => (partitions as Set<number>).has(r.partition));
+      if (readers.length > 0) await Promise.race(readers.map((r) => r.reader.waitForData(waitMs)));
+      else await new Promise((resolve) => setTimeout(resolve, Math.min(waitMs, GROUP_TICK_MS)));
+      // The group may have changed while this fetch waited: a fenced fetch must take nothing,
+      // or it would carry away deliveries the new owner never sees.
+      partitions = await this.consumable(request);
+      if (partitions instanceof CraftError) return new RawReply(encodeFetchError(toWireError(partitions)));
+      deliveries = await this.takeAll(request.group, maxMessages, maxBytes, partitions);
     }
     return new RawReply(encodeFetchFrame(request.generation, deliveries));
   }
 
-  private async readersOf(group: string): Promise<{ epoch: number; reader: Awaited<ReturnType<QueueLog['reader']>> }[]> {
+  private async readersOf(group: string): Promise<{ epoch: number; partition: number; reader: Awaited<ReturnType<QueueLog['reader']>> }[]> {
     const out = [];
     for (const epoch of [...this.open.values()].sort((a, b) => a.record.epoch - b.record.epoch)) {
-      for (let p = 0; p < this.partitions; p++) out.push({ epoch: epoch.record.epoch, reader: await epoch.log.reader(group, p) });
+      for (let p = 0; p < this.partitions; p++) out.push({ epoch: epoch.record.epoch, partition: p, reader: await epoch.log.reader(group, p) });
     }
     return out;
   }
@@ -244,14 +328,15 @@ export class QueueActor extends Actor {
    * partition, so that one partition whose messages fill the byte budget cannot starve the
    * others (a reader's `take` never exceeds the budget it is given).
    */
-  private async takeAll(group: string, maxMessages: number, maxBytes: number): Promise<FetchedDelivery[]> {
+  private async takeAll(group: string, maxMessages: number, maxBytes: number, partitions: Set<number>): Promise<FetchedDelivery[]> {
     const out: FetchedDelivery[] = [];
     let bytes = 0;
     const readers = await this.readersOf(group);
     const start = this.fetchRound++ % this.partitions;
     const ordered = readers.map((r, i) => ({ ...r, order: r.epoch * this.partitions + ((i % this.partitions) - start + this.partitions) % this.partitions })).sort((a, b) => a.order - b.order);
-    for (const { epoch, reader } of ordered) {
+    for (const { epoch, partition, reader } of ordered) {
       if (out.length >= maxMessages || bytes >= maxBytes) break;
+      if (!partitions.has(partition)) continue;
       for (const d of reader.take(maxMessages - out.length, maxBytes - bytes)) {
         out.push({ epoch, partition: d.partition, offset: d.offset, payload: d.payload });
         bytes += d.payload.length;
@@ -261,7 +346,12 @@ export class QueueActor extends Actor {
   }
 
   private async commit(request: CommitRequest): Promise<{ committed: number }> {
-    this.checkGeneration(request.group, request.generation);
+    if (!this.groups.has(request.group)) throw fenced(request.group, 'UNKNOWN_MEMBER', 0);
+    // Fenced whole: a commit with one partition the member no longer owns is refused, nothing of it applied.
+    for (const { partition } of request.commits) {
+      const verdict = this.coordinator.fence(request.group, request.member, request.generation, partition);
+      if (verdict !== 'OK') throw fenced(request.group, verdict, this.coordinator.describe(request.group)?.generation ?? 0);
+    }
     let committed = 0;
     for (const { epoch, partition, offset } of request.commits) {
       const open = this.open.get(epoch);
@@ -342,11 +432,20 @@ export class QueueActor extends Actor {
       appended,
       epochs,
       groups: [...this.groups.keys()],
+      groupCoordinator: this.coordinatorId,
+      groupStates: [...this.groups].map((g) => this.coordinator.describe(g)).filter((d): d is GroupDescription => d !== undefined),
       trimFailures: this.trimFailures,
     };
   }
 
   private async handover(request: HandoverRequest): Promise<HandoverReply> {
+    if (request.slot === 'queue.groups') {
+      const started = this.clock.now();
+      const from = this.coordinatorId;
+      await this.openCoordinator({ id: request.plugin, options: request.options });
+      for (const group of this.groups) this.bus.publish(groupEventSubject(group), { group, coordinator: request.plugin });
+      return { slot: 'queue.groups', from, to: request.plugin, tookMs: this.clock.now() - started, detail: 'members are fenced once (unknown to the new coordinator) and join again; generations continue' };
+    }
     invariant(request.slot === 'queue.log', `queue actor asked to swap ${request.slot}`);
     const started = this.clock.now();
     const from = this.current.record.plugin;

@@ -11,12 +11,11 @@
  */
 import { join } from 'node:path';
 import { MetricMetadata, type MetricMetadataEntry } from './storage-metadata.js';
-import { randomUUID } from 'node:crypto';
 import { Actor } from '../core/actor/actor.js';
 import { CraftError, invariant } from '../core/errors.js';
 import { PartsReply } from '../core/nats/bus.js';
 import { SUBJECTS, handoverSubject } from '../core/subjects.js';
-import { QueueClient, isStaleGeneration, type FetchedDelivery } from '../core/queue/protocol.js';
+import { QueueClient, isFenced, type FetchedDelivery } from '../core/queue/protocol.js';
 import { METRIC_NAME_LABEL, type LabelMatcher } from '../core/model.js';
 import { decodeQueueMessage } from '../core/queue/message.js';
 import { positionKey, selectLimitError, type QueuePositions, type SampleStore, type StorageContext, type StoreStats } from '../core/slots/storage.js';
@@ -95,10 +94,12 @@ export class StorageActor extends Actor {
   private samplesRestamped = 0;
   private readonly lag = new LagWindow();
   private metadata!: MetricMetadata;
-  private readonly member = `storage-${randomUUID().slice(0, 8)}`;
+  /** Static membership: the same id across restarts of this process's storage actor, so a restart keeps its partitions (queue.consumer-groups). */
+  private readonly member: string;
 
   constructor(private readonly context: PlatformContext) {
     super('storage', context);
+    this.member = `storage@${context.processName}`;
     this.queue = new QueueClient(context.bus);
     this.handle(SUBJECTS.storageSelect, (body: SelectRequest) => this.select(body), { concurrency: 8, parts: true });
     this.handle(SUBJECTS.storageSeries, (body: RangeRequest) => this.read(body, (q, m) => q.series(m)), { concurrency: 4 });
@@ -221,7 +222,7 @@ export class StorageActor extends Actor {
       } catch (error) {
         next = undefined;
         if (!this.running) break;
-        if (isStaleGeneration(error)) {
+        if (isFenced(error)) {
           generation = undefined;
           continue;
         }

@@ -33,8 +33,14 @@ export const SUBJECTS = {
 
   /** Queue actor: append one batch `{client, batch}` → `{partition, offset, epoch}`. */
   queueAppend: 'craft.queue.append',
-  /** Queue actor: join a consumer group `{group, member}` → `{generation}`. */
+  /** Queue actor: join a consumer group `{group, member}` → its view `{generation, assigned, revoke, heartbeatIntervalMs, sessionTimeoutMs}`. */
   queueJoin: 'craft.queue.join',
+  /** Queue actor: a member's heartbeat `{group, member, holding?}` → its view (generation, assigned, revoke). */
+  queueHeartbeat: 'craft.queue.heartbeat',
+  /** Queue actor: a member leaves its group `{group, member}`. */
+  queueLeave: 'craft.queue.leave',
+  /** Published by the queue actor: `craft.queue.groups.<group>` when a group's generation changes (members heartbeat at once). */
+  queueGroupsPrefix: 'craft.queue.groups',
   /** Queue actor: fetch messages for a group member. */
   queueFetch: 'craft.queue.fetch',
   /** Queue actor: commit offsets for a group member. */
@@ -116,6 +122,8 @@ export const killSubject = (actorId: string): string => `${SUBJECTS.sysKillPrefi
 export const exitSubject = (processName: string): string => `${SUBJECTS.sysExitPrefix}.${processName}`;
 /** `craft.control.handover.<actorId>` */
 export const handoverSubject = (actorId: string): string => `${SUBJECTS.controlHandoverPrefix}.${actorId}`;
+/** `craft.queue.groups.<group>` */
+export const groupEventSubject = (group: string): string => `${SUBJECTS.queueGroupsPrefix}.${group}`;
 /** `craft.alerting.events.<state>` */
 export const alertEventSubject = (state: string): string => `${SUBJECTS.alertingEventsPrefix}.${state}`;
 /** `craft.journal.<name>`: the subject a journal's events are stored under. */

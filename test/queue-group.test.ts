@@ -147,7 +147,7 @@ for (const assignor of ASSIGNORS) {
 }
 
 t.test('members as xstate machines (group-member.ts) with the coordinator: disjoint consumption, rejoin after fencing, stable after the storm (property)', async (t) => {
-  const { memberMachine, holding } = await import('../plugins/queue/shared/group-member.js');
+  const { memberMachine, holding } = await import('../core/queue/member-machine.js');
   let rejoins = 0;
   fc.assert(
     fc.property(fc.constantFrom(...ASSIGNORS), fc.integer({ min: 1, max: 8 }), fc.array(op, { minLength: 10, maxLength: 80 }), (assignor, partitions, ops) => {

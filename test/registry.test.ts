@@ -14,7 +14,7 @@ t.test('the shipped plugins load without errors, every slot has one', async (t) 
   t.same(errors, []);
   const list = registry.list();
   const craft0 = list.filter((p) => p.craft === 0).map((p) => p.id).sort();
-  t.same(craft0, ['craft0.full-scan', 'craft0.http', 'craft0.jsonl-store', 'craft0.memory-queue', 'craft0.polling-alerts']);
+  t.same(craft0, ['craft0.full-scan', 'craft0.http', 'craft0.jsonl-store', 'craft0.memory-queue', 'craft0.polling-alerts', 'craft0.single-consumer']);
   t.ok(registry.get('queue.jetstream')?.durable);
   t.ok(registry.get('storage.lsm')?.durable);
   for (const slot of SLOT_NAMES) t.ok(list.some((p) => p.slot === slot), `a plugin fills ${slot}`);

@@ -15,6 +15,7 @@ export type ActorId = (typeof ACTOR_IDS)[number];
 export const DEFAULT_PLUGINS: Record<SlotName, string> = {
   'ingestion.server': 'ingestion.event-driven',
   'queue.log': 'queue.jetstream',
+  'queue.groups': 'queue.consumer-groups',
   'storage.engine': 'storage.gorilla',
   'storage.kv': 'kv.level',
   'query.evaluator': 'query.interpreter',

@@ -50,12 +50,12 @@ const ROLE_PERMISSIONS: Record<NatsRole, RolePermissions> = {
     subscribe: [...ACTOR_SUBSCRIBE, 'craft.control.>'],
   },
   queue: {
-    publish: [...ACTOR_PUBLISH, SUBJECTS.queueEvents, 'craft.queue.log.>', ...JETSTREAM],
+    publish: [...ACTOR_PUBLISH, SUBJECTS.queueEvents, `${SUBJECTS.queueGroupsPrefix}.>`, 'craft.queue.log.>', ...JETSTREAM],
     subscribe: [...ACTOR_SUBSCRIBE, 'craft.queue.>'],
   },
   storage: {
     publish: [...ACTOR_PUBLISH, 'craft.queue.>', SUBJECTS.storageEventsApplied, ...JETSTREAM],
-    subscribe: [...ACTOR_SUBSCRIBE, 'craft.storage.>', SUBJECTS.queueEvents],
+    subscribe: [...ACTOR_SUBSCRIBE, 'craft.storage.>', SUBJECTS.queueEvents, `${SUBJECTS.queueGroupsPrefix}.>`],
   },
   query: {
     publish: [...ACTOR_PUBLISH, 'craft.storage.>', 'craft.query.>', SUBJECTS.alertingRules, SUBJECTS.alertingAlerts, ...QUEUE_APPEND],

@@ -17,6 +17,7 @@ import { decodeJson, encodeJson, type Bus } from '../nats/bus.js';
 import { SUBJECTS } from '../subjects.js';
 import { FETCH_MESSAGES_MAX, FETCH_WAIT_MS, NATS_PAYLOAD_BYTES_MAX } from '../defaults.js';
 import type { AppendAck } from '../slots/ingestion.js';
+import type { GroupDescription, GroupView } from '../slots/queue.js';
 
 export const CLIENT_HEADER = 'Craft-Client';
 
@@ -24,8 +25,18 @@ export interface JoinRequest {
   group: string;
   member: string;
 }
-export interface JoinReply {
-  generation: number;
+export type JoinReply = GroupView;
+
+export interface HeartbeatRequest {
+  group: string;
+  member: string;
+  /** Partitions still held (processing or uncommitted); omitted: everything the member owns. */
+  holding?: number[];
+}
+
+export interface LeaveRequest {
+  group: string;
+  member: string;
 }
 
 export interface FetchRequest {
@@ -60,6 +71,9 @@ export interface QueueInfo {
   appended: number;
   epochs: { epoch: number; plugin: string; draining: boolean; depth: number }[];
   groups: string[];
+  /** The `queue.groups` plugin, and each group's members, owners and generation. */
+  groupCoordinator: string;
+  groupStates: GroupDescription[];
   /** Trims that failed and were retried at a later interval (housekeeping; no commit failed for them). */
   trimFailures: number;
 }
@@ -131,8 +145,15 @@ export function partitionFor(client: string, partitions: number): number {
   return (hash >>> 0) % partitions;
 }
 
-export const isStaleGeneration = (error: unknown): boolean =>
-  error instanceof CraftError && error.code === 'CRAFT_BAD_REQUEST' && error.details?.reason === 'stale-generation';
+/** A fetch, commit or heartbeat refused because the group moved on (stale generation, not the owner, not a member): join again. */
+export const isFenced = (error: unknown): boolean => fenceReason(error) !== undefined;
+
+/** Why a request was fenced: `stale-generation`, `not-owner` or `unknown-member` (undefined: not fenced). */
+export function fenceReason(error: unknown): 'stale-generation' | 'not-owner' | 'unknown-member' | undefined {
+  if (!(error instanceof CraftError) || error.code !== 'CRAFT_BAD_REQUEST') return undefined;
+  const reason = error.details?.reason;
+  return reason === 'stale-generation' || reason === 'not-owner' || reason === 'unknown-member' ? reason : undefined;
+}
 
 export class QueueClient {
   constructor(private readonly bus: Bus) {}
@@ -147,6 +168,14 @@ export class QueueClient {
 
   join(request: JoinRequest): Promise<JoinReply> {
     return this.bus.request<JoinReply>(SUBJECTS.queueJoin, request);
+  }
+
+  heartbeat(request: HeartbeatRequest): Promise<GroupView> {
+    return this.bus.request<GroupView>(SUBJECTS.queueHeartbeat, request);
+  }
+
+  leave(request: LeaveRequest): Promise<{ left: boolean }> {
+    return this.bus.request(SUBJECTS.queueLeave, request);
   }
 
   async fetch(request: FetchRequest): Promise<{ generation: number; deliveries: FetchedDelivery[] }> {

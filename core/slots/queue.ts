@@ -76,3 +76,55 @@ export interface QueueLogContext {
   bus: Bus;
   log: Logger;
 }
+
+/**
+ * Slot `queue.groups`: who in a consumer group consumes which partition (Craft #2 phase 2),
+ * hosted by the queue actor, which serves join, heartbeat and leave over NATS and fences every
+ * fetch and commit through it. Times are the actor's clock.
+ */
+export interface GroupView {
+  generation: number;
+  /** Partitions the member may consume now. */
+  assigned: number[];
+  /** Partitions it must give up: stop, commit what it processed, then heartbeat without them. */
+  revoke: number[];
+  heartbeatIntervalMs: number;
+  sessionTimeoutMs: number;
+}
+
+/** Why a fetch or commit is refused; members rejoin on any of them. */
+export type GroupRefusal = 'UNKNOWN_MEMBER' | 'ILLEGAL_GENERATION' | 'NOT_OWNER';
+
+export interface GroupDescription {
+  group: string;
+  /** The coordinator's state for the group, e.g. `empty`, `rebalancing`, `stable`. */
+  phase: string;
+  generation: number;
+  members: string[];
+  /** Partition → the member allowed to consume it now. */
+  owners: Record<number, string>;
+  /** Partition → the member the current generation assigns it to. */
+  target: Record<number, string>;
+}
+
+export interface GroupCoordinator {
+  /** After a restart: the group existed with this generation; the next generation is above it, so no stale member's generation comes back. */
+  restore(group: string, generation: number): void;
+  join(group: string, member: string, nowMs: number): GroupView;
+  /** `holding`: the partitions the member still holds (undefined: everything it owns — a fetch counts as a heartbeat). */
+  heartbeat(group: string, member: string, holding: number[] | undefined, nowMs: number): GroupView | GroupRefusal;
+  leave(group: string, member: string, nowMs: number): void;
+  /** Expires members whose session ran out. */
+  tick(nowMs: number): void;
+  /** Whether `member` at `generation` may commit `partition`. */
+  fence(group: string, member: string, generation: number, partition: number): GroupRefusal | 'OK';
+  /** The partitions a fetch of `member` at `generation` may take from: owned and not being given up. */
+  consumable(group: string, member: string, generation: number): number[] | GroupRefusal;
+  describe(group: string): GroupDescription | undefined;
+  groups(): string[];
+}
+
+export interface GroupCoordinatorContext {
+  partitions: number;
+  log: Logger;
+}

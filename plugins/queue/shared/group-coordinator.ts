@@ -53,6 +53,8 @@ export interface GroupInput {
   assignor: AssignorName;
   partitions: number;
   sessionTimeoutMs: number;
+  /** The generation a restarted coordinator starts from (journaled), so stale members stay stale. */
+  generation?: number;
 }
 
 /** The partitions `member` owns now (may consume and commit). */
@@ -159,7 +161,7 @@ export const groupMachine = setup({
   },
 }).createMachine({
   id: 'consumer-group',
-  context: ({ input }) => ({ assignor: input.assignor, partitions: input.partitions, sessionTimeoutMs: input.sessionTimeoutMs, generation: 0, members: {}, owners: {}, target: {} }),
+  context: ({ input }) => ({ assignor: input.assignor, partitions: input.partitions, sessionTimeoutMs: input.sessionTimeoutMs, generation: input.generation ?? 0, members: {}, owners: {}, target: {} }),
   initial: 'empty',
   // Sessions are checked first on every event; a group that lost its last member is empty again.
   on: {
