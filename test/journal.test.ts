@@ -51,6 +51,17 @@ t.test('a snapshot bounds replay: only events after it are read', async (t) => {
   t.equal(replayed.stats.eventsReplayed, 5);
 });
 
+t.test('concurrent appends from one writer all land, in call order (the queue actor crashed on "wrong last sequence" before)', async (t) => {
+  const { url } = await startNats(t);
+  const bus = await connectBus(t, url);
+  const live = await Journal.open(bus, spec('concurrent', 7));
+  const states = await Promise.all(Array.from({ length: 50 }, (_, i) => live.append({ type: 'add', key: 'a', amount: i })));
+  t.same(states.map((s) => s.a), Array.from({ length: 50 }, (_, i) => (i * (i + 1)) / 2), 'each append saw every earlier one');
+  t.equal(live.sequence, 50);
+  const replayed = await Journal.open(bus, spec('concurrent', 7));
+  t.equal(replayed.state.a, (49 * 50) / 2);
+});
+
 t.test('two writers: the stale one is refused instead of interleaving', async (t) => {
   const { url } = await startNats(t);
   const bus = await connectBus(t, url);

@@ -3,6 +3,7 @@
  * storage counts, alert events, supervision events) and yields a verdict with the
  * observed value, so a failure says exactly what was seen.
  */
+import type { ScenarioConsumers } from './consumers.js';
 import { sleep } from '../../core/clock.js';
 import type { Expectation } from './schema.js';
 import type { LoadResult } from '../load/generator.js';
@@ -17,6 +18,8 @@ export interface Verdict {
 
 export interface RunState {
   loads: Map<string, LoadRun>;
+  /** Consumer groups the scenario runs beside storage. */
+  consumers: ScenarioConsumers;
   /** Samples stored under this run's label, read from storage. */
   countStored(): Promise<number>;
   /** Alert rules seen firing, with the time first seen. */
@@ -125,6 +128,34 @@ export async function check(expectation: Expectation, state: RunState): Promise<
       expectation: `receiver ${receiver} got exactly ${JSON.stringify(exactly)}`,
       passed,
       observed: got === undefined ? `no receiver ${receiver}` : `${got.name} got ${JSON.stringify(got.got)}`,
+    };
+  }
+  if ('groupConsumed' in expectation) {
+    const { group, timeout } = expectation.groupConsumed;
+    const results = await Promise.all([...state.loads.values()].map((l) => l.done));
+    const acknowledged = results.reduce((sum, r) => sum + r.samplesAcknowledged, 0);
+    const ambiguous = results.reduce((sum, r) => sum + r.samplesAmbiguous, 0);
+    const passed = await pollUntil(timeout, () => {
+      const got = state.consumers.consumed(group) ?? -1;
+      return got >= acknowledged && got <= acknowledged + ambiguous;
+    }, 250);
+    const got = state.consumers.consumed(group);
+    return {
+      expectation: `consumer group ${group} consumed every acknowledged sample (each delivery once; none lost)`,
+      passed: passed && acknowledged > 0,
+      observed: got === undefined ? `no consumer group ${group}` : `consumed ${got}, acknowledged ${acknowledged}${got < acknowledged ? ` — ${acknowledged - got} MISSING` : ''}`,
+    };
+  }
+  if ('rebalance' in expectation) {
+    const { group, maxMs, detectionMaxMs } = expectation.rebalance;
+    const rebalances = state.consumers.rebalances.filter((r) => r.group === group);
+    const worst = Math.max(0, ...rebalances.map((r) => r.rebalanceMs));
+    const detections = rebalances.filter((r) => r.detectionMs !== undefined).map((r) => r.detectionMs!);
+    const worstDetection = Math.max(0, ...detections);
+    return {
+      expectation: `consumer group ${group}: every rebalance stable within ${maxMs} ms${detectionMaxMs === undefined ? '' : `, every crash detected within ${detectionMaxMs} ms`}`,
+      passed: rebalances.length > 0 && worst <= maxMs && (detectionMaxMs === undefined || worstDetection <= detectionMaxMs),
+      observed: `${rebalances.length} rebalance(s): ${rebalances.map((r) => `${r.cause} ${r.member} ${r.detectionMs === undefined ? '' : `detected ${r.detectionMs.toFixed(0)} ms, `}stable ${r.rebalanceMs.toFixed(1)} ms`).join('; ')}`,
     };
   }
   if ('memoryBelow' in expectation) {

@@ -25,6 +25,7 @@ import { scenarioSchema, type Scenario, type Step } from './schema.js';
 import { check, type RunState, type Verdict } from './expectations.js';
 import { writeReport, type ScenarioReport, type StepRecord } from './report.js';
 import { LocalReceivers } from './receivers.js';
+import { ScenarioConsumers } from './consumers.js';
 import { parseMatcher } from '../alerting.js';
 import type { AlertRecord, OnCall } from '../../core/slots/alerting.js';
 
@@ -77,6 +78,8 @@ function describe(step: Step): string {
   }
   if ('query' in step) return `query ${step.query.expr}`;
   if ('ack' in step) return `acknowledge ${step.ack.matchers.join(' ')}`;
+  if ('consumers' in step) return `consumer group ${step.consumers.group}: ${step.consumers.members} members`;
+  if ('consumer' in step) return `consumer group ${step.consumer.group}: ${step.consumer.action}`;
   return `expect ${step.expect.length} condition(s)`;
 }
 
@@ -109,6 +112,7 @@ export async function runScenario(file: string, options: RunOptions): Promise<Sc
   const bus = await Bus.connect(platform.natsUrl, 'craft-scenario', platform.natsIdentity('admin'));
   const storage = new StorageClient(bus);
   const queries = new QueryClient(bus);
+  const consumers = new ScenarioConsumers(bus, runId);
 
   const processOf = new Map<string, string>();
   for (const p of config.processes) for (const actor of p.actors) processOf.set(actor, p.name);
@@ -130,6 +134,7 @@ export async function runScenario(file: string, options: RunOptions): Promise<Sc
       return got === undefined ? undefined : { name: resolved, got: got.map((r) => r.what) };
     },
     // The run's samples, less the `ALERTS` series the alerting actor writes back (an alert keeps the labels of its series, `run` included).
+    consumers,
     countStored: async () => (await storage.count({ matchers: [{ name: 'run', op: '=', value: runId }, { name: '__name__', op: '!=', value: 'ALERTS' }], startMs: 0, endMs: Number.MAX_SAFE_INTEGER })).samples,
   };
   bus.nc.subscribe(`${SUBJECTS.alertingEventsPrefix}.firing`, {
@@ -247,6 +252,11 @@ export async function runScenario(file: string, options: RunOptions): Promise<Sc
               observed: record.detail,
             });
           }
+        } else if ('consumers' in step) {
+          record.detail = await consumers.start(step.consumers.group, step.consumers.members);
+        } else if ('consumer' in step) {
+          const { group, action } = step.consumer;
+          record.detail = action === 'join' ? await consumers.join(group) : await consumers.remove(group, action);
         } else if ('ack' in step) {
           const matchers = step.ack.matchers.map(parseMatcher);
           const { acknowledged } = await bus.request<{ acknowledged: AlertRecord[] }>(SUBJECTS.alertingAck, { matchers, by: step.ack.by, comment: step.ack.comment });
@@ -263,6 +273,7 @@ export async function runScenario(file: string, options: RunOptions): Promise<Sc
     currentStep = 'finishing loads';
     for (const run of state.loads.values()) run.stop();
     await Promise.all([...state.loads.values()].map((run) => run.done));
+    await consumers.stop();
   } finally {
     clearInterval(ticker);
     clearInterval(memoryTimer);

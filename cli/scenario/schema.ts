@@ -11,6 +11,8 @@
  *     - fault: { kill: actor } | { killProcess: name } | { restartNats: { downMs } }
  *     - query: { expr, range, minSeries, minSamples }
  *     - ack: { matchers: ['alertname=CpuHot'], by, comment }   # acknowledge firing alerts (phase 4)
+ *     - consumers: { group: audit, members: 3 }   # a consumer group beside storage (queue phase 2)
+ *     - consumer: { group: audit, action: join }  # or crash (stops heartbeating) or leave
  *     - expect: [ { successRate }, { latency }, { storedEqualsAcknowledged }, { alertFired }, { actorRestarted },
  *                 { notified }, { received } ]
  *   receivers:                                    # local endpoints standing in for notification channels
@@ -88,13 +90,17 @@ export const expectationSchema = z.union([
   z.object({ minAcknowledged: z.object({ load: z.string().default('load'), samples: z.number().int().min(0) }).strict() }).strict(),
   /** The platform process's resident memory stayed at most `mb` megabytes during the run so far (sampled every 250 ms). */
   z.object({ memoryBelow: z.object({ mb: z.number().positive() }).strict() }).strict(),
+  /** A `consumers:` group consumed every sample the loads had acknowledged (each delivery counted once; at least once, nothing lost). */
+  z.object({ groupConsumed: z.object({ group: z.string(), timeout: duration.default(30_000) }).strict() }).strict(),
+  /** Every timed change of a `consumers:` group (join, leave; a crash from its expiry) was stable again within `maxMs`; a crash expired within `detectionMaxMs`. */
+  z.object({ rebalance: z.object({ group: z.string(), maxMs: z.number().positive(), detectionMaxMs: z.number().positive().optional() }).strict() }).strict(),
   /** At least `min` (and at most `max`) of a load's requests were answered with `status`. */
   z.object({ answered: z.object({ load: z.string().default('load'), status: z.number().int().min(100).max(599), min: z.number().int().min(0).default(1), max: z.number().int().min(0).optional() }).strict() }).strict(),
   /** A receiver got at least `min` notifications described as `what` (webhook: `<notify|escalate|acknowledge> <firing|resolved>`; pagerduty: the event action). */
   z.object({ notified: z.object({ receiver: z.string(), what: z.string(), min: z.number().int().min(1).default(1), timeout: duration.default(30_000) }).strict() }).strict(),
   /** Every notification a receiver got, in order, is exactly this list (waits up to `timeout` for it). */
   z.object({ received: z.object({ receiver: z.string(), exactly: z.array(z.string()), timeout: duration.default(30_000) }).strict() }).strict(),
-], { error: 'an expectation is one of: successRate, latency, storedEqualsAcknowledged, alertFired, actorRestarted, minAcknowledged, notified, received, memoryBelow, answered' });
+], { error: 'an expectation is one of: successRate, latency, storedEqualsAcknowledged, alertFired, actorRestarted, minAcknowledged, notified, received, memoryBelow, answered, groupConsumed, rebalance' });
 export type Expectation = z.output<typeof expectationSchema>;
 
 export const stepSchema = z.union([
@@ -112,6 +118,10 @@ export const stepSchema = z.union([
     .strict(),
   z.object({ query: z.object({ expr: z.string(), range: duration.optional(), minSeries: z.number().int().min(0).default(0), minSamples: z.number().int().min(0).default(0) }).strict() }).strict(),
   z.object({ expect: z.array(expectationSchema).min(1) }).strict(),
+  /** Starts a consumer group of `members` beside storage, consuming every queue message (cli/scenario/consumers.ts). */
+  z.object({ consumers: z.object({ group: z.string().regex(/^[a-z0-9-]+$/), members: z.number().int().min(1).max(64) }).strict() }).strict(),
+  /** A member joins the group, or its oldest live member crashes (stops heartbeating) or leaves. */
+  z.object({ consumer: z.object({ group: z.string(), action: z.enum(['join', 'crash', 'leave']) }).strict() }).strict(),
   z
     .object({
       ack: z
@@ -124,7 +134,7 @@ export const stepSchema = z.union([
         .strict(),
     })
     .strict(),
-], { error: 'a step is one of: load, wait, swap, fault, query, expect, ack' });
+], { error: 'a step is one of: load, wait, swap, fault, query, expect, ack, consumers, consumer' });
 export type Step = z.output<typeof stepSchema>;
 
 export const scenarioSchema = z

@@ -103,8 +103,21 @@ export class Journal<S, E> {
     this.replayStats = { fromSnapshotSeq, eventsReplayed: replayed, lastSeq: this.lastSeq };
   }
 
-  /** Appends an event durably, then folds it into the state. */
-  async append(event: E): Promise<S> {
+  /** Appends in flight, one after another (each expects the sequence the one before it made). */
+  private appending: Promise<unknown> = Promise.resolve();
+
+  /**
+   * Appends an event durably, then folds it into the state. Safe to call concurrently: appends
+   * run one at a time in call order (the stream's expected last sequence refuses a second writer,
+   * not a second caller).
+   */
+  append(event: E): Promise<S> {
+    const next = this.appending.then(() => this.appendNow(event));
+    this.appending = next.catch(() => undefined);
+    return next;
+  }
+
+  private async appendNow(event: E): Promise<S> {
     const ack = await this.bus.jetstream().publish(journalSubject(this.spec.name), encodeJson(event), {
       expect: { lastSequence: this.lastSeq },
     });
