@@ -42,6 +42,7 @@ export class DeliveryQueue {
     private readonly log: Logger,
     private readonly delivery: () => AlertDelivery,
     private readonly ackWaitMs: number,
+    private readonly replicas = 1,
   ) {}
 
   async start(): Promise<void> {
@@ -49,7 +50,7 @@ export class DeliveryQueue {
     try {
       await jsm.streams.info(DELIVERY_STREAM);
     } catch {
-      await jsm.streams.add({ name: DELIVERY_STREAM, subjects: [DELIVERY_SUBJECT], retention: RetentionPolicy.Workqueue, max_msgs: DELIVERY_QUEUE_MAX, discard: DiscardPolicy.New, duplicate_window: nanos(DUPLICATE_WINDOW_MS) });
+      await jsm.streams.add({ name: DELIVERY_STREAM, subjects: [DELIVERY_SUBJECT], retention: RetentionPolicy.Workqueue, max_msgs: DELIVERY_QUEUE_MAX, discard: DiscardPolicy.New, duplicate_window: nanos(DUPLICATE_WINDOW_MS), num_replicas: this.replicas });
     }
     const config = { durable_name: DELIVERY_CONSUMER, ack_policy: AckPolicy.Explicit, ack_wait: nanos(this.ackWaitMs), max_ack_pending: DELIVERIES_IN_FLIGHT_MAX * 4 };
     try {

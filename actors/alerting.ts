@@ -107,6 +107,7 @@ export class AlertingActor extends Actor {
     this.startedAtMs = this.clock.now();
     this.journal = await Journal.open<LifecycleState, LifecycleEvent>(this.bus, {
       name: 'alerts',
+      replicas: this.context.config.nats.replicas,
       initial: () => this.lifecycle.initialState(),
       apply: (state, event) => this.lifecycle.fold(state, event),
       snapshotEvery: 1_000,
@@ -114,7 +115,7 @@ export class AlertingActor extends Actor {
     const delivery = await currentChoice(this.context, 'alerting.delivery');
     this.delivery = this.context.registry.instantiate('alerting.delivery', delivery.id, { log: this.log }, delivery.options);
     this.deliveryId = delivery.id;
-    const deliveries = new DeliveryQueue(this.bus, this.log, () => this.delivery, this.context.config.alerting.deliveryAckWaitMs);
+    const deliveries = new DeliveryQueue(this.bus, this.log, () => this.delivery, this.context.config.alerting.deliveryAckWaitMs, this.context.config.nats.replicas);
     await deliveries.start();
     this.deliveries = deliveries;
     this.startLifecycle(this.journal.state);

@@ -65,6 +65,7 @@ export class ControlActor extends Actor {
   protected override async onStart(): Promise<void> {
     this.journal = await Journal.open<ControlState, ControlEvent>(this.bus, {
       name: 'control',
+      replicas: this.context.config.nats.replicas,
       initial: () => ({ choices: {}, configured: {}, swaps: 0 }),
       apply: applyControlEvent,
     });

@@ -123,6 +123,7 @@ export class QueueActor extends Actor {
   protected override async onStart(): Promise<void> {
     this.journal = await Journal.open<QueueState, QueueEvent>(this.bus, {
       name: 'queue',
+      replicas: this.context.config.nats.replicas,
       initial: () => ({ epochs: [], groups: [] }),
       apply: applyQueueEvent,
     });
@@ -208,6 +209,7 @@ export class QueueActor extends Actor {
       dataDir: join(this.context.dataDir, 'queue', `e${record.epoch}`),
       bus: this.bus,
       log: this.log.child(`e${record.epoch}`),
+      replicas: this.context.config.nats.replicas,
     }, record.options);
     await log.open();
     return { record, log, appendsInFlight: 0, retired: false };

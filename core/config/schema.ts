@@ -74,6 +74,8 @@ export const configSchema = z
          * subjects (core/nats/roles.ts; passwords in `<dataDir>/nats/users.json`); `none`, open to anyone.
          */
         auth: z.enum(['roles', 'none']).default('roles'),
+        /** Copies of every JetStream stream and bucket the platform creates (journals, the queue, deliveries): 3 on a 3-node cluster, so one node's loss loses nothing. */
+        replicas: z.union([z.literal(1), z.literal(3), z.literal(5)]).default(1),
         /** Existing server: a NATS `.creds` file, or a users file with a user per role (core/nats/credentials.ts). */
         credentials: z.string().nullable().default(null),
         /** TLS to the server (a `tls://` URL requires it): a CA to trust, a client certificate and key. */

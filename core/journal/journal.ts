@@ -20,6 +20,8 @@ export interface JournalSpec<S, E> {
   apply(state: S, event: E): S;
   /** Write a snapshot after this many events (0 disables). */
   snapshotEvery?: number;
+  /** Copies of the stream and the snapshot bucket in a JetStream cluster (`nats.replicas`; 1 on a single server). */
+  replicas?: number;
 }
 
 interface Snapshot<S> {
@@ -50,8 +52,8 @@ export class Journal<S, E> {
   /** Opens the journal: creates its stream if needed, loads the snapshot, replays the rest. */
   static async open<S, E>(bus: Bus, spec: JournalSpec<S, E>): Promise<Journal<S, E>> {
     const jsm = await bus.jetstreamManager();
-    await ensureJournalStream(jsm, spec.name);
-    const kv = await new Kvm(bus.nc).create(BUCKETS.snapshots, { history: 1 });
+    await ensureJournalStream(jsm, spec.name, spec.replicas ?? 1);
+    const kv = await new Kvm(bus.nc).create(BUCKETS.snapshots, { history: 1, replicas: spec.replicas ?? 1 });
     const journal = new Journal(bus, spec, kv);
     await journal.replay(jsm);
     return journal;
@@ -137,11 +139,11 @@ export class Journal<S, E> {
   }
 }
 
-export async function ensureJournalStream(jsm: JetStreamManager, name: string): Promise<void> {
+export async function ensureJournalStream(jsm: JetStreamManager, name: string, replicas = 1): Promise<void> {
   const stream = journalStream(name);
   try {
     await jsm.streams.info(stream);
   } catch {
-    await jsm.streams.add({ name: stream, subjects: [journalSubject(name)] });
+    await jsm.streams.add({ name: stream, subjects: [journalSubject(name)], num_replicas: replicas });
   }
 }

@@ -81,7 +81,8 @@ export class Bus {
   static async connect(servers: string, name: string, identity?: NatsIdentity): Promise<Bus> {
     const nc = await connect({
       ...connectionOptions(servers, identity),
-      servers,
+      // A cluster is given as a comma-separated list (`--nats nats://a:4222,nats://b:4222`).
+      servers: servers.split(',').map((s) => s.trim()).filter((s) => s !== ''),
       name,
       maxReconnectAttempts: -1,
       reconnectTimeWait: 200,

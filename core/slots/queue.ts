@@ -75,6 +75,8 @@ export interface QueueLogContext {
   dataDir: string;
   bus: Bus;
   log: Logger;
+  /** Copies of a JetStream-backed log's stream (`nats.replicas`; 1 when absent). */
+  replicas?: number;
 }
 
 /**

@@ -222,7 +222,7 @@ class JetStreamQueueLog implements QueueLog {
       const info = await jsm.streams.info(this.stream);
       this.sealed = info.config.sealed === true;
     } catch {
-      await jsm.streams.add({ name: this.stream, subjects, max_bytes: this.bytesMax, discard: DiscardPolicy.New });
+      await jsm.streams.add({ name: this.stream, subjects, max_bytes: this.bytesMax, discard: DiscardPolicy.New, num_replicas: this.context.replicas ?? 1 });
     }
     await this.readLastOffsets();
   }
