@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { Platform } from '../../actors/platform.js';
 import { makeConfig } from '../../core/config/schema.js';
 import { Bus } from '../../core/nats/bus.js';
-import { GroupMember } from '../../core/queue/member.js';
+import { GroupMember, groupSettled } from '../../core/queue/member.js';
 import { QueueClient } from '../../core/queue/protocol.js';
 import type { GroupDescription } from '../../core/slots/queue.js';
 import { percentiles, type Percentiles } from './storage.js';
@@ -33,11 +33,7 @@ export interface RebalanceResult {
   reassignment: Percentiles;
 }
 
-const settled = (state: GroupDescription | undefined, members: string[]): boolean => {
-  if (state === undefined || state.phase !== 'stable' || state.members.join() !== [...members].sort().join()) return false;
-  for (let p = 0; p < REBALANCE_PARTITIONS; p++) if (state.owners[p] === undefined || state.owners[p] !== state.target[p] || !members.includes(state.owners[p]!)) return false;
-  return true;
-};
+const settled = (state: GroupDescription | undefined, members: string[]): boolean => groupSettled(state, members, REBALANCE_PARTITIONS);
 
 async function until(queue: QueueClient, group: string, check: (state: GroupDescription | undefined) => boolean, timeoutMs = 30_000): Promise<number> {
   const deadline = performance.now() + timeoutMs;

@@ -7,7 +7,7 @@
  * expectations.
  */
 import type { Bus } from '../../core/nats/bus.js';
-import { GroupMember } from '../../core/queue/member.js';
+import { GroupMember, groupSettled } from '../../core/queue/member.js';
 import { QueueClient, type FetchedDelivery } from '../../core/queue/protocol.js';
 import { decodeQueueMessage } from '../../core/queue/message.js';
 import type { GroupDescription } from '../../core/slots/queue.js';
@@ -53,7 +53,12 @@ export class ScenarioConsumers {
   }
 
   private async state(group: string): Promise<GroupDescription | undefined> {
-    return (await this.queue.info()).groupStates.find((g) => g.group === group);
+    return (await this.info(group)).state;
+  }
+
+  private async info(group: string): Promise<{ state: GroupDescription | undefined; partitions: number }> {
+    const info = await this.queue.info();
+    return { state: info.groupStates.find((g) => g.group === group), partitions: info.partitions };
   }
 
   /** Waits until the group is stable with exactly its live members, every partition owned; returns when (performance.now()). */
@@ -61,9 +66,8 @@ export class ScenarioConsumers {
     const live = this.live(group);
     const deadline = performance.now() + timeoutMs;
     for (;;) {
-      const s = await this.state(group);
-      const owned = s !== undefined && Object.keys(s.target).every((p) => s.owners[Number(p)] === s.target[Number(p)]) && Object.values(s.owners).every((m) => live.includes(m));
-      if (s !== undefined && s.phase === 'stable' && owned && s.members.join() === live.join()) return performance.now();
+      const { state: s, partitions } = await this.info(group);
+      if (groupSettled(s, live, partitions)) return performance.now();
       if (performance.now() > deadline) throw new Error(`group ${group} not stable after ${timeoutMs} ms: ${JSON.stringify(s)}`);
       await sleep(5);
     }

@@ -15,7 +15,7 @@ import { createActor } from 'xstate';
 import type { Subscription } from '@nats-io/transport-node';
 import type { Bus } from '../nats/bus.js';
 import { groupEventSubject } from '../subjects.js';
-import type { GroupView } from '../slots/queue.js';
+import type { GroupDescription, GroupView } from '../slots/queue.js';
 import { QueueClient, fenceReason, isFenced, type FetchedDelivery } from './protocol.js';
 import { holding, memberMachine } from './member-machine.js';
 import { CraftError } from '../errors.js';
@@ -200,4 +200,17 @@ export class GroupMember {
     }
     this.machine.stop();
   }
+}
+
+/**
+ * Whether a group has settled on exactly `live` members: the coordinator says stable, and each of
+ * the `partitions` is owned by its target owner, a live member.
+ */
+export function groupSettled(state: GroupDescription | undefined, live: readonly string[], partitions: number): boolean {
+  if (state === undefined || state.phase !== 'stable' || state.members.join() !== [...live].sort().join()) return false;
+  for (let p = 0; p < partitions; p++) {
+    const owner = state.owners[p];
+    if (owner === undefined || owner !== state.target[p] || !live.includes(owner)) return false;
+  }
+  return true;
 }
