@@ -23,6 +23,8 @@ import { CraftError } from '../errors.js';
 export interface GroupMemberOptions {
   group: string;
   member: string;
+  /** How long a fetch waits for the queue's answer (default: its long-poll wait + 5 s). */
+  fetchTimeoutMs?: number;
 }
 
 export class GroupMember {
@@ -36,6 +38,13 @@ export class GroupMember {
   private heartbeatAgain = false;
   private halted = false;
   private joining: Promise<void> | undefined;
+  /**
+   * A fetch or commit went unanswered (timed out, the queue restarting): the queue may have
+   * handed this member deliveries it never received, and commits are cumulative, so committing
+   * anything later would skip them. The member joins again before its next poll — as the same
+   * member, which makes the queue deliver its partitions again from their committed offsets.
+   */
+  private lost = false;
   /** The interval the coordinator asked for. */
   private intervalMs = 1_000;
 
@@ -147,12 +156,21 @@ export class GroupMember {
   async poll(options: { maxMessages?: number; waitMs?: number } = {}): Promise<FetchedDelivery[]> {
     if (this.halted) throw new CraftError('CRAFT_BAD_REQUEST', `member ${this.options.member} of group ${this.options.group} is stopped`);
     if (this.joining !== undefined) await this.joining;
+    if (this.lost) {
+      this.machine.send({ type: 'FENCED' });
+      await this.join();
+      this.lost = false;
+    }
     try {
-      const { deliveries } = await this.queue.fetch({ group: this.options.group, member: this.options.member, generation: this.generation, ...options });
+      const timeoutMs = this.options.fetchTimeoutMs;
+      const { deliveries } = await this.queue.fetch({ group: this.options.group, member: this.options.member, generation: this.generation, ...options }, timeoutMs === undefined ? {} : { timeoutMs });
       for (const d of deliveries) this.uncommitted.set(d.partition, (this.uncommitted.get(d.partition) ?? 0) + 1);
       return deliveries;
     } catch (error) {
-      if (!isFenced(error)) throw error;
+      if (!isFenced(error)) {
+        this.lost = true;
+        throw error;
+      }
       await this.fenced(error);
       return [];
     }
@@ -170,7 +188,11 @@ export class GroupMember {
     try {
       await send();
     } catch (error) {
-      if (!isFenced(error)) throw error;
+      if (!isFenced(error)) {
+        // Unanswered: it may or may not have been applied; joining again settles it.
+        this.lost = true;
+        throw error;
+      }
       await this.fenced(error);
       // A rebalance moved the generation on while these were processed: if the member still
       // holds their partitions, the commit goes again at the new generation (as Kafka's

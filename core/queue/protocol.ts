@@ -178,10 +178,11 @@ export class QueueClient {
     return this.bus.request(SUBJECTS.queueLeave, request);
   }
 
-  async fetch(request: FetchRequest): Promise<{ generation: number; deliveries: FetchedDelivery[] }> {
+  /** `timeoutMs`: how long to wait for the answer (default: the long-poll wait + 5 s). */
+  async fetch(request: FetchRequest, options: { timeoutMs?: number } = {}): Promise<{ generation: number; deliveries: FetchedDelivery[] }> {
     const waitMs = request.waitMs ?? FETCH_WAIT_MS;
     const body = { maxMessages: FETCH_MESSAGES_MAX, maxBytes: NATS_PAYLOAD_BYTES_MAX, waitMs, ...request };
-    const frame = await this.bus.requestRaw(SUBJECTS.queueFetch, encodeJson(body), { timeoutMs: waitMs + 5_000 });
+    const frame = await this.bus.requestRaw(SUBJECTS.queueFetch, encodeJson(body), { timeoutMs: options.timeoutMs ?? waitMs + 5_000 });
     return decodeFetchFrame(frame);
   }
 
