@@ -129,10 +129,16 @@ export class QueueActor extends Actor {
     });
     for (const group of this.journal.state.groups) this.groups.add(group);
     await this.openCoordinator();
+    let ticking = false;
     this.tickTimer = setInterval(() => {
-      if (this.coordinator === undefined) return;
-      this.coordinator.tick(this.clock.now());
-      for (const group of this.groups) void this.afterChange(group).catch((error: unknown) => this.crash(error));
+      if (this.coordinator === undefined || ticking) return;
+      ticking = true;
+      void (async () => {
+        await this.coordinator.tick(this.clock.now());
+        for (const group of this.groups) await this.afterChange(group);
+      })()
+        .catch((error: unknown) => this.crash(error))
+        .finally(() => (ticking = false));
     }, GROUP_TICK_MS);
     this.tickTimer.unref();
     const choice = await currentChoice(this.context, 'queue.log');
@@ -152,25 +158,37 @@ export class QueueActor extends Actor {
 
   protected override async onStop(): Promise<void> {
     clearInterval(this.tickTimer);
+    await this.coordinator?.close?.();
     for (const epoch of this.open.values()) await epoch.log.close();
   }
 
   protected override async onCrash(): Promise<void> {
     clearInterval(this.tickTimer);
+    await this.coordinator?.close?.().catch(() => undefined);
     for (const epoch of this.open.values()) await epoch.log.close().catch(() => undefined);
   }
 
   /** Opens the `queue.groups` plugin chosen now, at every group's journaled generation. */
   private async openCoordinator(choice?: { id: string; options: Record<string, unknown> }): Promise<void> {
     const chosen = choice ?? (await currentChoice(this.context, 'queue.groups'));
-    const coordinator = this.context.registry.instantiate('queue.groups', chosen.id, { partitions: this.partitions, log: this.log.child('groups') }, chosen.options);
+    const coordinator = this.context.registry.instantiate('queue.groups', chosen.id, { partitions: this.partitions, log: this.log.child('groups'), bus: this.bus, replicas: this.context.config.nats.replicas }, chosen.options);
+    await coordinator.open?.();
     for (const group of this.groups) {
       const generation = Math.max(this.journal.state.generations?.[group] ?? 0, this.seen.get(group)?.generation ?? 0);
       coordinator.restore(group, generation);
     }
+    const previous = this.coordinator;
     this.coordinator = coordinator;
     this.coordinatorId = chosen.id;
     this.seen.clear();
+    // A coordinator that keeps its groups outside the process (phase 3) brings them back with
+    // their members: nothing moved, nobody is fenced.
+    for (const group of coordinator.groups()) {
+      this.groups.add(group);
+      const kept = coordinator.describe(group);
+      if (kept !== undefined && kept.members.length > 0) this.seen.set(group, kept);
+    }
+    await previous?.close?.();
   }
 
   /**
@@ -258,7 +276,7 @@ export class QueueActor extends Actor {
       this.groups.add(request.group);
     }
     const known = this.coordinator.describe(request.group)?.members.includes(request.member) === true;
-    const view = this.coordinator.join(request.group, request.member, this.clock.now());
+    const view = await this.coordinator.join(request.group, request.member, this.clock.now());
     // A member joining again under its id lost what it had in flight: its partitions are delivered again.
     await this.afterChange(request.group, known ? request.member : undefined);
     return view;
@@ -268,7 +286,7 @@ export class QueueActor extends Actor {
     if (typeof request?.group !== 'string' || typeof request.member !== 'string' || (request.holding !== undefined && !Array.isArray(request.holding))) {
       throw new CraftError('CRAFT_BAD_REQUEST', 'heartbeat needs {group, member, holding?: number[]}');
     }
-    const view = this.coordinator.heartbeat(request.group, request.member, request.holding, this.clock.now());
+    const view = await this.coordinator.heartbeat(request.group, request.member, request.holding, this.clock.now());
     await this.afterChange(request.group);
     if (typeof view === 'string') throw fenced(request.group, view, this.coordinator.describe(request.group)?.generation ?? 0);
     return view;
@@ -276,7 +294,7 @@ export class QueueActor extends Actor {
 
   private async leave(request: LeaveRequest): Promise<{ left: boolean }> {
     if (typeof request?.group !== 'string' || typeof request.member !== 'string') throw new CraftError('CRAFT_BAD_REQUEST', 'leave needs {group, member}');
-    this.coordinator.leave(request.group, request.member, this.clock.now());
+    await this.coordinator.leave(request.group, request.member, this.clock.now());
     await this.afterChange(request.group);
     return { left: true };
   }
@@ -290,7 +308,7 @@ export class QueueActor extends Actor {
    */
   private async consumable(request: FetchRequest): Promise<Set<number> | CraftError> {
     if (!this.groups.has(request.group)) return fenced(request.group, 'UNKNOWN_MEMBER', 0);
-    this.coordinator.heartbeat(request.group, request.member, undefined, this.clock.now());
+    await this.coordinator.heartbeat(request.group, request.member, undefined, this.clock.now());
     await this.afterChange(request.group);
     const partitions = this.coordinator.consumable(request.group, request.member, request.generation);
     if (typeof partitions === 'string') return fenced(request.group, partitions, this.coordinator.describe(request.group)?.generation ?? 0);
@@ -446,7 +464,11 @@ export class QueueActor extends Actor {
       const from = this.coordinatorId;
       await this.openCoordinator({ id: request.plugin, options: request.options });
       for (const group of this.groups) this.bus.publish(groupEventSubject(group), { group, coordinator: request.plugin });
-      return { slot: 'queue.groups', from, to: request.plugin, tookMs: this.clock.now() - started, detail: 'members are fenced once (unknown to the new coordinator) and join again; generations continue' };
+      const kept = [...this.groups].filter((g) => (this.coordinator.describe(g)?.members.length ?? 0) > 0);
+      const detail = kept.length > 0
+        ? `the new coordinator took over ${kept.join(', ')} from its lease bucket with their members: nobody is fenced`
+        : 'members are fenced once (unknown to the new coordinator) and join again; generations continue';
+      return { slot: 'queue.groups', from, to: request.plugin, tookMs: this.clock.now() - started, detail };
     }
     invariant(request.slot === 'queue.log', `queue actor asked to swap ${request.slot}`);
     const started = this.clock.now();

@@ -145,4 +145,6 @@ export const queueLogSubject = (epoch: number, partition: number): string => `cr
 export const BUCKETS = {
   /** Journal snapshots: key = journal name, value = `{seq, state}`. */
   snapshots: 'craft-snapshots',
+  /** Consumer-group leases and assignments (queue phase 3, `queue.kv-leases`): `<group>.lease.<member>`, `<group>.state`. */
+  groups: 'craft-queue-groups',
 } as const;

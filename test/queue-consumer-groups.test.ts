@@ -19,11 +19,14 @@ const PARTITIONS = 6;
 const SESSION_MS = 800;
 const HEARTBEAT_MS = 150;
 
-async function queuePlatform(t: Test, assignor: string) {
+/** Phase 2 keeps groups in the coordinator's memory, phase 3 in a KV bucket; the properties hold for both. */
+const COORDINATORS = ['queue.consumer-groups', 'queue.kv-leases'] as const;
+
+async function queuePlatform(t: Test, assignor: string, coordinator: string = COORDINATORS[0]) {
   const platform = await startPlatform(t, {
     actors: ['control', 'queue'],
     queue: { partitions: PARTITIONS },
-    plugins: { 'queue.log': 'craft0.memory-queue', 'queue.groups': { id: 'queue.consumer-groups', options: { assignor, sessionTimeoutMs: SESSION_MS, heartbeatIntervalMs: HEARTBEAT_MS } } },
+    plugins: { 'queue.log': 'craft0.memory-queue', 'queue.groups': { id: coordinator, options: { assignor, sessionTimeoutMs: SESSION_MS, heartbeatIntervalMs: HEARTBEAT_MS } } },
   });
   const bus = await Bus.connect(platform.natsUrl, 'members', platform.natsIdentity('admin'));
   t.teardown(() => bus.close());
@@ -42,9 +45,9 @@ function settledOn(state: GroupDescription | undefined, live: string[]): boolean
   return true;
 }
 
-for (const assignor of ['range', 'cooperative-sticky']) {
-  t.test(`${assignor}: members share the partitions; a crashed member's move within its session; nothing produced is lost`, async (t) => {
-    const { queue, bus } = await queuePlatform(t, assignor);
+for (const [coordinator, assignor] of [[COORDINATORS[0], 'range'], [COORDINATORS[0], 'cooperative-sticky'], [COORDINATORS[1], 'cooperative-sticky']] as const) {
+  t.test(`${coordinator}, ${assignor}: members share the partitions; a crashed member's move within its session; nothing produced is lost`, async (t) => {
+    const { queue, bus } = await queuePlatform(t, assignor, coordinator);
     const members = ['a', 'b', 'c'].map((id) => new GroupMember(bus, { group: 'g', member: id }));
     for (const m of members) await m.start();
     t.teardown(() => Promise.all(members.map((m) => m.stop({ leave: false }).catch(() => undefined))));
@@ -126,8 +129,8 @@ t.test('a fetch whose answer the member never got loses nothing: the member join
   t.ok(done, `every message consumed, those of the unanswered fetch too (missing: ${everything.filter((id) => !consumed.has(id)).join(', ') || 'none'})`);
 });
 
-t.test('property: after any joins, leaves, crashes and heartbeat losses, once stable every partition has exactly one live owner and stale commits are refused', async (t) => {
-  const { queue, bus } = await queuePlatform(t, 'cooperative-sticky');
+for (const coordinator of COORDINATORS) t.test(`${coordinator} property: after any joins, leaves, crashes and heartbeat losses, once stable every partition has exactly one live owner and stale commits are refused`, async (t) => {
+  const { queue, bus } = await queuePlatform(t, 'cooperative-sticky', coordinator);
   let round = 0;
   await fc.assert(
     fc.asyncProperty(fc.array(fc.record({ op: fc.constantFrom('join', 'leave', 'crash'), who: fc.integer({ min: 0, max: 4 }) }), { minLength: 1, maxLength: 8 }), async (ops) => {
@@ -164,7 +167,7 @@ t.test('property: after any joins, leaves, crashes and heartbeat losses, once st
         for (const m of all) await m.stop({ leave: true }).catch(() => undefined);
       }
     }),
-    { numRuns: 12 },
+    { numRuns: coordinator === COORDINATORS[0] ? 12 : 8 },
   );
   t.pass('held for every generated history');
 });

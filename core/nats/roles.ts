@@ -50,7 +50,7 @@ const ROLE_PERMISSIONS: Record<NatsRole, RolePermissions> = {
     subscribe: [...ACTOR_SUBSCRIBE, 'craft.control.>'],
   },
   queue: {
-    publish: [...ACTOR_PUBLISH, SUBJECTS.queueEvents, `${SUBJECTS.queueGroupsPrefix}.>`, 'craft.queue.log.>', ...JETSTREAM],
+    publish: [...ACTOR_PUBLISH, SUBJECTS.queueEvents, `${SUBJECTS.queueGroupsPrefix}.>`, 'craft.queue.log.>', ...JETSTREAM, `$KV.${BUCKETS.groups}.>`],
     subscribe: [...ACTOR_SUBSCRIBE, 'craft.queue.>'],
   },
   storage: {

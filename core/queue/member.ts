@@ -27,6 +27,16 @@ export interface GroupMemberOptions {
   fetchTimeoutMs?: number;
 }
 
+/**
+ * Whether a request may have been carried out without its answer reaching the member. Nobody
+ * listening (the queue down), overloaded (refused before anything was taken) and a crashed queue
+ * actor (it restarts with its readers at the committed offsets, so whatever it handed out comes
+ * again) are not: the member polls again as it is.
+ */
+function unanswered(error: unknown): boolean {
+  return !(error instanceof CraftError && ['CRAFT_NO_RESPONDERS', 'CRAFT_OVERLOADED', 'CRAFT_ACTOR_CRASHED'].includes(error.code));
+}
+
 export class GroupMember {
   private readonly queue: QueueClient;
   private readonly machine;
@@ -45,6 +55,7 @@ export class GroupMember {
    * member, which makes the queue deliver its partitions again from their committed offsets.
    */
   private lost = false;
+  private joined = 0;
   /** The interval the coordinator asked for. */
   private intervalMs = 1_000;
 
@@ -66,6 +77,11 @@ export class GroupMember {
     return this.machine.getSnapshot().context.consuming;
   }
 
+  /** How often this member joined (once, plus once per fencing or unanswered request). */
+  get joins(): number {
+    return this.joined;
+  }
+
   /** Stopped (left, or stopped heartbeating as a crash would): it polls and commits no more. */
   get stopped(): boolean {
     return this.halted;
@@ -85,6 +101,7 @@ export class GroupMember {
     this.joining ??= (async () => {
       this.machine.send({ type: 'JOIN' });
       const view = await this.queue.join({ group: this.options.group, member: this.options.member });
+      this.joined += 1;
       this.uncommitted.clear();
       this.answer(view);
     })().finally(() => (this.joining = undefined));
@@ -168,7 +185,7 @@ export class GroupMember {
       return deliveries;
     } catch (error) {
       if (!isFenced(error)) {
-        this.lost = true;
+        this.lost ||= unanswered(error);
         throw error;
       }
       await this.fenced(error);
@@ -190,7 +207,7 @@ export class GroupMember {
     } catch (error) {
       if (!isFenced(error)) {
         // Unanswered: it may or may not have been applied; joining again settles it.
-        this.lost = true;
+        this.lost ||= unanswered(error);
         throw error;
       }
       await this.fenced(error);

@@ -110,14 +110,17 @@ export interface GroupDescription {
 }
 
 export interface GroupCoordinator {
+  /** Opens what the coordinator keeps outside the process (phase 3: its lease bucket, and the groups found there). */
+  open?(): Promise<void>;
+  close?(): Promise<void>;
   /** After a restart: the group existed with this generation; the next generation is above it, so no stale member's generation comes back. */
   restore(group: string, generation: number): void;
-  join(group: string, member: string, nowMs: number): GroupView;
+  join(group: string, member: string, nowMs: number): GroupView | Promise<GroupView>;
   /** `holding`: the partitions the member still holds (undefined: everything it owns — a fetch counts as a heartbeat). */
-  heartbeat(group: string, member: string, holding: number[] | undefined, nowMs: number): GroupView | GroupRefusal;
-  leave(group: string, member: string, nowMs: number): void;
+  heartbeat(group: string, member: string, holding: number[] | undefined, nowMs: number): GroupView | GroupRefusal | Promise<GroupView | GroupRefusal>;
+  leave(group: string, member: string, nowMs: number): void | Promise<void>;
   /** Expires members whose session ran out. */
-  tick(nowMs: number): void;
+  tick(nowMs: number): void | Promise<void>;
   /** Whether `member` at `generation` may commit `partition`. */
   fence(group: string, member: string, generation: number, partition: number): GroupRefusal | 'OK';
   /** The partitions a fetch of `member` at `generation` may take from: owned and not being given up. */
@@ -129,4 +132,8 @@ export interface GroupCoordinator {
 export interface GroupCoordinatorContext {
   partitions: number;
   log: Logger;
+  /** The queue actor's connection (phase 3 keeps its leases in a JetStream KV bucket). */
+  bus: Bus;
+  /** Copies of a bucket in a JetStream cluster (`nats.replicas`; 1 when absent). */
+  replicas?: number;
 }

@@ -325,7 +325,7 @@ class JetStreamQueueLog implements QueueLog {
 export default definePlugin({
   id: 'queue.jetstream',
   craft: 2,
-  phase: 0,
+  phase: 3,
   slot: 'queue.log',
   version: '1.0.0',
   summary: 'Platform default: JetStream stream per epoch, durable pull consumers with cumulative acks',

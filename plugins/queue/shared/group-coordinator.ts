@@ -47,7 +47,12 @@ export type GroupEvent =
   | { type: 'JOIN'; member: string; atMs: number }
   | { type: 'HEARTBEAT'; member: string; atMs: number; holding: number[] }
   | { type: 'LEAVE'; member: string; atMs: number }
-  | { type: 'TICK'; atMs: number };
+  | { type: 'TICK'; atMs: number }
+  /** Adopts a group's state as stored elsewhere (phase 3's lease bucket, written by another coordinator or before a restart). */
+  | { type: 'RESTORE'; state: GroupState };
+
+/** What a coordinator stores of a group to take it over: everything the machine decides. */
+export type GroupState = Pick<GroupContext, 'generation' | 'members' | 'owners' | 'target'>;
 
 export interface GroupInput {
   assignor: AssignorName;
@@ -124,12 +129,18 @@ export const groupMachine = setup({
   guards: {
     isNewMember: ({ context, event }) => event.type === 'JOIN' && context.members[event.member] === undefined,
     isMember: ({ context, event }) => 'member' in event && context.members[event.member] !== undefined,
-    someoneExpired: ({ context, event }) => expiredAt(context, event.atMs).length > 0,
+    someoneExpired: ({ context, event }) => 'atMs' in event && expiredAt(context, event.atMs).length > 0,
     settled: ({ context }) => Object.keys(context.target).every((p) => context.owners[Number(p)] === context.target[Number(p)]),
     nobodyLeft: ({ context }) => Object.keys(context.members).length === 0,
   },
   actions: {
+    restore: assign(({ event }) => {
+      if (event.type !== 'RESTORE') return {};
+      const { generation, members, owners, target } = event.state;
+      return { generation, members: { ...members }, owners: { ...owners }, target: { ...target } };
+    }),
     expire: assign(({ context, event }) => {
+      if (!('atMs' in event)) return {};
       const gone = expiredAt(context, event.atMs);
       if (gone.length === 0) return {};
       const next = without(context, gone);
@@ -166,6 +177,7 @@ export const groupMachine = setup({
   // Sessions are checked first on every event; a group that lost its last member is empty again.
   on: {
     TICK: { guard: 'someoneExpired', actions: 'expire', target: '.checking' },
+    RESTORE: { actions: 'restore', target: '.checking' },
   },
   states: {
     empty: {

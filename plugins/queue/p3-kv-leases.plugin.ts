@@ -1,0 +1,410 @@
+/**
+ * Craft #2 phase 3: consumer groups whose state lives in NATS, not in the coordinator's memory.
+ * The decisions are phase 2's (the same xstate coordinator, shared/group-coordinator.ts, and the
+ * same assignors); what changes is where membership and assignment are kept:
+ *
+ * - **Leases**: each member is a key `<group>.lease.<member>` in the JetStream KV bucket
+ *   `craft-queue-groups` (R3 with `nats.replicas: 3`), renewed by its heartbeats (at most every
+ *   half heartbeat interval: fetches count as heartbeats and come hundreds a second). Renewals
+ *   carry the revision the coordinator last wrote (`update(key, value, revision)`): if anyone
+ *   else wrote the lease meanwhile — another coordinator took the member over — the renewal is
+ *   refused and the coordinator adopts what the bucket says. NATS 2.9 has no per-key TTL: the
+ *   coordinator expires a lease whose last renewal is older than the session, deleting it with
+ *   the revision it read, so a lease renewed meanwhile elsewhere is not deleted.
+ * - **Assignment**: `<group>.state` holds the generation, owners and target, written with the
+ *   revision it replaces. The generation is the fencing token: two coordinators cannot both move
+ *   a group on from the same state — the second write is refused, that coordinator adopts the
+ *   bucket and decides again from there.
+ * - **Watches**: the coordinator watches the bucket; a lease or state written by anyone else
+ *   (a second coordinator, an operator deleting a lease) makes it adopt that group — a rebalance
+ *   when membership changed.
+ *
+ * What a learner measures against phase 2: a restarted queue actor, or a swap between two
+ * instances of this plugin, finds every group with its members, generations and owners — nobody
+ * is fenced, nothing is rejoined or delivered again — where phase 2 forgets them all. The price
+ * is a KV write (a replicated one in a cluster) on every membership change and lease renewal.
+ */
+import { randomUUID } from 'node:crypto';
+import { z } from 'zod';
+import { createActor, type Actor as XActor } from 'xstate';
+import { Kvm, KvWatchInclude, type KV, type KvEntry } from '@nats-io/kv';
+import type { QueuedIterator } from '@nats-io/transport-node';
+import { definePlugin } from '../../core/plugins/define.js';
+import { CraftError } from '../../core/errors.js';
+import { RETRY_AFTER_S } from '../../core/defaults.js';
+import { BUCKETS } from '../../core/subjects.js';
+import type { GroupCoordinator, GroupCoordinatorContext, GroupDescription, GroupRefusal, GroupView } from '../../core/slots/queue.js';
+import { groupMachine, heartbeatAnswer, fenceCommit, ownedBy, type GroupState } from './shared/group-coordinator.js';
+import { ASSIGNORS } from './shared/assignors.js';
+
+const optionsSchema = z
+  .object({
+    assignor: z.enum(ASSIGNORS).default('cooperative-sticky'),
+    /** A member whose lease was not renewed for this long is expired and its partitions move (seed: 30 s). */
+    sessionTimeoutMs: z.number().int().min(100).default(30_000),
+    /** How often members heartbeat (seed: 5 s); a lease is written at most every half of it. */
+    heartbeatIntervalMs: z.number().int().min(10).default(5_000),
+    /** The bucket (one per platform; tests and benchmarks may use their own). */
+    bucket: z.string().regex(/^[A-Za-z0-9_-]+$/).default(BUCKETS.groups),
+  })
+  .strict();
+type Options = z.output<typeof optionsSchema>;
+
+type GroupActor = XActor<typeof groupMachine>;
+
+/** A lease as stored: who, which incarnation (a new one per join), when it was last renewed. */
+interface Lease {
+  group: string;
+  member: string;
+  incarnation: string;
+  renewedAtMs: number;
+}
+
+/** An assignment as stored. */
+interface StoredState {
+  group: string;
+  generation: number;
+  /** Member → the generation it last heard. */
+  members: Record<string, number>;
+  owners: Record<number, string>;
+  target: Record<number, string>;
+}
+
+interface Group {
+  name: string;
+  actor: GroupActor;
+  /** Revision of `<group>.state` as this coordinator last wrote or read it (0: none). */
+  stateRevision: number;
+  /** The state as last stored, to write only on change. */
+  storedJson: string;
+  leases: Map<string, { incarnation: string; revision: number; renewedAtMs: number }>;
+  /** Operations on one group run one at a time. */
+  lock: Promise<unknown>;
+}
+
+/** A KV key token for any group or member name: `[A-Za-z0-9_-]` kept, every other UTF-8 byte as `=XX`. */
+export function keyToken(name: string): string {
+  let out = '';
+  for (const byte of Buffer.from(name, 'utf8')) {
+    const c = String.fromCharCode(byte);
+    out += /[A-Za-z0-9_-]/.test(c) ? c : `=${byte.toString(16).toUpperCase().padStart(2, '0')}`;
+  }
+  return out;
+}
+
+/** The other writer won: the revision a write expected is not the key's any more. */
+const isConflict = (error: unknown): boolean =>
+  (error as { code?: unknown })?.code === 10071 || /wrong last sequence|key exists/i.test(error instanceof Error ? error.message : String(error));
+
+function unavailable(what: string, error: unknown): CraftError {
+  if (error instanceof CraftError) return error;
+  return new CraftError('CRAFT_TIMEOUT', `${what}: ${error instanceof Error ? error.message : String(error)}`, { cause: error, details: { retryAfterS: RETRY_AFTER_S } });
+}
+
+/** Raised inside an operation when the bucket changed under it: the group is adopted and the operation runs again. */
+class Conflict extends Error {}
+
+const ATTEMPTS_MAX = 4;
+
+class KvLeaseGroups implements GroupCoordinator {
+  private kv!: KV;
+  private watcher: QueuedIterator<KvEntry> | undefined;
+  private readonly groupsByName = new Map<string, Group>();
+  /** Generations restored from the queue's journal: a group never goes below them. */
+  private readonly restored = new Map<string, number>();
+  /** Lease keys this coordinator deleted: their delete markers coming back through the watch are its own. */
+  private readonly deleted = new Set<string>();
+  private closed = false;
+
+  constructor(
+    private readonly context: GroupCoordinatorContext,
+    private readonly options: Options,
+  ) {}
+
+  private leaseKey(group: string, member: string): string {
+    return `${keyToken(group)}.lease.${keyToken(member)}`;
+  }
+
+  private stateKey(group: string): string {
+    return `${keyToken(group)}.state`;
+  }
+
+  async open(): Promise<void> {
+    this.kv = await new Kvm(this.context.bus.nc).create(this.options.bucket, { history: 1, replicas: this.context.replicas ?? 1 });
+    const names = new Set<string>();
+    for await (const key of await this.kv.keys(`*.state`)) {
+      const entry = await this.kv.get(key);
+      if (entry !== null && entry.operation === 'PUT') names.add((entry.json() as StoredState).group);
+    }
+    for await (const key of await this.kv.keys(`*.lease.*`)) {
+      const entry = await this.kv.get(key);
+      if (entry !== null && entry.operation === 'PUT') names.add((entry.json() as Lease).group);
+    }
+    for (const name of names) await this.adopt(this.group(name));
+    this.watcher = await this.kv.watch({ key: '>', include: KvWatchInclude.UpdatesOnly });
+    void this.watch(this.watcher);
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.watcher?.stop();
+    for (const g of this.groupsByName.values()) {
+      await g.lock.catch(() => undefined);
+      g.actor.stop();
+    }
+  }
+
+  /** Anything written by someone else makes this coordinator adopt that group from the bucket. */
+  private async watch(watcher: QueuedIterator<KvEntry>): Promise<void> {
+    try {
+      for await (const entry of watcher) {
+        if (this.closed) break;
+        const g = [...this.groupsByName.values()].find((x) => entry.key.startsWith(`${keyToken(x.name)}.`));
+        const name = g?.name ?? (entry.operation === 'PUT' ? (entry.json() as { group?: string }).group : undefined);
+        if (name === undefined) continue;
+        const group = this.group(name);
+        if (this.knows(group, entry)) continue;
+        await this.locked(group, () => this.adopt(group)).catch((error: unknown) => this.context.log.warn('adopting a group from the lease bucket failed; the next change tries again', { group: name, error: String(error) }));
+      }
+    } catch (error) {
+      if (!this.closed) this.context.log.warn('lease bucket watch ended', { error: String(error) });
+    }
+  }
+
+  /** Whether a watched entry is one this coordinator wrote (or already read). */
+  private knows(group: Group, entry: KvEntry): boolean {
+    if (entry.operation !== 'PUT' && this.deleted.delete(entry.key)) return true;
+    if (entry.key === this.stateKey(group.name)) return entry.revision <= group.stateRevision;
+    for (const [member, lease] of group.leases) if (entry.key === this.leaseKey(group.name, member)) return entry.operation === 'PUT' && entry.revision <= lease.revision;
+    return false;
+  }
+
+  private group(name: string): Group {
+    let g = this.groupsByName.get(name);
+    if (g === undefined) {
+      const input = { assignor: this.options.assignor, partitions: this.context.partitions, sessionTimeoutMs: this.options.sessionTimeoutMs, generation: this.restored.get(name) ?? 0 };
+      const actor = createActor(groupMachine, { input });
+      actor.start();
+      g = { name, actor, stateRevision: 0, storedJson: '', leases: new Map(), lock: Promise.resolve() };
+      this.groupsByName.set(name, g);
+    }
+    return g;
+  }
+
+  private locked<T>(g: Group, operation: () => Promise<T>): Promise<T> {
+    const run = g.lock.then(operation, operation);
+    g.lock = run.catch(() => undefined);
+    return run;
+  }
+
+  /**
+   * Runs an operation on a group and stores what it changed; when the bucket changed under it
+   * (another writer), adopts the bucket's state and runs it again from there.
+   */
+  private async operate<T>(name: string, operation: (g: Group) => Promise<T> | T): Promise<T> {
+    const g = this.group(name);
+    return this.locked(g, async () => {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          const result = await operation(g);
+          await this.store(g);
+          return result;
+        } catch (error) {
+          if (!(error instanceof Conflict) || attempt >= ATTEMPTS_MAX) throw unavailable(`consumer group ${name} in ${this.options.bucket}`, error);
+          await this.adopt(g);
+        }
+      }
+    });
+  }
+
+  /** Reads the group's leases and state from the bucket and makes them the machine's. */
+  private async adopt(g: Group): Promise<void> {
+    const token = keyToken(g.name);
+    const leases = new Map<string, { incarnation: string; revision: number; renewedAtMs: number }>();
+    for await (const key of await this.kv.keys(`${token}.lease.*`)) {
+      const entry = await this.kv.get(key);
+      if (entry === null || entry.operation !== 'PUT') continue;
+      const lease = entry.json() as Lease;
+      leases.set(lease.member, { incarnation: lease.incarnation, revision: entry.revision, renewedAtMs: lease.renewedAtMs });
+    }
+    const entry = await this.kv.get(this.stateKey(g.name));
+    const stored = entry !== null && entry.operation === 'PUT' ? (entry.json() as StoredState) : undefined;
+    g.stateRevision = entry?.revision ?? 0;
+    g.storedJson = stored === undefined ? '' : JSON.stringify(stored);
+    g.leases = leases;
+    const generation = Math.max(stored?.generation ?? 0, this.restored.get(g.name) ?? 0, g.actor.getSnapshot().context.generation);
+    // The members both the state and a lease know; then joins for leases the state has not
+    // seen yet and leaves for members whose lease is gone — the machine rebalances for them.
+    const members: GroupState['members'] = {};
+    for (const [m, heard] of Object.entries(stored?.members ?? {})) {
+      const lease = leases.get(m);
+      if (lease !== undefined) members[m] = { lastHeartbeatMs: lease.renewedAtMs, generation: heard };
+    }
+    const owners: Record<number, string> = {};
+    for (const [p, m] of Object.entries(stored?.owners ?? {})) if (members[m] !== undefined) owners[Number(p)] = m;
+    const target: Record<number, string> = {};
+    for (const [p, m] of Object.entries(stored?.target ?? {})) if (members[m] !== undefined) target[Number(p)] = m;
+    g.actor.send({ type: 'RESTORE', state: { generation, members, owners, target } });
+    const storedMembers = new Set(Object.keys(stored?.members ?? {}));
+    for (const [m, lease] of leases) if (members[m] === undefined) g.actor.send({ type: 'JOIN', member: m, atMs: lease.renewedAtMs });
+    for (const m of storedMembers) if (!leases.has(m)) g.actor.send({ type: 'LEAVE', member: m, atMs: 0 });
+  }
+
+  /** Writes the group's state when it changed, with the revision it replaces. */
+  private async store(g: Group): Promise<void> {
+    const { generation, members, owners, target } = g.actor.getSnapshot().context;
+    const state: StoredState = { group: g.name, generation, members: Object.fromEntries(Object.entries(members).map(([m, s]) => [m, s.generation])), owners, target };
+    const json = JSON.stringify(state);
+    if (json === g.storedJson) return;
+    try {
+      g.stateRevision = g.stateRevision === 0 ? await this.kv.create(this.stateKey(g.name), json) : await this.kv.update(this.stateKey(g.name), json, g.stateRevision);
+      g.storedJson = json;
+    } catch (error) {
+      if (isConflict(error)) throw new Conflict(`state of ${g.name} changed under us`);
+      throw error;
+    }
+  }
+
+  /** Writes a member's lease: a join replaces whatever was there; a renewal expects the revision it last wrote. */
+  private async writeLease(g: Group, member: string, nowMs: number, how: 'join' | 'renew'): Promise<void> {
+    const known = g.leases.get(member);
+    const incarnation = how === 'join' || known === undefined ? randomUUID() : known.incarnation;
+    const lease: Lease = { group: g.name, member, incarnation, renewedAtMs: nowMs };
+    const key = this.leaseKey(g.name, member);
+    let revision: number;
+    try {
+      revision = how === 'join' ? await this.kv.put(key, JSON.stringify(lease)) : await this.kv.update(key, JSON.stringify(lease), known?.revision ?? 0);
+    } catch (error) {
+      if (isConflict(error)) throw new Conflict(`lease of ${member} in ${g.name} changed under us`);
+      throw error;
+    }
+    g.leases.set(member, { incarnation, revision, renewedAtMs: nowMs });
+  }
+
+  /** Deletes a lease if it is still at `revision` (otherwise someone renewed it: a conflict). */
+  private async deleteLease(g: Group, member: string, revision: number): Promise<void> {
+    const key = this.leaseKey(g.name, member);
+    this.deleted.add(key);
+    try {
+      await this.kv.delete(key, { previousSeq: revision });
+    } catch (error) {
+      this.deleted.delete(key);
+      if (isConflict(error)) throw new Conflict(`lease of ${member} in ${g.name} changed under us`);
+      throw error;
+    }
+    g.leases.delete(member);
+  }
+
+  private view(g: Group, member: string): GroupView | GroupRefusal {
+    const answer = heartbeatAnswer(g.actor.getSnapshot().context, member);
+    if ('error' in answer) return answer.error;
+    return { ...answer, heartbeatIntervalMs: this.options.heartbeatIntervalMs, sessionTimeoutMs: this.options.sessionTimeoutMs };
+  }
+
+  restore(group: string, generation: number): void {
+    this.restored.set(group, Math.max(generation, this.restored.get(group) ?? 0));
+    const g = this.groupsByName.get(group);
+    if (g !== undefined && g.actor.getSnapshot().context.generation < generation) {
+      const { members, owners, target } = g.actor.getSnapshot().context;
+      g.actor.send({ type: 'RESTORE', state: { generation, members, owners, target } });
+    }
+  }
+
+  join(group: string, member: string, nowMs: number): Promise<GroupView> {
+    return this.operate(group, async (g) => {
+      await this.writeLease(g, member, nowMs, 'join');
+      // A known member joining again is a new incarnation: leave and join (static membership, as phase 2).
+      if (g.actor.getSnapshot().context.members[member] !== undefined) g.actor.send({ type: 'LEAVE', member, atMs: nowMs });
+      g.actor.send({ type: 'JOIN', member, atMs: nowMs });
+      return this.view(g, member) as GroupView;
+    });
+  }
+
+  heartbeat(group: string, member: string, holding: number[] | undefined, nowMs: number): Promise<GroupView | GroupRefusal> {
+    return this.operate(group, async (g) => {
+      const context = g.actor.getSnapshot().context;
+      const lease = g.leases.get(member);
+      if (context.members[member] === undefined || lease === undefined) return 'UNKNOWN_MEMBER' as const;
+      const incarnation = lease.incarnation;
+      if (nowMs - lease.renewedAtMs >= this.options.heartbeatIntervalMs / 2) {
+        try {
+          await this.writeLease(g, member, nowMs, 'renew');
+        } catch (error) {
+          if (!(error instanceof Conflict)) throw error;
+          // Someone else wrote this member's lease. A new incarnation (the member joined again
+          // through another coordinator) fences this one; our own is renewed on the bucket's revision.
+          await this.adopt(g);
+          if (g.leases.get(member)?.incarnation !== incarnation || g.actor.getSnapshot().context.members[member] === undefined) return 'UNKNOWN_MEMBER' as const;
+          await this.writeLease(g, member, nowMs, 'renew');
+        }
+      }
+      g.actor.send({ type: 'HEARTBEAT', member, atMs: nowMs, holding: holding ?? ownedBy(g.actor.getSnapshot().context, member) });
+      return this.view(g, member);
+    });
+  }
+
+  leave(group: string, member: string, nowMs: number): Promise<void> {
+    return this.operate(group, async (g) => {
+      const lease = g.leases.get(member);
+      g.actor.send({ type: 'LEAVE', member, atMs: nowMs });
+      if (lease !== undefined) {
+        await this.deleteLease(g, member, lease.revision);
+      }
+    });
+  }
+
+  /** Expires members whose lease ran out; the bucket is told, with the revision that expired. */
+  async tick(nowMs: number): Promise<void> {
+    for (const g of this.groupsByName.values()) {
+      const before = Object.keys(g.actor.getSnapshot().context.members);
+      await this.operate(g.name, async () => {
+        g.actor.send({ type: 'TICK', atMs: nowMs });
+        const after = g.actor.getSnapshot().context.members;
+        for (const m of before) {
+          const lease = g.leases.get(m);
+          if (after[m] !== undefined || lease === undefined) continue;
+          // Renewed elsewhere meanwhile (a conflict): not expired after all — the group is adopted.
+          await this.deleteLease(g, m, lease.revision);
+        }
+      }).catch((error: unknown) => this.context.log.warn('expiring leases failed; the next tick tries again', { group: g.name, error: String(error) }));
+    }
+  }
+
+  fence(group: string, member: string, generation: number, partition: number): GroupRefusal | 'OK' {
+    const g = this.groupsByName.get(group);
+    if (g === undefined) return 'UNKNOWN_MEMBER';
+    return fenceCommit(g.actor.getSnapshot().context, member, generation, partition);
+  }
+
+  consumable(group: string, member: string, generation: number): number[] | GroupRefusal {
+    const g = this.groupsByName.get(group);
+    if (g === undefined) return 'UNKNOWN_MEMBER';
+    const context = g.actor.getSnapshot().context;
+    if (context.members[member] === undefined) return 'UNKNOWN_MEMBER';
+    if (generation !== context.generation) return 'ILLEGAL_GENERATION';
+    return ownedBy(context, member).filter((p) => context.target[p] === member);
+  }
+
+  describe(group: string): GroupDescription | undefined {
+    const g = this.groupsByName.get(group);
+    if (g === undefined) return undefined;
+    const snapshot = g.actor.getSnapshot();
+    const { generation, members, owners, target } = snapshot.context;
+    return { group, phase: String(snapshot.value), generation, members: Object.keys(members).sort(), owners: { ...owners }, target: { ...target } };
+  }
+
+  groups(): string[] {
+    return [...this.groupsByName.keys()];
+  }
+}
+
+export default definePlugin({
+  id: 'queue.kv-leases',
+  craft: 2,
+  phase: 3,
+  slot: 'queue.groups',
+  version: '1.0.0',
+  summary: 'Consumer groups kept in NATS: members as leases in a KV bucket with revision checks, generation as fencing token, watches adopt outside changes',
+  options: optionsSchema,
+  create: (context, options) => new KvLeaseGroups(context, options),
+});
