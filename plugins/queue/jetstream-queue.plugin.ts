@@ -61,8 +61,22 @@ class JetStreamReader implements PartitionReader {
     private readonly partition: number,
   ) {}
 
-  /** (Re)creates the durable consumer just after the last committed message and starts pulling. */
-  async restart(): Promise<void> {
+  private restarting: Promise<void> = Promise.resolve();
+
+  /**
+   * (Re)creates the durable consumer just after the last committed message and starts pulling.
+   * One at a time: two rewinds of a fresh reader (two members joining a restarted queue) raced —
+   * one recreated the consumer from the start, the other from its ack floor, and JetStream
+   * refused the second ("deliver policy can not be updated"), crashing the queue actor again and again.
+   */
+  restart(): Promise<void> {
+    const run = this.restarting.then(() => this.recreate(), () => this.recreate());
+    this.restarting = run.catch(() => undefined);
+    return run;
+  }
+
+  private async recreate(): Promise<void> {
+    if (this.closed) return;
     await this.stopPulling();
     this.buffer = [];
     this.bufferedBytes = 0;
@@ -79,6 +93,7 @@ class JetStreamReader implements PartitionReader {
       // No consumer yet: the group starts at the beginning.
     }
     this.committedOffset = Math.max(this.committedOffset, ackFloor);
+    if (this.closed) return;
     await jsm.consumers.add(stream, {
       durable_name: name,
       ack_policy: AckPolicy.All,
@@ -183,6 +198,7 @@ class JetStreamReader implements PartitionReader {
 
   async close(): Promise<void> {
     this.closed = true;
+    await this.restarting; // a recreate in flight ends before its successor's reader starts
     await this.stopPulling();
     this.wake();
   }
@@ -192,7 +208,9 @@ class JetStreamQueueLog implements QueueLog {
   readonly stream: string;
   readonly epoch: number;
   private readonly lastOffsets: number[];
-  private readonly readers = new Map<string, JetStreamReader>();
+  /** One reader per (group, partition), kept as the promise of its opening: concurrent first fetches share it. */
+  private readonly readers = new Map<string, Promise<JetStreamReader>>();
+  private closed = false;
   private appended = 0;
   private sealed = false;
   private manager: JetStreamManager | undefined;
@@ -278,9 +296,13 @@ class JetStreamQueueLog implements QueueLog {
     let reader = this.readers.get(key);
     if (reader === undefined) {
       if (partition < 0 || partition >= this.lastOffsets.length) throw new CraftError('CRAFT_BAD_REQUEST', `partition ${partition} does not exist`);
-      reader = new JetStreamReader(this, group, partition);
-      await reader.restart();
+      if (this.closed) throw new CraftError('CRAFT_OVERLOADED', `queue log of epoch ${this.epoch} is closed`, { details: { retryAfterS: RETRY_AFTER_S } });
+      // Two readers of one durable consumer would recreate it under each other (JetStream then
+      // refuses: "deliver policy can not be updated", "consumer not found").
+      const opening = new JetStreamReader(this, group, partition);
+      reader = opening.restart().then(() => opening);
       this.readers.set(key, reader);
+      reader.catch(() => this.readers.delete(key));
     }
     return reader;
   }
@@ -313,7 +335,8 @@ class JetStreamQueueLog implements QueueLog {
   }
 
   async close(options: { destroy?: boolean } = {}): Promise<void> {
-    for (const reader of this.readers.values()) await reader.close();
+    this.closed = true;
+    for (const reader of this.readers.values()) await (await reader.catch(() => undefined))?.close();
     this.readers.clear();
     if (options.destroy === true) {
       const jsm = await this.jsm();

@@ -27,7 +27,7 @@
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { createActor, type Actor as XActor } from 'xstate';
-import { Kvm, KvWatchInclude, type KV, type KvEntry } from '@nats-io/kv';
+import { Kvm, KvWatchInclude, type KV, type KvWatchEntry } from '@nats-io/kv';
 import type { QueuedIterator } from '@nats-io/transport-node';
 import { definePlugin } from '../../core/plugins/define.js';
 import { CraftError } from '../../core/errors.js';
@@ -102,18 +102,25 @@ function unavailable(what: string, error: unknown): CraftError {
 }
 
 /** Raised inside an operation when the bucket changed under it: the group is adopted and the operation runs again. */
-class Conflict extends Error {}
+class Conflict extends Error {
+  constructor(readonly key: string) {
+    super(`${key} changed under this coordinator`);
+  }
+}
 
 const ATTEMPTS_MAX = 4;
 
 class KvLeaseGroups implements GroupCoordinator {
   private kv!: KV;
-  private watcher: QueuedIterator<KvEntry> | undefined;
+  private watcher: QueuedIterator<KvWatchEntry> | undefined;
+  /** The bucket as this coordinator knows it: key → its newest entry (`value` undefined: deleted). */
+  private readonly mirror = new Map<string, { revision: number; value: Lease | StoredState | undefined }>();
+  /** The newest revision the watch delivered: the mirror holds everything written up to it. */
+  private watchRevision = 0;
+  private initialized = false;
   private readonly groupsByName = new Map<string, Group>();
   /** Generations restored from the queue's journal: a group never goes below them. */
   private readonly restored = new Map<string, number>();
-  /** Lease keys this coordinator deleted: their delete markers coming back through the watch are its own. */
-  private readonly deleted = new Set<string>();
   private closed = false;
 
   constructor(
@@ -131,18 +138,20 @@ class KvLeaseGroups implements GroupCoordinator {
 
   async open(): Promise<void> {
     this.kv = await new Kvm(this.context.bus.nc).create(this.options.bucket, { history: 1, replicas: this.context.replicas ?? 1 });
-    const names = new Set<string>();
-    for await (const key of await this.kv.keys(`*.state`)) {
-      const entry = await this.kv.get(key);
-      if (entry !== null && entry.operation === 'PUT') names.add((entry.json() as StoredState).group);
-    }
-    for await (const key of await this.kv.keys(`*.lease.*`)) {
-      const entry = await this.kv.get(key);
-      if (entry !== null && entry.operation === 'PUT') names.add((entry.json() as Lease).group);
-    }
-    for (const name of names) await this.adopt(this.group(name));
-    this.watcher = await this.kv.watch({ key: '>', include: KvWatchInclude.UpdatesOnly });
+    // One watch feeds a mirror of the bucket: its last values first, then every change. The
+    // coordinator reads groups from the mirror (the client's `keys()` listing stalled for 30 s
+    // at times under concurrent writes).
+    const lastRevision = (await this.kv.status()).streamInfo.state.last_seq;
+    this.watcher = await this.kv.watch({ key: '>', include: KvWatchInclude.LastValue });
     void this.watch(this.watcher);
+    const deadline = Date.now() + 10_000;
+    while (this.watchRevision < lastRevision && !this.closed) {
+      if (Date.now() > deadline) throw new CraftError('CRAFT_TIMEOUT', `bucket ${this.options.bucket}: its values did not arrive within 10 s`);
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    for (const entry of this.mirror.values()) if (entry.value !== undefined) this.group(entry.value.group);
+    for (const g of this.groupsByName.values()) this.adopt(g);
+    this.initialized = true;
   }
 
   async close(): Promise<void> {
@@ -154,29 +163,42 @@ class KvLeaseGroups implements GroupCoordinator {
     }
   }
 
-  /** Anything written by someone else makes this coordinator adopt that group from the bucket. */
-  private async watch(watcher: QueuedIterator<KvEntry>): Promise<void> {
+  /** Keeps the newest entry of each key. */
+  private remember(key: string, revision: number, value: Lease | StoredState | undefined): void {
+    const known = this.mirror.get(key);
+    if (known !== undefined && known.revision >= revision) return;
+    this.mirror.set(key, { revision, value });
+  }
+
+  /**
+   * A write was refused because `key` moved on: waits until the watch has delivered its newest
+   * revision (and so every write before it — leases are written before the state that counts
+   * them), so that adopting the mirror sees what beat us.
+   */
+  private async catchUp(key: string): Promise<void> {
+    const current = (await this.kv.get(key))?.revision ?? 0;
+    const deadline = Date.now() + 5_000;
+    while (this.watchRevision < current && Date.now() < deadline && !this.closed) await new Promise((resolve) => setTimeout(resolve, 2));
+  }
+
+  /** Mirrors the bucket; anything written by someone else makes this coordinator adopt that group. */
+  private async watch(watcher: QueuedIterator<KvWatchEntry>): Promise<void> {
     try {
       for await (const entry of watcher) {
         if (this.closed) break;
-        const g = [...this.groupsByName.values()].find((x) => entry.key.startsWith(`${keyToken(x.name)}.`));
-        const name = g?.name ?? (entry.operation === 'PUT' ? (entry.json() as { group?: string }).group : undefined);
+        const ours = (this.mirror.get(entry.key)?.revision ?? 0) >= entry.revision;
+        const value = entry.operation === 'PUT' ? (entry.json() as Lease | StoredState) : undefined;
+        this.remember(entry.key, entry.revision, value);
+        this.watchRevision = Math.max(this.watchRevision, entry.revision);
+        if (ours || !this.initialized) continue;
+        const name = value?.group ?? [...this.groupsByName.keys()].find((n) => entry.key.startsWith(`${keyToken(n)}.`));
         if (name === undefined) continue;
         const group = this.group(name);
-        if (this.knows(group, entry)) continue;
-        await this.locked(group, () => this.adopt(group)).catch((error: unknown) => this.context.log.warn('adopting a group from the lease bucket failed; the next change tries again', { group: name, error: String(error) }));
+        void this.locked(group, async () => this.adopt(group));
       }
     } catch (error) {
       if (!this.closed) this.context.log.warn('lease bucket watch ended', { error: String(error) });
     }
-  }
-
-  /** Whether a watched entry is one this coordinator wrote (or already read). */
-  private knows(group: Group, entry: KvEntry): boolean {
-    if (entry.operation !== 'PUT' && this.deleted.delete(entry.key)) return true;
-    if (entry.key === this.stateKey(group.name)) return entry.revision <= group.stateRevision;
-    for (const [member, lease] of group.leases) if (entry.key === this.leaseKey(group.name, member)) return entry.operation === 'PUT' && entry.revision <= lease.revision;
-    return false;
   }
 
   private group(name: string): Group {
@@ -211,28 +233,30 @@ class KvLeaseGroups implements GroupCoordinator {
           return result;
         } catch (error) {
           if (!(error instanceof Conflict) || attempt >= ATTEMPTS_MAX) throw unavailable(`consumer group ${name} in ${this.options.bucket}`, error);
-          await this.adopt(g);
+          await this.catchUp(error.key);
+          this.adopt(g);
         }
       }
     });
   }
 
-  /** Reads the group's leases and state from the bucket and makes them the machine's. */
-  private async adopt(g: Group): Promise<void> {
-    const token = keyToken(g.name);
+  /** Makes the group's leases and state in the bucket (as mirrored) the machine's. */
+  private adopt(g: Group): void {
+    const prefix = `${keyToken(g.name)}.lease.`;
     const leases = new Map<string, { incarnation: string; revision: number; renewedAtMs: number }>();
-    for await (const key of await this.kv.keys(`${token}.lease.*`)) {
-      const entry = await this.kv.get(key);
-      if (entry === null || entry.operation !== 'PUT') continue;
-      const lease = entry.json() as Lease;
+    for (const [key, entry] of this.mirror) {
+      if (!key.startsWith(prefix) || entry.value === undefined) continue;
+      const lease = entry.value as Lease;
       leases.set(lease.member, { incarnation: lease.incarnation, revision: entry.revision, renewedAtMs: lease.renewedAtMs });
     }
-    const entry = await this.kv.get(this.stateKey(g.name));
-    const stored = entry !== null && entry.operation === 'PUT' ? (entry.json() as StoredState) : undefined;
+    const entry = this.mirror.get(this.stateKey(g.name));
+    const stored = entry?.value as StoredState | undefined;
     g.stateRevision = entry?.revision ?? 0;
     g.storedJson = stored === undefined ? '' : JSON.stringify(stored);
     g.leases = leases;
-    const generation = Math.max(stored?.generation ?? 0, this.restored.get(g.name) ?? 0, g.actor.getSnapshot().context.generation);
+    // The stored generation is the one members were told (an answer goes out only once its state
+    // is stored); what this machine computed and did not store is dropped.
+    const generation = Math.max(stored?.generation ?? 0, this.restored.get(g.name) ?? 0);
     // The members both the state and a lease know; then joins for leases the state has not
     // seen yet and leaves for members whose lease is gone — the machine rebalances for them.
     const members: GroupState['members'] = {};
@@ -259,8 +283,9 @@ class KvLeaseGroups implements GroupCoordinator {
     try {
       g.stateRevision = g.stateRevision === 0 ? await this.kv.create(this.stateKey(g.name), json) : await this.kv.update(this.stateKey(g.name), json, g.stateRevision);
       g.storedJson = json;
+      this.remember(this.stateKey(g.name), g.stateRevision, state);
     } catch (error) {
-      if (isConflict(error)) throw new Conflict(`state of ${g.name} changed under us`);
+      if (isConflict(error)) throw new Conflict(this.stateKey(g.name));
       throw error;
     }
   }
@@ -275,21 +300,20 @@ class KvLeaseGroups implements GroupCoordinator {
     try {
       revision = how === 'join' ? await this.kv.put(key, JSON.stringify(lease)) : await this.kv.update(key, JSON.stringify(lease), known?.revision ?? 0);
     } catch (error) {
-      if (isConflict(error)) throw new Conflict(`lease of ${member} in ${g.name} changed under us`);
+      if (isConflict(error)) throw new Conflict(key);
       throw error;
     }
     g.leases.set(member, { incarnation, revision, renewedAtMs: nowMs });
+    this.remember(key, revision, lease);
   }
 
   /** Deletes a lease if it is still at `revision` (otherwise someone renewed it: a conflict). */
   private async deleteLease(g: Group, member: string, revision: number): Promise<void> {
     const key = this.leaseKey(g.name, member);
-    this.deleted.add(key);
     try {
       await this.kv.delete(key, { previousSeq: revision });
     } catch (error) {
-      this.deleted.delete(key);
-      if (isConflict(error)) throw new Conflict(`lease of ${member} in ${g.name} changed under us`);
+      if (isConflict(error)) throw new Conflict(key);
       throw error;
     }
     g.leases.delete(member);
@@ -333,7 +357,8 @@ class KvLeaseGroups implements GroupCoordinator {
           if (!(error instanceof Conflict)) throw error;
           // Someone else wrote this member's lease. A new incarnation (the member joined again
           // through another coordinator) fences this one; our own is renewed on the bucket's revision.
-          await this.adopt(g);
+          await this.catchUp(this.leaseKey(g.name, member));
+          this.adopt(g);
           if (g.leases.get(member)?.incarnation !== incarnation || g.actor.getSnapshot().context.members[member] === undefined) return 'UNKNOWN_MEMBER' as const;
           await this.writeLease(g, member, nowMs, 'renew');
         }
