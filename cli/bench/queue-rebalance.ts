@@ -27,6 +27,7 @@ export const REBALANCE_SESSION_MS = 2_000;
 export const REBALANCE_HEARTBEAT_MS = 500;
 
 export interface RebalanceResult {
+  coordinator: string;
   assignor: string;
   join: Percentiles;
   detection: Percentiles;
@@ -45,14 +46,14 @@ async function until(queue: QueueClient, group: string, check: (state: GroupDesc
   }
 }
 
-export async function rebalanceTimes(assignor: string, rounds: { joins: number; deaths: number }, progress: (s: string) => void): Promise<RebalanceResult> {
+export async function rebalanceTimes(coordinator: string, assignor: string, rounds: { joins: number; deaths: number }, progress: (s: string) => void): Promise<RebalanceResult> {
   const dir = mkdtempSync(join(tmpdir(), 'craft-bench-rebalance-'));
   const platform = await Platform.start(
     makeConfig({
       dataDir: dir,
       actors: ['control', 'queue'],
       queue: { partitions: REBALANCE_PARTITIONS },
-      plugins: { 'queue.log': 'craft0.memory-queue', 'queue.groups': { id: 'queue.consumer-groups', options: { assignor, sessionTimeoutMs: REBALANCE_SESSION_MS, heartbeatIntervalMs: REBALANCE_HEARTBEAT_MS } } },
+      plugins: { 'queue.log': 'craft0.memory-queue', 'queue.groups': { id: coordinator, options: { assignor, sessionTimeoutMs: REBALANCE_SESSION_MS, heartbeatIntervalMs: REBALANCE_HEARTBEAT_MS } } },
     }),
   );
   const bus = await Bus.connect(platform.natsUrl, 'bench-rebalance', platform.natsIdentity('admin'));
@@ -71,7 +72,7 @@ export async function rebalanceTimes(assignor: string, rounds: { joins: number; 
     await until(queue, group, (s) => settled(s, ids()));
     const joins: number[] = [];
     for (let i = 0; i < rounds.joins; i++) {
-      progress(`rebalance (${assignor}): join ${i + 1}/${rounds.joins}`);
+      progress(`rebalance (${coordinator}, ${assignor}): join ${i + 1}/${rounds.joins}`);
       const started = performance.now();
       const joiner = await add(`j${i}`);
       joins.push((await until(queue, group, (s) => settled(s, ids()))) - started);
@@ -83,7 +84,7 @@ export async function rebalanceTimes(assignor: string, rounds: { joins: number; 
     const detection: number[] = [];
     const reassignment: number[] = [];
     for (let i = 0; i < rounds.deaths; i++) {
-      progress(`rebalance (${assignor}): death ${i + 1}/${rounds.deaths}`);
+      progress(`rebalance (${coordinator}, ${assignor}): death ${i + 1}/${rounds.deaths}`);
       const victim = members.filter((m) => !m.stopped)[i % 4]!;
       const started = performance.now();
       await victim.stop({ leave: false });
@@ -93,7 +94,7 @@ export async function rebalanceTimes(assignor: string, rounds: { joins: number; 
       await add(`r${i}`);
       await until(queue, group, (s) => settled(s, ids()));
     }
-    return { assignor, join: percentiles(joins), detection: percentiles(detection), reassignment: percentiles(reassignment) };
+    return { coordinator, assignor, join: percentiles(joins), detection: percentiles(detection), reassignment: percentiles(reassignment) };
   } finally {
     for (const m of members) await m.stop({ leave: false }).catch(() => undefined);
     await bus.close();

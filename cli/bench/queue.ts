@@ -186,7 +186,9 @@ export async function benchQueue(options: QueueBenchOptions): Promise<void> {
   const baseline = await fileLog(registry, 'file-per-message', options.seconds, progress);
   const jetstream = await rawJetStream(options.seconds, progress);
   const rebalance: RebalanceResult[] = [];
-  for (const assignor of ['range', 'cooperative-sticky']) rebalance.push(await rebalanceTimes(assignor, { joins: 30, deaths: 10 }, progress));
+  for (const [coordinator, assignor] of [['queue.consumer-groups', 'range'], ['queue.consumer-groups', 'cooperative-sticky'], ['queue.kv-leases', 'cooperative-sticky']] as const) {
+    rebalance.push(await rebalanceTimes(coordinator, assignor, { joins: 30, deaths: 10 }, progress));
+  }
   const rows = [...segments.rows, ...baseline.rows, ...jetstream];
   const n0 = (n: number): string => Math.round(n).toLocaleString('en-US');
   const table = renderTable(['target', 'mode', 'messages', 'seconds', 'messages/s', 'MB/s'], rows.map((r) => [r.target, r.mode, n0(r.messages), r.seconds.toFixed(1), n0(r.perSecond), r.mbPerSecond.toFixed(1)]));
@@ -196,7 +198,7 @@ export async function benchQueue(options: QueueBenchOptions): Promise<void> {
     ['queue.file-log (file-per-message)', '200/s', baseline.latency!.runs, ms(baseline.latency!.p50Ms), ms(baseline.latency!.p99Ms), ms(baseline.latency!.maxMs)],
   ]);
   const batched = segments.rows.find((r) => r.mode.startsWith('batched'))!;
-  const rebalanceTable = renderTable(['assignor', 'join: p50 ms', 'p99 ms', 'max ms', 'death: detection p50 ms', 'max ms', 'reassignment p50 ms', 'p99 ms', 'max ms'], rebalance.map((r) => [r.assignor, ms(r.join.p50Ms), ms(r.join.p99Ms), ms(r.join.maxMs), ms(r.detection.p50Ms), ms(r.detection.maxMs), ms(r.reassignment.p50Ms), ms(r.reassignment.p99Ms), ms(r.reassignment.maxMs)]));
+  const rebalanceTable = renderTable(['coordinator', 'assignor', 'join: p50 ms', 'p99 ms', 'max ms', 'death: detection p50 ms', 'max ms', 'reassignment p50 ms', 'p99 ms', 'max ms'], rebalance.map((r) => [r.coordinator, r.assignor, ms(r.join.p50Ms), ms(r.join.p99Ms), ms(r.join.maxMs), ms(r.detection.p50Ms), ms(r.detection.maxMs), ms(r.reassignment.p50Ms), ms(r.reassignment.p99Ms), ms(r.reassignment.maxMs)]));
   const worstJoin = Math.max(...rebalance.map((r) => r.join.p99Ms));
   const worstReassign = Math.max(...rebalance.map((r) => r.reassignment.p99Ms));
   const worstDetection = Math.max(...rebalance.map((r) => r.detection.maxMs));
@@ -219,15 +221,15 @@ export async function benchQueue(options: QueueBenchOptions): Promise<void> {
     latencyTable,
     '```',
     '',
-    '## Rebalances (phase 2: consumer groups through the queue actor)',
+    '## Rebalances (phases 2 and 3: consumer groups through the queue actor)',
     '',
-    `${REBALANCE_PARTITIONS} partitions; \`GroupMember\` clients over NATS against the queue actor's \`queue.consumer-groups\` (session timeout ${REBALANCE_SESSION_MS} ms, heartbeat ${REBALANCE_HEARTBEAT_MS} ms; sessions checked every 100 ms); members idle (no backlog to commit before giving a partition up). Join: 30 times, from the new member's start to the group stable (every partition owned by its target owner) with 4 members. Death: 10 times, one of 4 members stops heartbeating; detection is until the coordinator expires it, reassignment from then until stable. Read by polling \`craft.queue.info\` every 2 ms.`,
+    `${REBALANCE_PARTITIONS} partitions; \`GroupMember\` clients over NATS against the queue actor's \`queue.consumer-groups\` (phase 2, groups in the coordinator's memory) and \`queue.kv-leases\` (phase 3, leases and assignment in a JetStream KV bucket, each change written with a revision check before it is answered) (session timeout ${REBALANCE_SESSION_MS} ms, heartbeat ${REBALANCE_HEARTBEAT_MS} ms; sessions checked every 100 ms); members idle (no backlog to commit before giving a partition up). Join: 30 times, from the new member's start to the group stable (every partition owned by its target owner) with 4 members. Death: 10 times, one of 4 members stops heartbeating; detection is until the coordinator expires it, reassignment from then until stable. Read by polling \`craft.queue.info\` every 2 ms.`,
     '',
     '```',
     rebalanceTable,
     '```',
     '',
-    'A change of membership is announced on `craft.queue.groups.<group>` and every member heartbeats at once, so a rebalance costs a few NATS round trips, not a heartbeat interval. Eager (range) revokes every partition and grants them once each owner released them; cooperative-sticky moves only the partitions that change owner, and the others are consumed throughout.',
+    'A change of membership is announced on `craft.queue.groups.<group>` and every member heartbeats at once, so a rebalance costs a few NATS round trips, not a heartbeat interval. Eager (range) revokes every partition and grants them once each owner released them; cooperative-sticky moves only the partitions that change owner, and the others are consumed throughout. Phase 3 pays a KV write (one server here; a replicated write in a cluster) for each lease and each new assignment.',
     '',
     '## Against the targets',
     '',
