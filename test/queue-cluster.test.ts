@@ -3,10 +3,14 @@
  * processes clustered on loopback ports, every stream and bucket the platform creates with 3
  * replicas (`nats.replicas: 3`): the platform runs on it and its streams are replicated.
  *
- * A node `kill -9`ed under load is a `todo`: in 1 run of 3 here the queue actor crashed on
- * `TimeoutError` from JetStream requests while the dead node's streams elected new leaders, and
- * writes had not resumed 6 s later (issue 9, phase 3). The test runs and reports, but does not
- * fail the suite until that is fixed.
+ * A node `kill -9`ed under load (the leader of the queue's stream): nothing acknowledged is lost,
+ * writes go on and storage catches up. What was found on the way (issue 9), each fixed: the queue
+ * actor crash-looped — every rebalance recreated the durable consumers (a replicated creation,
+ * seconds during a failover, whose timeouts crashed it); ingestion depended on the queue actor
+ * for its route while JetStream's API was being re-elected; a publish whose answer was lost
+ * waited out a whole 5 s timeout (now 1 s attempts under one message id, de-duplicated by the
+ * stream). The queue actor may still restart while JetStream's API is unavailable (its journal
+ * cannot be written); writes do not depend on it.
  */
 import t from 'tap';
 import { Bus } from '../core/nats/bus.js';
@@ -34,7 +38,7 @@ t.test('3-node cluster: the platform runs with R3 streams and stores what it ack
   t.ok(await eventually(async () => (await storage.count({ matchers: [{ name: '__name__', op: '=', value: 'clustered' }], startMs: 0, endMs: Date.now() }).catch(() => ({ samples: -1 }))).samples === 20, 20_000), 'all 20 stored');
 });
 
-t.test('3-node cluster, R3 streams: a node killed under load loses no acknowledged sample; writes and consumption continue', { todo: 'the queue actor can crash on JetStream TimeoutError during leader failover (issue 9, phase 3)' }, async (t) => {
+t.test('3-node cluster, R3 streams: a node killed under load loses no acknowledged sample; writes and consumption continue', async (t) => {
   const cluster = await startCluster(t);
   // Clustered JetStream answers once the nodes have elected a meta leader.
   const probe = await Bus.connect(cluster.url, 'probe');
@@ -51,7 +55,9 @@ t.test('3-node cluster, R3 streams: a node killed under load loses no acknowledg
   let refused = 0;
   let ambiguous = 0;
   let ackedAfterKill = 0;
-  let killed = false;
+  let killedAt = 0;
+  let resumedAfterMs = -1;
+  const refusals = new Map<string, number>();
   let running = true;
   const startMs = Date.now() - 120_000;
   let n = 0;
@@ -63,8 +69,16 @@ t.test('3-node cluster, R3 streams: a node killed under load loses no acknowledg
         const res = await postJson(platform.ingestionPort, '/metrics', { metrics });
         if (res.status === 200) {
           acknowledged += 5;
-          if (killed) ackedAfterKill += 5;
-        } else refused += 1;
+          if (killedAt > 0) {
+            ackedAfterKill += 5;
+            if (resumedAfterMs < 0) resumedAfterMs = Date.now() - killedAt;
+          }
+        } else {
+          refused += 1;
+          const code = `${res.status} ${(res.body as { error?: { code?: string } })?.error?.code ?? ''}`;
+          refusals.set(code, (refusals.get(code) ?? 0) + 1);
+          await new Promise((r) => setTimeout(r, 20));
+        }
       } catch {
         ambiguous += 5;
       }
@@ -75,17 +89,18 @@ t.test('3-node cluster, R3 streams: a node killed under load loses no acknowledg
   const leader = (await (await platform.bus.jetstreamManager()).streams.info('CRAFT_QUEUE_E1')).cluster?.leader;
   const victim = cluster.nodes.find((_, i) => `n${i + 1}` === leader) ?? cluster.nodes[0]!;
   process.kill(victim.pid!, 'SIGKILL');
-  killed = true;
-  await new Promise((r) => setTimeout(r, 6_000));
+  killedAt = Date.now();
+  await new Promise((r) => setTimeout(r, 15_000));
   running = false;
   await load;
-  t.ok(ackedAfterKill > 0, `writes went on after the kill (${ackedAfterKill} samples acknowledged after it; ${refused} requests refused meanwhile)`);
+  t.ok(ackedAfterKill > 0, `writes went on after the kill (${ackedAfterKill} samples acknowledged after it, the first ${resumedAfterMs} ms after it; ${refused} requests refused meanwhile: ${JSON.stringify([...refusals])})`);
   let stored = -1;
   const settled = await eventually(async () => {
     stored = (await storage.count({ matchers: [{ name: '__name__', op: '=', value: 'clustered' }], startMs: 0, endMs: Date.now() }).catch(() => ({ samples: -1 }))).samples;
-    return stored >= acknowledged && stored <= acknowledged + ambiguous;
+    // A request answered 503 after its publish timed out may have been stored all the same (at least once).
+    return stored >= acknowledged && stored <= acknowledged + ambiguous + refused * 5;
   }, 30_000, 250);
-  t.ok(settled, `stored ${stored} = acknowledged ${acknowledged} (+ at most ${ambiguous} ambiguous): nothing acknowledged was lost`);
+  t.ok(settled, `stored ${stored} ≥ acknowledged ${acknowledged} (and at most ${ambiguous} unanswered + ${refused * 5} refused more): nothing acknowledged was lost`);
   const restarts = platform.processStatus().tree.children?.map((c) => `${c.id}:${c.restarts}`).join(' ');
   t.comment(`actor restarts: ${restarts}`);
 });

@@ -11,6 +11,8 @@
  * acknowledged twice and nothing lands in a stream that is being drained. A named limit
  * bounds appends in flight; beyond it requests are answered 503.
  */
+import { randomUUID } from 'node:crypto';
+import { headers } from '@nats-io/transport-node';
 import { CraftError } from '../errors.js';
 import { REQUEST_TIMEOUT_MS, RETRY_AFTER_S } from '../defaults.js';
 import { METRIC_NAME_LABEL, type IngestBatch } from '../model.js';
@@ -27,6 +29,10 @@ const DEPTH_CACHE_MS = 1_000;
 const TAP_LEASE_MAX_MS = 60_000;
 /** A cached route is asked for again after this long, even without an epoch event. */
 const ROUTE_TTL_MS = 5_000;
+/** One attempt of a direct publish; a lost answer is asked for again under the same message id. */
+const DIRECT_ATTEMPT_MS = 1_000;
+/** JetStream's de-duplication header (within the stream's duplicate window, 2 minutes by default). */
+const MSG_ID_HEADER = 'Nats-Msg-Id';
 
 interface PubAck {
   stream?: string;
@@ -40,6 +46,12 @@ export class BusSink implements IngestionSink {
   private inFlight = 0;
   private depthCache: { atMs: number; depth: number } | undefined;
   private route: { value: QueueRoute; atMs: number } | undefined;
+  /**
+   * The last route the queue actor gave, kept when the queue actor cannot be asked (it is
+   * restarting — in a cluster's failover, for as long as JetStream's API is being re-elected):
+   * direct appends need only the stream, and a stale epoch answers "sealed" and is re-routed.
+   */
+  private lastRoute: QueueRoute | undefined;
   private routing: Promise<QueueRoute> | undefined;
   private readonly unsubscribe: () => void;
   /** Until when (Date.now() ms) acknowledged messages are also published on the tap. */
@@ -88,6 +100,7 @@ export class BusSink implements IngestionSink {
       .route()
       .then((value) => {
         this.route = { value, atMs: Date.now() };
+        this.lastRoute = value;
         return value;
       })
       .finally(() => (this.routing = undefined));
@@ -106,12 +119,14 @@ export class BusSink implements IngestionSink {
       throw new CraftError('CRAFT_OVERLOADED', `appends in flight at APPEND_IN_FLIGHT_MAX=${this.appendInFlightMax}`, { details: { retryAfterS: RETRY_AFTER_S } });
     }
     this.inFlight += 1;
+    // One id for every attempt at this append on one stream (see publishDirect).
+    const messageId = randomUUID();
     try {
       for (let attempt = 0; ; attempt++) {
-        const route = await this.currentRoute().catch(() => undefined);
+        const route = await this.currentRoute().catch(() => this.lastRoute);
         if (route === undefined || !route.direct) return await this.queue.append(client, payload);
         const partition = partitionFor(client, route.partitions);
-        const ack = await this.publishDirect(queueLogSubject(route.epoch, partition), payload);
+        const ack = await this.publishDirect(queueLogSubject(route.epoch, partition), payload, messageId);
         if (ack !== 'reroute') return { partition, offset: ack, epoch: route.epoch };
         // The epoch was sealed or removed under us: learn the new route and publish there.
         this.route = undefined;
@@ -122,16 +137,30 @@ export class BusSink implements IngestionSink {
     }
   }
 
-  /** Publishes to a stream subject; returns the sequence, or 'reroute' when the stream refuses it. */
-  private async publishDirect(subject: string, payload: Uint8Array): Promise<number | 'reroute'> {
+  /**
+   * Publishes to a stream subject; returns the sequence, or 'reroute' when the stream refuses it.
+   * Attempts of `DIRECT_ATTEMPT_MS` within `REQUEST_TIMEOUT_MS`, all under one message id, so a
+   * publish whose answer was lost (its stream's leader died in a cluster) is sent again without
+   * being stored twice — JetStream answers a repeat within its duplicate window with the first
+   * one's sequence — and writes resume once a new leader is elected, not a whole timeout later.
+   */
+  private async publishDirect(subject: string, payload: Uint8Array, messageId: string): Promise<number | 'reroute'> {
     let reply: PubAck;
-    try {
-      const message = await this.bus.nc.request(subject, payload, { timeout: REQUEST_TIMEOUT_MS });
-      reply = decodeJson<PubAck>(message.data);
-    } catch (error) {
-      const mapped = mapRequestError(error, subject);
-      if (mapped.code === 'CRAFT_NO_RESPONDERS') return 'reroute';
-      throw new CraftError(mapped.code, mapped.message, { cause: error, details: { retryAfterS: RETRY_AFTER_S } });
+    const hdrs = headers();
+    hdrs.set(MSG_ID_HEADER, messageId);
+    const deadline = Date.now() + REQUEST_TIMEOUT_MS;
+    for (;;) {
+      try {
+        const timeout = Math.max(1, Math.min(DIRECT_ATTEMPT_MS, deadline - Date.now()));
+        const message = await this.bus.nc.request(subject, payload, { timeout, headers: hdrs });
+        reply = decodeJson<PubAck>(message.data);
+        break;
+      } catch (error) {
+        const mapped = mapRequestError(error, subject);
+        if (mapped.code === 'CRAFT_NO_RESPONDERS') return 'reroute';
+        if (mapped.code === 'CRAFT_TIMEOUT' && Date.now() < deadline) continue;
+        throw new CraftError(mapped.code, mapped.message, { cause: error, details: { retryAfterS: RETRY_AFTER_S } });
+      }
     }
     if (reply.error !== undefined) {
       const description = reply.error.description ?? 'unknown error';

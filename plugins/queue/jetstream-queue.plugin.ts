@@ -9,6 +9,7 @@
  * are purged, so the stream holds what some group still needs.
  */
 import { AckPolicy, DeliverPolicy, DiscardPolicy, type ConsumerMessages, type JsMsg, type JetStreamManager } from '@nats-io/jetstream';
+import { randomUUID } from 'node:crypto';
 import { nanos } from '@nats-io/transport-node';
 import { z } from 'zod';
 import { CraftError } from '../../core/errors.js';
@@ -30,6 +31,14 @@ const READER_BUFFER_BYTES_MAX = 32 * 1024 * 1024;
  */
 const CONSUME_BATCH_MESSAGES = 16;
 const ACK_WAIT_MS = 30_000;
+/** A relayed append: attempts of this long, this many (nats.js retries timeouts and no-responders, backing off). */
+const PUBLISH_ATTEMPT_MS = 1_000;
+/** A pull's life and its heartbeat (nats.js re-pulls after two missed heartbeats). */
+const PULL_EXPIRES_MS = 5_000;
+const PULL_HEARTBEAT_MS = 1_000;
+/** A reader whose pulls ended on their own is opened again after this long. */
+const READER_REOPEN_MS = 1_000;
+const PUBLISH_ATTEMPTS = 5;
 /** Retained bytes per epoch stream before appends are refused (the server answers, we say 503). */
 const STREAM_BYTES_MAX_DEFAULT = 8 * 1024 ** 3;
 
@@ -61,13 +70,19 @@ class JetStreamReader implements PartitionReader {
     private readonly partition: number,
   ) {}
 
+  private get key(): string {
+    return `${this.group}/${this.partition}`;
+  }
+
   private restarting: Promise<void> = Promise.resolve();
+  /** Deliveries found missing (each made the reader start again from its commit). */
+  gaps = 0;
 
   /**
-   * (Re)creates the durable consumer just after the last committed message and starts pulling.
-   * One at a time: two rewinds of a fresh reader (two members joining a restarted queue) raced —
-   * one recreated the consumer from the start, the other from its ack floor, and JetStream
-   * refused the second ("deliver policy can not be updated"), crashing the queue actor again and again.
+   * Creates the durable consumer just after the last committed message (replacing one a
+   * previous reader left, whose pending messages would otherwise wait out their ack wait) and
+   * starts pulling. One at a time per reader; JetStream's failures are answered as CRAFT_TIMEOUT
+   * (the reader is opened again on the next fetch), never a crash.
    */
   restart(): Promise<void> {
     const run = this.restarting.then(() => this.recreate(), () => this.recreate());
@@ -84,16 +99,28 @@ class JetStreamReader implements PartitionReader {
     const jsm = await this.log.jsm();
     const stream = this.log.stream;
     const name = consumerName(this.group, this.partition);
-    let ackFloor = 0;
+    // The floor a reader of this log saw before (kept by the log: a recreation that failed after
+    // deleting the consumer must not start the group over from the stream's first message).
+    let ackFloor = this.log.committedFloor.get(this.key) ?? 0;
     try {
       const info = await jsm.consumers.info(stream, name);
-      ackFloor = info.ack_floor.stream_seq;
+      ackFloor = Math.max(ackFloor, info.ack_floor.stream_seq);
+      this.log.committedFloor.set(this.key, ackFloor);
       await jsm.consumers.delete(stream, name);
-    } catch {
-      // No consumer yet: the group starts at the beginning.
+    } catch (error) {
+      // No consumer yet: the group starts at the beginning (or at the floor it had).
+      if (!/not found/i.test(error instanceof Error ? error.message : String(error))) throw unavailable(`opening the reader of ${name}`, error);
     }
     this.committedOffset = Math.max(this.committedOffset, ackFloor);
     if (this.closed) return;
+    try {
+      await this.createConsumer(jsm, stream, name);
+    } catch (error) {
+      throw unavailable(`creating the consumer ${name}`, error);
+    }
+  }
+
+  private async createConsumer(jsm: JetStreamManager, stream: string, name: string): Promise<void> {
     await jsm.consumers.add(stream, {
       durable_name: name,
       ack_policy: AckPolicy.All,
@@ -105,13 +132,26 @@ class JetStreamReader implements PartitionReader {
         : { deliver_policy: DeliverPolicy.All }),
     });
     const consumer = await this.log.bus.jetstream().consumers.get(stream, name);
-    const messages = await consumer.consume({ max_messages: CONSUME_BATCH_MESSAGES });
+    // Short pulls with heartbeats: a pull whose consumer leader died (a cluster node lost) is
+    // noticed and sent again within seconds, not after the client's 30 s default.
+    const messages = await consumer.consume({ max_messages: CONSUME_BATCH_MESSAGES, expires: PULL_EXPIRES_MS, idle_heartbeat: PULL_HEARTBEAT_MS });
     this.messages = messages;
     const session = ++this.session;
     this.pumping = (async () => {
+      let lastDelivery = 0;
       try {
         for await (const message of messages) {
           if (session !== this.session) break;
+          // Deliveries of one consumer are numbered without gaps. A gap is a message lost on its
+          // way (a consumer leader died while delivering it): acknowledging anything after it
+          // ("ack all") would acknowledge it unseen, so the reader starts again from its commit.
+          const delivery = message.info.deliverySequence;
+          if (lastDelivery > 0 && delivery !== lastDelivery + 1) {
+            this.log.context.log.warn('queue reader missed a delivery; reopening it at its committed offset', { group: this.group, partition: this.partition, expected: lastDelivery + 1, got: delivery });
+            this.gaps += 1;
+            break;
+          }
+          lastDelivery = delivery;
           this.buffer.push(message);
           this.bufferedBytes += message.data.length;
           this.wake();
@@ -120,6 +160,12 @@ class JetStreamReader implements PartitionReader {
         }
       } catch (error) {
         this.log.context.log.warn('queue reader stopped', { group: this.group, partition: this.partition, error });
+      }
+      // Ended without being stopped (the connection or the consumer went away): open it again.
+      if (session === this.session && !this.closed) {
+        setTimeout(() => {
+          if (session === this.session && !this.closed) this.restart().catch((error: unknown) => this.log.context.log.warn('reopening a queue reader failed; the next fetch tries again', { group: this.group, partition: this.partition, error: String(error) }));
+        }, READER_REOPEN_MS).unref();
       }
     })();
   }
@@ -185,11 +231,24 @@ class JetStreamReader implements PartitionReader {
       throw new CraftError('CRAFT_TIMEOUT', `commit of offset ${offset} not confirmed: ${(error as Error).message}`, { cause: error, details: { retryAfterS: RETRY_AFTER_S } });
     }
     this.committedOffset = offset;
+    this.log.committedFloor.set(this.key, Math.max(this.log.committedFloor.get(this.key) ?? 0, offset));
     for (const seq of this.delivered.keys()) if (seq <= offset) this.delivered.delete(seq);
   }
 
+  /**
+   * Delivers again, in order, what was taken and not committed — from the reader's own memory:
+   * the messages stay pending in the durable consumer until they are acknowledged, so nothing
+   * is asked of JetStream. (Recreating the consumer instead cost a replicated consumer creation
+   * per partition on every rebalance — up to seconds on a 3-node cluster during a failover, where
+   * the timeouts crashed the queue actor again and again.)
+   */
   async rewind(): Promise<void> {
-    await this.restart();
+    if (this.delivered.size === 0) return;
+    const again = [...this.delivered.values()].filter((m) => m.seq > this.committedOffset).sort((a, b) => a.seq - b.seq);
+    this.delivered.clear();
+    this.buffer = [...again, ...this.buffer];
+    for (const m of again) this.bufferedBytes += m.data.length;
+    if (again.length > 0) this.wake();
   }
 
   committed(): number {
@@ -210,6 +269,8 @@ class JetStreamQueueLog implements QueueLog {
   private readonly lastOffsets: number[];
   /** One reader per (group, partition), kept as the promise of its opening: concurrent first fetches share it. */
   private readonly readers = new Map<string, Promise<JetStreamReader>>();
+  /** `group/partition` → the highest offset known committed (a reader's commits and its consumer's ack floor). */
+  readonly committedFloor = new Map<string, number>();
   private closed = false;
   private appended = 0;
   private sealed = false;
@@ -249,7 +310,9 @@ class JetStreamQueueLog implements QueueLog {
     if (partition < 0 || partition >= this.lastOffsets.length) throw new CraftError('CRAFT_BAD_REQUEST', `partition ${partition} does not exist`);
     let ack;
     try {
-      ack = await this.context.bus.jetstream().publish(queueLogSubject(this.epoch, partition), payload);
+      // One message id across attempts: a publish whose answer was lost in a leader's failover is
+      // sent again and stored once (JetStream's duplicate window).
+      ack = await this.context.bus.jetstream().publish(queueLogSubject(this.epoch, partition), payload, { msgID: randomUUID(), timeout: PUBLISH_ATTEMPT_MS, retries: PUBLISH_ATTEMPTS });
     } catch (error) {
       const message = (error as Error).message;
       if (/maximum bytes|resource limits|insufficient/i.test(message)) {
