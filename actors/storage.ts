@@ -14,8 +14,9 @@ import { MetricMetadata, type MetricMetadataEntry } from './storage-metadata.js'
 import { Actor } from '../core/actor/actor.js';
 import { CraftError, invariant } from '../core/errors.js';
 import { PartsReply } from '../core/nats/bus.js';
-import { SUBJECTS, handoverSubject } from '../core/subjects.js';
-import { QueueClient, isFenced, type FetchedDelivery } from '../core/queue/protocol.js';
+import { SUBJECTS, handoverSubject, storageMemberSubject } from '../core/subjects.js';
+import { type FetchedDelivery } from '../core/queue/protocol.js';
+import { GroupMember } from '../core/queue/member.js';
 import { METRIC_NAME_LABEL, type LabelMatcher } from '../core/model.js';
 import { decodeQueueMessage } from '../core/queue/message.js';
 import { positionKey, selectLimitError, type QueuePositions, type SampleStore, type StorageContext, type StoreStats } from '../core/slots/storage.js';
@@ -25,7 +26,7 @@ import { rollupParts } from '../core/storage/rollup.js';
 import { encodeSeriesValues, type RollupRequest, type LabelValuesRequest, type RangeRequest, type SelectRequest, type StorageInfo, type StorageLag } from '../core/storage/client.js';
 import { currentChoice, type HandoverReply, type HandoverRequest, type PlatformContext, type PluginChoiceResolved } from '../core/platform-context.js';
 import { sleep } from '../core/clock.js';
-import { NATS_PAYLOAD_BYTES_MAX } from '../core/defaults.js';
+import { NATS_PAYLOAD_BYTES_MAX, STORAGE_ANNOUNCE_MS } from '../core/defaults.js';
 
 export const STORAGE_GROUP = 'storage';
 const RETRY_MIN_MS = 50;
@@ -81,7 +82,8 @@ class LagWindow {
 export class StorageActor extends Actor {
   private store!: SampleStore;
   private choice!: StoreChoice;
-  private readonly queue: QueueClient;
+  /** This actor's membership of the consumer group `storage` (while consuming). */
+  private groupMember: GroupMember | undefined;
   private running = false;
   private loop: Promise<void> = Promise.resolve();
   /** Held while a batch is applied, a delete runs or a swap is under way. */
@@ -96,22 +98,30 @@ export class StorageActor extends Actor {
   private metadata!: MetricMetadata;
   /** Static membership: the same id across restarts of this process's storage actor, so a restart keeps its partitions (queue.consumer-groups). */
   private readonly member: string;
+  private announcer: NodeJS.Timeout | undefined;
 
   constructor(private readonly context: PlatformContext) {
     super('storage', context);
     this.member = `storage@${context.processName}`;
-    this.queue = new QueueClient(context.bus);
-    this.handle(SUBJECTS.storageSelect, (body: SelectRequest) => this.select(body), { concurrency: 8, parts: true });
-    this.handle(SUBJECTS.storageSeries, (body: RangeRequest) => this.read(body, (q, m) => q.series(m)), { concurrency: 4 });
-    this.handle(SUBJECTS.storageLabels, (body: RangeRequest) => this.read(body, (q, m) => q.labelNames(m)), { concurrency: 4 });
-    this.handle(SUBJECTS.storageLabelValues, (body: LabelValuesRequest) => this.labelValues(body), { concurrency: 4 });
-    this.handle(SUBJECTS.storageCount, (body: RangeRequest) => this.count(body), { concurrency: 4 });
-    this.handle(SUBJECTS.storageDelete, (body: RangeRequest) => this.deleteSeries(body));
-    this.handle(SUBJECTS.storageRollup, (body: RollupRequest) => this.rollup(body), { concurrency: 4, parts: true });
-    this.handle(SUBJECTS.storageCardinality, (body: { limit?: unknown }) => this.store.cardinality(cardinalityLimit(body?.limit)), { concurrency: 2 });
-    this.handle(SUBJECTS.storageFlush, () => this.withLock(async () => (await this.store.flush(), this.store.stats())));
-    this.handle(SUBJECTS.storageInfo, () => this.info(), { concurrency: 4 });
-    this.handle(SUBJECTS.storageMetadata, (body: { metric?: unknown; limit?: unknown }) => this.metricMetadata(body), { concurrency: 2 });
+    // Each request is served on the shared subject (one member answers: a queue group) and on
+    // this member's own subject, where readers that know several members ask each of them.
+    const serve = <T>(subject: string, handler: (body: T) => unknown, options: { concurrency?: number; parts?: boolean } = {}): void => {
+      this.handle(subject, handler, { ...options, queue: STORAGE_GROUP });
+      this.handle(storageMemberSubject(this.member, subject), handler, options);
+    };
+    serve(SUBJECTS.storageSelect, (body: SelectRequest) => this.select(body), { concurrency: 8, parts: true });
+    serve(SUBJECTS.storageSeries, (body: RangeRequest) => this.read(body, (q, m) => q.series(m)), { concurrency: 4 });
+    serve(SUBJECTS.storageLabels, (body: RangeRequest) => this.read(body, (q, m) => q.labelNames(m)), { concurrency: 4 });
+    serve(SUBJECTS.storageLabelValues, (body: LabelValuesRequest) => this.labelValues(body), { concurrency: 4 });
+    serve(SUBJECTS.storageCount, (body: RangeRequest) => this.count(body), { concurrency: 4 });
+    serve(SUBJECTS.storageDelete, (body: RangeRequest) => this.deleteSeries(body));
+    serve(SUBJECTS.storageRollup, (body: RollupRequest) => this.rollup(body), { concurrency: 4, parts: true });
+    serve(SUBJECTS.storageCardinality, (body: { limit?: unknown }) => this.store.cardinality(cardinalityLimit(body?.limit)), { concurrency: 2 });
+    serve(SUBJECTS.storageFlush, () => this.withLock(async () => (await this.store.flush(), this.store.stats())));
+    serve(SUBJECTS.storageInfo, () => this.info(), { concurrency: 4 });
+    serve(SUBJECTS.storageMetadata, (body: { metric?: unknown; limit?: unknown }) => this.metricMetadata(body), { concurrency: 2 });
+    // Every member answers who it is (no queue group).
+    this.handle(SUBJECTS.storageMembers, () => ({ member: this.member }), { concurrency: 4 });
     this.handle(handoverSubject(this.id), (body: HandoverRequest) => this.handover(body));
   }
 
@@ -140,6 +150,12 @@ export class StorageActor extends Actor {
   }
 
   protected override async onStart(): Promise<void> {
+    const announce = (): void => {
+      if (!this.bus.closed) this.bus.publish(SUBJECTS.storageAnnounce, { member: this.member });
+    };
+    this.announcer = setInterval(announce, STORAGE_ANNOUNCE_MS);
+    this.announcer.unref();
+    announce();
     this.metadata = new MetricMetadata(join(this.context.dataDir, 'storage', 'metadata.json'), this.clock);
     this.choice = { engine: await currentChoice(this.context, 'storage.engine'), kv: await currentChoice(this.context, 'storage.kv') };
     const store = this.makeStore(this.choice);
@@ -151,14 +167,20 @@ export class StorageActor extends Actor {
   }
 
   protected override async onStop(): Promise<void> {
+    clearInterval(this.announcer);
     this.running = false;
     await this.loop;
+    // Stopped on purpose: leave, so the other members take its partitions at once.
+    await this.groupMember?.stop({ leave: true }).catch(() => undefined);
     this.metadata.save();
     await this.withLock(() => this.store.close());
   }
 
   protected override async onCrash(): Promise<void> {
+    clearInterval(this.announcer);
     this.running = false;
+    // Crashed: no leave (a restart rejoins as the same member and takes its partitions back).
+    await this.groupMember?.stop({ leave: false }).catch(() => undefined);
     await this.lock.catch(() => undefined);
     await this.store?.close().catch(() => undefined);
   }
@@ -176,63 +198,60 @@ export class StorageActor extends Actor {
   }
 
   /**
-   * The consumption loop: join, fetch, apply, commit; transport trouble is retried with backoff.
-   * While a batch is applied and committed, the next fetch is already on its way (the queue hands
-   * a member each message once until it rejoins, so the two never overlap): the queue's answer
-   * time, which grows when ingestion keeps the queue busy, is no longer added to every batch.
-   * A full fetch means a backlog: up to `FETCHES_PER_COMMIT_MAX` fetches go into one commit.
-   * Deliveries fetched but not applied (a crash, a stop, a stale generation) are not committed,
-   * so the queue delivers them again after the next join.
+   * The consumption loop, as a member of the consumer group `storage` (core/queue/member.ts: it
+   * joins, heartbeats, gives up revoked partitions once what it fetched from them is committed,
+   * commits again at a new generation, joins again when fenced or when a fetch went unanswered):
+   * fetch, apply, commit; transport trouble is retried with backoff. While a batch is applied and
+   * committed, the next fetch is already on its way: the queue's answer time, which grows when
+   * ingestion keeps the queue busy, is no longer added to every batch. A full fetch means a
+   * backlog: up to `FETCHES_PER_COMMIT_MAX` fetches go into one commit. Deliveries fetched but not
+   * applied (a crash, a stop, a stale generation) are not committed; they come again.
    */
   private async consume(): Promise<void> {
-    let generation: number | undefined;
+    const member = new GroupMember(this.bus, { group: STORAGE_GROUP, member: this.member });
+    this.groupMember = member;
+    let started = false;
     let retryMs = RETRY_MIN_MS;
-    let next: Promise<{ deliveries: FetchedDelivery[] }> | undefined;
-    const fetch = (g: number): Promise<{ deliveries: FetchedDelivery[] }> => {
-      const pending = this.queue.fetch({ group: STORAGE_GROUP, member: this.member, generation: g, waitMs: 500 });
-      pending.catch(() => undefined); // awaited below, or dropped with its generation
+    let next: Promise<FetchedDelivery[]> | undefined;
+    const poll = (): Promise<FetchedDelivery[]> => {
+      const pending = member.poll({ waitMs: 500 });
+      pending.catch(() => undefined); // awaited below, or dropped
       return pending;
     };
     while (this.running) {
       try {
-        if (generation === undefined) {
-          next = undefined;
-          generation = (await this.queue.join({ group: STORAGE_GROUP, member: this.member })).generation;
+        if (!started) {
+          await member.start();
+          started = true;
         }
-        const { deliveries } = await (next ?? fetch(generation));
+        const deliveries = await (next ?? poll());
         next = undefined;
         if (!this.running) break;
         this.lag.caughtUp = deliveries.length === 0;
         if (deliveries.length > 0) {
-          next = fetch(generation);
+          next = poll();
           // A full fetch means a backlog: take the fetches behind it into the same commit (one
           // synced write for up to FETCHES_PER_COMMIT_MAX fetches), so storage does more per turn
           // of an event loop it may share with ingestion.
           let batch = deliveries;
           for (let extra = 1; extra < FETCHES_PER_COMMIT_MAX && fetchedBytes(batch) >= FULL_FETCH_BYTES * extra; extra++) {
-            const more = (await next).deliveries;
-            next = fetch(generation);
+            const more = await next;
+            next = poll();
             if (more.length === 0) break;
             batch = batch.concat(more);
           }
-          const commits = await this.withLock(() => this.apply(batch));
-          await this.queue.commit({ group: STORAGE_GROUP, member: this.member, generation, commits });
+          await this.withLock(() => this.apply(batch));
+          await member.commit(batch);
         }
         retryMs = RETRY_MIN_MS;
       } catch (error) {
         next = undefined;
         if (!this.running) break;
-        if (isFenced(error)) {
-          generation = undefined;
-          continue;
-        }
         // The queue unreachable, busy or restarting (a crash it answered with) is an operating error: retry.
         if (error instanceof CraftError && ['CRAFT_NO_RESPONDERS', 'CRAFT_TIMEOUT', 'CRAFT_OVERLOADED', 'CRAFT_ACTOR_CRASHED'].includes(error.code)) {
           this.log.debug('queue unavailable; retrying', { code: error.code, retryMs });
           await sleep(retryMs);
           retryMs = Math.min(RETRY_MAX_MS, retryMs * 2);
-          // After the queue restarts it has forgotten our membership: join again.
-          if (error.code !== 'CRAFT_OVERLOADED') generation = undefined;
           continue;
         }
         this.crash(error);

@@ -74,3 +74,6 @@ export const ALERT_EVAL_INTERVAL_MS = 10_000;
 export const STORAGE_SELECT_SERIES_MAX = 500_000;
 /** Most samples one storage select reads (`storage.selectSamplesMax`); the query engine's per-query bound is the same. */
 export const STORAGE_SELECT_SAMPLES_MAX = 50_000_000;
+
+/** How often a storage member announces itself on `craft.storage.announce`; readers forget a member silent for 3.5 of these. */
+export const STORAGE_ANNOUNCE_MS = 1_000;

@@ -51,6 +51,46 @@ export function mergeSeriesParts(parts: SeriesSamples[][]): SeriesSamples[] {
   return [...byKey.values()].map((pieces) => (pieces.length === 1 ? pieces[0]! : concatSeries(pieces)));
 }
 
+/**
+ * Series from several storage members: a series held by more than one (written through
+ * partitions that moved between them) gets every sample once, in time order — at a timestamp
+ * two members both hold, the first member's value. Sorted by series key.
+ */
+export function mergeMemberSeries(members: SeriesSamples[][]): SeriesSamples[] {
+  const byKey = new Map<string, SeriesSamples[]>();
+  for (const list of members) {
+    for (const s of list) {
+      const key = seriesKey(s.labels);
+      const pieces = byKey.get(key);
+      if (pieces === undefined) byKey.set(key, [s]);
+      else pieces.push(s);
+    }
+  }
+  const out: [string, SeriesSamples][] = [];
+  for (const [key, pieces] of byKey) {
+    if (pieces.length === 1) {
+      out.push([key, pieces[0]!]);
+      continue;
+    }
+    const points: { t: number; order: number; i: number }[] = [];
+    pieces.forEach((piece, order) => {
+      for (let i = 0; i < piece.timestampsMs.length; i++) points.push({ t: piece.timestampsMs[i]!, order, i });
+    });
+    points.sort((a, b) => a.t - b.t || a.order - b.order);
+    const timestampsMs: number[] = [];
+    const values = new Float64Array(points.length);
+    let n = 0;
+    for (const p of points) {
+      if (n > 0 && timestampsMs[n - 1] === p.t) continue;
+      timestampsMs.push(p.t);
+      // Copied as bits (a subarray set), so a staleness marker's NaN payload survives.
+      values.set(pieces[p.order]!.values.subarray(p.i, p.i + 1), n++);
+    }
+    out.push([key, { labels: pieces[0]!.labels, timestampsMs, values: values.subarray(0, n) }]);
+  }
+  return out.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)).map(([, s]) => s);
+}
+
 /** One series from pieces of it in time order (values stay in a typed array: see SeriesSamples). */
 export function concatSeries(pieces: SeriesSamples[]): SeriesSamples {
   const length = pieces.reduce((n, p) => n + p.values.length, 0);

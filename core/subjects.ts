@@ -76,6 +76,10 @@ export const SUBJECTS = {
   storageEventsApplied: 'craft.storage.events.applied',
   /** Storage actor: counts of series and samples, applied queue positions. */
   storageInfo: 'craft.storage.info',
+  /** Every storage member answers `{member}` (several storage members: docs/queue.md). */
+  storageMembers: 'craft.storage.members',
+  /** Published by every storage member each second: `{member}` — readers keep the set of live members from it. */
+  storageAnnounce: 'craft.storage.announce',
 
   /** Query actor: evaluate an expression `{expr, startMs?, endMs?}`. */
   queryRun: 'craft.query.run',
@@ -139,6 +143,12 @@ export const STREAMS = {
 
 export const journalStream = (name: string): string => `${STREAMS.journalPrefix}${name.toUpperCase().replace(/[^A-Z0-9]/g, '_')}`;
 export const queueStream = (epoch: number): string => `${STREAMS.queuePrefix}${epoch}`;
+/**
+ * One storage member's own subject for a storage request (`craft.storage.select` →
+ * `craft.storage.m.<member>.select`): with several members, readers ask each and merge.
+ */
+export const storageMemberSubject = (member: string, subject: string): string => `craft.storage.m.${member.replace(/[.*>\s]/g, '_')}.${subject.slice(subject.lastIndexOf('.') + 1)}`;
+
 export const queueLogSubject = (epoch: number, partition: number): string => `craft.queue.log.${epoch}.${partition}`;
 
 /** KV buckets. */

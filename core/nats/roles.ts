@@ -54,12 +54,12 @@ const ROLE_PERMISSIONS: Record<NatsRole, RolePermissions> = {
     subscribe: [...ACTOR_SUBSCRIBE, 'craft.queue.>'],
   },
   storage: {
-    publish: [...ACTOR_PUBLISH, 'craft.queue.>', SUBJECTS.storageEventsApplied, ...JETSTREAM],
+    publish: [...ACTOR_PUBLISH, 'craft.queue.>', SUBJECTS.storageEventsApplied, SUBJECTS.storageAnnounce, ...JETSTREAM],
     subscribe: [...ACTOR_SUBSCRIBE, 'craft.storage.>', SUBJECTS.queueEvents, `${SUBJECTS.queueGroupsPrefix}.>`],
   },
   query: {
     publish: [...ACTOR_PUBLISH, 'craft.storage.>', 'craft.query.>', SUBJECTS.alertingRules, SUBJECTS.alertingAlerts, ...QUEUE_APPEND],
-    subscribe: [...ACTOR_SUBSCRIBE, 'craft.query.>', SUBJECTS.storageEventsApplied, SUBJECTS.queueEvents],
+    subscribe: [...ACTOR_SUBSCRIBE, 'craft.query.>', SUBJECTS.storageEventsApplied, SUBJECTS.storageAnnounce, SUBJECTS.queueEvents],
   },
   alerting: {
     publish: [...ACTOR_PUBLISH, 'craft.alerting.>', 'craft.query.>', 'craft.storage.>', SUBJECTS.ingestionTapLease, ...QUEUE_APPEND, ...JETSTREAM],

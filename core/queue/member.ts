@@ -93,7 +93,7 @@ export class GroupMember {
 
   /** Joins the group and starts heartbeating. */
   async start(): Promise<void> {
-    this.subscription = this.bus.listen(groupEventSubject(this.options.group), () => void this.heartbeat());
+    this.subscription ??= this.bus.listen(groupEventSubject(this.options.group), () => void this.heartbeat());
     await this.join();
   }
 

@@ -3,13 +3,27 @@
  * (one NATS message each), which this client merges; non-finite values travel as strings.
  * `StorageClient.querier(min, max)` gives the same `Querier` a store gives in process, so the
  * query engine is written against one interface whether storage is local or remote.
+ *
+ * Several storage members (one per process, each consuming its share of the queue's partitions):
+ * the client keeps the live members from their announcements (`craft.storage.announce`, asked once
+ * on first use through `craft.storage.members`), asks each on its own subject and merges —
+ * samples, series, label names and values, counts; rollups too, or from the merged samples when
+ * one series is held by more than one member. With one member it asks the shared subject.
  */
+import type { Subscription } from '@nats-io/transport-node';
 import type { Bus } from '../nats/bus.js';
-import { SUBJECTS } from '../subjects.js';
-import { decodeValue, encodeValue, type Labels, type LabelMatcher, type SeriesSamples } from '../model.js';
-import { mergeSeriesParts } from '../series-chunks.js';
-import { mergeRollupParts, type SeriesRollup } from './rollup.js';
+import { SUBJECTS, storageMemberSubject } from '../subjects.js';
+import { decodeValue, encodeValue, seriesKey, type Labels, type LabelMatcher, type SeriesSamples } from '../model.js';
+import { mergeMemberSeries, mergeSeriesParts } from '../series-chunks.js';
+import { mergeRollupParts, rollupSeries, type SeriesRollup } from './rollup.js';
+import { STORAGE_ANNOUNCE_MS } from '../defaults.js';
+import { CraftError } from '../errors.js';
 import type { CardinalityStats, Querier, QueuePositions, SelectHints, StoreStats } from '../slots/storage.js';
+
+/** How long the first call waits for members to answer who they are. */
+const MEMBER_DISCOVERY_MS = 50;
+/** A member not heard from for this long is left out. */
+const MEMBER_SILENCE_MS = STORAGE_ANNOUNCE_MS * 3.5;
 
 /** Inclusive bounds in ms. */
 export interface RangeRequest {
@@ -74,31 +88,95 @@ export function decodeSeriesValues(series: WireSeries[]): SeriesSamples[] {
 const DEFAULT_TIMEOUT_MS = 30_000;
 
 export class StorageClient {
+  /** Member → when it was last heard from (ms). */
+  private readonly heard = new Map<string, number>();
+  private announcements: Subscription | undefined;
+  private discovery: Promise<void> | undefined;
+
   constructor(private readonly bus: Bus) {}
 
+  /** The live storage members, sorted (known after the first call; announcements keep the set current). */
+  async members(): Promise<string[]> {
+    if (this.announcements === undefined) {
+      this.announcements = this.bus.listen<{ member?: unknown }>(SUBJECTS.storageAnnounce, (body) => {
+        if (typeof body?.member === 'string') this.heard.set(body.member, Date.now());
+      });
+      this.discovery = this.bus
+        .scatter<{ member: string }>(SUBJECTS.storageMembers, {}, MEMBER_DISCOVERY_MS)
+        .then((found) => {
+          for (const { member } of found) this.heard.set(member, Date.now());
+        })
+        .catch(() => undefined);
+    }
+    await this.discovery;
+    const now = Date.now();
+    for (const [member, atMs] of this.heard) if (now - atMs > MEMBER_SILENCE_MS) this.heard.delete(member);
+    return [...this.heard.keys()].sort();
+  }
+
+  /** Stops listening for member announcements. */
+  close(): void {
+    this.announcements?.unsubscribe();
+  }
+
+  /**
+   * Asks every live member on its own subject (undefined: one member or none known — ask the
+   * shared subject). A member nobody answers for is gone: forgotten, its share left out.
+   */
+  private async fanOut<T>(subject: string, ask: (subject: string) => Promise<T>): Promise<T[] | undefined> {
+    const members = await this.members();
+    if (members.length <= 1) return undefined;
+    const answers = await Promise.all(
+      members.map((member) =>
+        ask(storageMemberSubject(member, subject)).catch((error: unknown) => {
+          if (!(error instanceof CraftError && error.code === 'CRAFT_NO_RESPONDERS')) throw error;
+          this.heard.delete(member);
+          return undefined;
+        }),
+      ),
+    );
+    return answers.filter((a): a is Awaited<T> => a !== undefined) as T[];
+  }
+
   async select(request: SelectRequest, timeoutMs = DEFAULT_TIMEOUT_MS): Promise<SeriesSamples[]> {
-    const parts = await this.bus.requestParts<WireSeries[]>(SUBJECTS.storageSelect, request, { timeoutMs });
-    return mergeSeriesParts(parts.map(decodeSeriesValues));
+    const ask = async (subject: string): Promise<SeriesSamples[]> => mergeSeriesParts((await this.bus.requestParts<WireSeries[]>(subject, request, { timeoutMs })).map(decodeSeriesValues));
+    const perMember = await this.fanOut(SUBJECTS.storageSelect, ask);
+    return perMember === undefined ? ask(SUBJECTS.storageSelect) : mergeMemberSeries(perMember);
   }
 
   async rollup(request: RollupRequest, timeoutMs = DEFAULT_TIMEOUT_MS): Promise<SeriesRollup[]> {
-    return mergeRollupParts(await this.bus.requestParts<SeriesRollup[]>(SUBJECTS.storageRollup, request, { timeoutMs }));
+    const perMember = await this.fanOut(SUBJECTS.storageRollup, (subject) => this.bus.requestParts<SeriesRollup[]>(subject, request, { timeoutMs }));
+    if (perMember === undefined) return mergeRollupParts(await this.bus.requestParts<SeriesRollup[]>(SUBJECTS.storageRollup, request, { timeoutMs }));
+    // Window summaries of one series from two members cannot be combined exactly (an exact sum
+    // is not the sum of two rounded ones): such series are summarised here from the samples.
+    const holders = new Map<string, number>();
+    for (const parts of perMember) for (const key of new Set(parts.flat().map((r) => seriesKey(r.labels)))) holders.set(key, (holders.get(key) ?? 0) + 1);
+    if ([...holders.values()].every((n) => n === 1)) return mergeRollupParts(perMember.flat());
+    const { stepMs, ...range } = request;
+    return rollupSeries(await this.select(range, timeoutMs), request.startMs, request.endMs, stepMs);
   }
 
-  series(request: RangeRequest, timeoutMs = DEFAULT_TIMEOUT_MS): Promise<Labels[]> {
-    return this.bus.request(SUBJECTS.storageSeries, request, { timeoutMs });
+  async series(request: RangeRequest, timeoutMs = DEFAULT_TIMEOUT_MS): Promise<Labels[]> {
+    const perMember = await this.fanOut(SUBJECTS.storageSeries, (subject) => this.bus.request<Labels[]>(subject, request, { timeoutMs }));
+    if (perMember === undefined) return this.bus.request(SUBJECTS.storageSeries, request, { timeoutMs });
+    const byKey = new Map<string, Labels>();
+    for (const labels of perMember.flat()) byKey.set(seriesKey(labels), labels);
+    return [...byKey.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, labels]) => labels);
   }
 
-  labelNames(request: RangeRequest, timeoutMs = DEFAULT_TIMEOUT_MS): Promise<string[]> {
-    return this.bus.request(SUBJECTS.storageLabels, request, { timeoutMs });
+  async labelNames(request: RangeRequest, timeoutMs = DEFAULT_TIMEOUT_MS): Promise<string[]> {
+    const perMember = await this.fanOut(SUBJECTS.storageLabels, (subject) => this.bus.request<string[]>(subject, request, { timeoutMs }));
+    return perMember === undefined ? this.bus.request(SUBJECTS.storageLabels, request, { timeoutMs }) : [...new Set(perMember.flat())].sort();
   }
 
-  labelValues(request: LabelValuesRequest, timeoutMs = DEFAULT_TIMEOUT_MS): Promise<string[]> {
-    return this.bus.request(SUBJECTS.storageLabelValues, request, { timeoutMs });
+  async labelValues(request: LabelValuesRequest, timeoutMs = DEFAULT_TIMEOUT_MS): Promise<string[]> {
+    const perMember = await this.fanOut(SUBJECTS.storageLabelValues, (subject) => this.bus.request<string[]>(subject, request, { timeoutMs }));
+    return perMember === undefined ? this.bus.request(SUBJECTS.storageLabelValues, request, { timeoutMs }) : [...new Set(perMember.flat())].sort();
   }
 
-  deleteSeries(request: RangeRequest, timeoutMs = DEFAULT_TIMEOUT_MS): Promise<{ deleted: number }> {
-    return this.bus.request(SUBJECTS.storageDelete, request, { timeoutMs });
+  async deleteSeries(request: RangeRequest, timeoutMs = DEFAULT_TIMEOUT_MS): Promise<{ deleted: number }> {
+    const perMember = await this.fanOut(SUBJECTS.storageDelete, (subject) => this.bus.request<{ deleted: number }>(subject, request, { timeoutMs }));
+    return perMember === undefined ? this.bus.request(SUBJECTS.storageDelete, request, { timeoutMs }) : { deleted: perMember.reduce((n, r) => n + r.deleted, 0) };
   }
 
   cardinality(limit = 10, timeoutMs = DEFAULT_TIMEOUT_MS): Promise<CardinalityStats> {
@@ -109,8 +187,11 @@ export class StorageClient {
     return this.bus.request(SUBJECTS.storageFlush, {}, { timeoutMs });
   }
 
-  count(request: RangeRequest, timeoutMs = DEFAULT_TIMEOUT_MS): Promise<{ series: number; samples: number }> {
-    return this.bus.request(SUBJECTS.storageCount, request, { timeoutMs });
+  /** With several members: the sums of theirs (a series held by two members counts twice). */
+  async count(request: RangeRequest, timeoutMs = DEFAULT_TIMEOUT_MS): Promise<{ series: number; samples: number }> {
+    const perMember = await this.fanOut(SUBJECTS.storageCount, (subject) => this.bus.request<{ series: number; samples: number }>(subject, request, { timeoutMs }));
+    if (perMember === undefined) return this.bus.request(SUBJECTS.storageCount, request, { timeoutMs });
+    return perMember.reduce((sum, c) => ({ series: sum.series + c.series, samples: sum.samples + c.samples }), { series: 0, samples: 0 });
   }
 
   metadata(request: { metric?: string; limit?: number } = {}, timeoutMs = DEFAULT_TIMEOUT_MS): Promise<Record<string, { type: string; help: string; unit: string }[]>> {

@@ -1,0 +1,77 @@
+/**
+ * Several storage members (issue 9): a second process runs a storage actor on the same NATS;
+ * the consumer group `storage` splits the queue's partitions between the two, each holds its
+ * share, and readers (the query API, `StorageClient`) ask both and merge. One member stopping
+ * moves its partitions to the other (nothing new is lost) while its share is missing from
+ * answers; started again on its data, it serves its share again.
+ */
+import t from 'tap';
+import { StorageClient } from '../core/storage/client.js';
+import { QueueClient } from '../core/queue/protocol.js';
+import { SUBJECTS, storageMemberSubject } from '../core/subjects.js';
+import { groupSettled } from '../core/queue/member.js';
+import { eventually, tempDir } from './helpers/nats.js';
+import { getJson, postJson, startPlatform } from './helpers/platform.js';
+
+const PARTITIONS = 4;
+const CLIENTS = 12;
+
+t.test('two storage members share the partitions; queries see both; a stopped member’s share comes back with it', async (t) => {
+  const front = await startPlatform(t, {
+    queue: { partitions: PARTITIONS },
+    plugins: { 'ingestion.server': 'craft0.http', 'queue.log': 'queue.jetstream', 'queue.groups': { id: 'queue.consumer-groups', options: { sessionTimeoutMs: 2_000, heartbeatIntervalMs: 300 } } },
+  });
+  const backDir = tempDir(t);
+  const backConfig = { actors: ['storage' as const], nats: front.natsToJoin(), processName: 'back' };
+  let back = await startPlatform(t, backConfig, backDir);
+  const queue = new QueueClient(front.bus);
+  const settledOn = async (members: string[]): Promise<boolean> => groupSettled((await queue.info()).groupStates.find((g) => g.group === 'storage'), members, PARTITIONS);
+  t.ok(await eventually(() => settledOn(['storage@back', 'storage@main']), 20_000), 'the storage group has two members, every partition owned');
+
+  const storage = new StorageClient(front.bus);
+  t.teardown(() => storage.close());
+  t.ok(await eventually(async () => (await storage.members()).length === 2, 10_000), 'the client knows both members');
+  await new Promise((r) => setTimeout(r, 4_000));
+  t.same(await storage.members(), ['storage@back', 'storage@main'], 'still known after 4 s: both announce themselves');
+
+  const write = async (round: string): Promise<number> => {
+    let samples = 0;
+    for (let c = 0; c < CLIENTS; c++) {
+      const metrics = Array.from({ length: 5 }, (_, i) => ({ name: 'shared', value: c * 10 + i, tags: { client: `c${c}`, round }, timestamp: Date.now() - 60_000 + i }));
+      const res = await postJson(front.ingestionPort, '/metrics', { metrics }, { authorization: `client-${c}` });
+      t.equal(res.status, 200);
+      samples += metrics.length;
+    }
+    return samples;
+  };
+  const all = { matchers: [{ name: '__name__', op: '=' as const, value: 'shared' }], startMs: Date.now() - 3_600_000, endMs: Date.now() + 3_600_000 };
+  const first = await write('first');
+  t.ok(await eventually(async () => (await storage.count(all)).samples === first, 20_000), `all ${first} samples stored across the members`);
+  const share = async (member: string): Promise<number> => (await front.bus.request<{ samples: number }>(storageMemberSubject(member, SUBJECTS.storageCount), all)).samples;
+  const [mainShare, backShare] = [await share('storage@main'), await share('storage@back')];
+  t.ok(mainShare > 0 && backShare > 0, `each member holds a share (main ${mainShare}, back ${backShare})`);
+  t.equal(mainShare + backShare, first, 'the shares add up, nothing held twice');
+
+  const selected = await storage.select(all);
+  t.equal(selected.length, CLIENTS, 'select merges every series from both members');
+  t.equal(selected.reduce((n, s) => n + s.values.length, 0), first);
+  t.same((await storage.labelValues({ ...all, name: 'client' })).length, CLIENTS, 'label values from both');
+  const rolled = await storage.rollup({ ...all, stepMs: 3_600_000 });
+  t.equal(rolled.reduce((n, r) => n + r.windows.reduce((m, w) => m + w.count, 0), 0), first, 'rollups from both');
+  const api = await getJson(front.queryPort, `/api/v1/query?query=${encodeURIComponent('count(count_over_time(shared[10m]))')}`);
+  t.match(api.body, { status: 'success', data: { result: [{ value: [Number, String(CLIENTS)] }] } }, 'the query API counts every series');
+
+  // The back member stops: its partitions move to main; new writes are all stored; its share is missing meanwhile.
+  await back.stop();
+  t.ok(await eventually(() => settledOn(['storage@main']), 20_000), 'main owns every partition');
+  t.ok(await eventually(async () => (await storage.members()).join() === 'storage@main', 10_000), `the client forgot the stopped member (${(await storage.members()).join()})`);
+  const second = await write('second');
+  t.ok(await eventually(async () => (await storage.count(all)).samples === mainShare + second, 20_000), `meanwhile: main's share and every new sample (${mainShare} + ${second}), the stopped member's ${backShare} missing`);
+
+  // Back again on its data: its share is served again; the group splits the partitions again.
+  back = await startPlatform(t, backConfig, backDir);
+  t.ok(await eventually(() => settledOn(['storage@back', 'storage@main']), 20_000), 'two members again');
+  t.ok(await eventually(async () => (await storage.count(all)).samples === first + second, 20_000), `everything answered again (${first + second}): ${JSON.stringify(await storage.count(all))}, members ${(await storage.members()).join()}, main ${await share('storage@main')}, back ${await share('storage@back').catch(String)}`);
+  const merged = await storage.select(all);
+  t.equal(merged.reduce((n, s) => n + s.values.length, 0), first + second, 'select sees every sample once');
+});
