@@ -475,6 +475,11 @@ export class QueueActor extends Actor {
     const from = this.current.record.plugin;
     const previous = this.current;
     const next = await this.openEpoch(request.plugin, request.options);
+    // Every known group's readers of the new epoch open now, together, not one by one inside the
+    // first fetches (a JetStream reader is a durable consumer to create: under load the first
+    // fetches of every group waited for all of them, and rebalances with them). A reader that
+    // fails to open here opens on its first fetch.
+    await Promise.all([...this.groups].flatMap((group) => Array.from({ length: this.partitions }, (_, p) => next.log.reader(group, p).catch(() => undefined))));
     this.bus.publish(SUBJECTS.queueEvents, { type: 'epoch', epoch: next.record.epoch });
     await this.retire(previous);
     await this.checkDrained();

@@ -23,11 +23,12 @@ t.test('alert-escalation passes: fires, escalates to tier 1, is acknowledged, re
 // In a loaded CI run the audit group once consumed 89,600 of 100,020 acknowledged samples: members
 // that gave up on a slow fetch committed past what it had carried (fixed in core/queue/member.ts;
 // the regression test is in test/queue-consumer-groups.test.ts).
-t.test('queue-rebalance passes: consumers join, crash and leave under load across a log swap; nothing lost, every rebalance bounded', async (t) => {
+t.test('queue-rebalance passes: consumers join, crash and leave under load across swaps of the log and the group coordinator; nothing lost, every rebalance bounded', async (t) => {
   const run = await runScenario(scenario('queue-rebalance'), { reportsDir: tempDir(t), keepData: false, progress: false, logLevel: 'error' });
   t.ok(run.passed, JSON.stringify({ verdicts: run.verdicts, steps: run.steps.filter((s) => !s.ok) }));
   const rebalance = run.verdicts.find((v) => v.expectation.startsWith('consumer group audit: every rebalance'));
   t.match(rebalance?.observed, /^4 rebalance\(s\): join .*; crash .* detected \d+ ms, .*; join .*; leave /, 'two joins, a crash and a leave were timed');
   t.ok(run.verdicts.find((v) => v.expectation.startsWith('consumer group audit consumed'))?.passed, 'the audit group consumed every acknowledged sample');
   t.match(run.steps.find((s) => s.description.startsWith('swap queue.log'))?.detail, /queue\.file-log → queue\.jetstream/);
+  t.match(run.steps.find((s) => s.description.startsWith('swap queue.groups'))?.detail, /queue\.consumer-groups → queue\.kv-leases/);
 });
