@@ -260,20 +260,17 @@ export class StorageActor extends Actor {
     }
   }
 
-  /** Appends the deliveries not yet applied in one transaction; returns the commits to send (everything seen). */
-  private async apply(deliveries: FetchedDelivery[]): Promise<{ epoch: number; partition: number; offset: number }[]> {
+  /** Appends the deliveries not yet applied in one transaction (the member client commits them all after). */
+  private async apply(deliveries: FetchedDelivery[]): Promise<void> {
     const applied = this.store.positions();
     const appender = this.store.appender();
     const positions: QueuePositions = {};
-    const commitsByKey = new Map<string, { epoch: number; partition: number; offset: number }>();
     const receivedAtMs: number[] = [];
     let samples = 0;
     let minTimeMs = Infinity;
     let maxTimeMs = -Infinity;
     for (const d of deliveries) {
       const key = positionKey(d.epoch, d.partition);
-      const commit = commitsByKey.get(key);
-      if (commit === undefined || commit.offset < d.offset) commitsByKey.set(key, { epoch: d.epoch, partition: d.partition, offset: d.offset });
       if (d.offset <= (applied[key] ?? 0)) {
         this.batchesSkipped += 1;
         continue;
@@ -303,7 +300,7 @@ export class StorageActor extends Actor {
     }
     if (Object.keys(positions).length === 0) {
       appender.rollback();
-      return [...commitsByKey.values()];
+      return;
     }
     const result = await appender.commit(positions);
     const nowMs = this.clock.now();
@@ -312,7 +309,6 @@ export class StorageActor extends Actor {
     this.samplesRestamped += result.restamped;
     // A restamped sample moved past its series' newest, which may lie beyond this batch: say "any time after".
     if (samples > 0) this.bus.publish(SUBJECTS.storageEventsApplied, { minTimeMs, maxTimeMs: result.restamped > 0 ? Number.MAX_SAFE_INTEGER : maxTimeMs, samples });
-    return [...commitsByKey.values()];
   }
 
   private async metricMetadata(body: { metric?: unknown; limit?: unknown }): Promise<Record<string, MetricMetadataEntry[]>> {

@@ -38,17 +38,22 @@ export function chunkSeries(series: SeriesSamples[], partBytesMax = NATS_PAYLOAD
 }
 
 /** Joins parts back into one list of series (parts of one series are concatenated in order). */
-export function mergeSeriesParts(parts: SeriesSamples[][]): SeriesSamples[] {
+/** Pieces of each series (by series key, first seen first), from several lists. */
+function piecesByKey(lists: SeriesSamples[][]): Map<string, SeriesSamples[]> {
   const byKey = new Map<string, SeriesSamples[]>();
-  for (const part of parts) {
-    for (const s of part) {
+  for (const list of lists) {
+    for (const s of list) {
       const key = seriesKey(s.labels);
       const pieces = byKey.get(key);
       if (pieces === undefined) byKey.set(key, [s]);
       else pieces.push(s);
     }
   }
-  return [...byKey.values()].map((pieces) => (pieces.length === 1 ? pieces[0]! : concatSeries(pieces)));
+  return byKey;
+}
+
+export function mergeSeriesParts(parts: SeriesSamples[][]): SeriesSamples[] {
+  return [...piecesByKey(parts).values()].map((pieces) => (pieces.length === 1 ? pieces[0]! : concatSeries(pieces)));
 }
 
 /**
@@ -57,17 +62,8 @@ export function mergeSeriesParts(parts: SeriesSamples[][]): SeriesSamples[] {
  * two members both hold, the first member's value. Sorted by series key.
  */
 export function mergeMemberSeries(members: SeriesSamples[][]): SeriesSamples[] {
-  const byKey = new Map<string, SeriesSamples[]>();
-  for (const list of members) {
-    for (const s of list) {
-      const key = seriesKey(s.labels);
-      const pieces = byKey.get(key);
-      if (pieces === undefined) byKey.set(key, [s]);
-      else pieces.push(s);
-    }
-  }
   const out: [string, SeriesSamples][] = [];
-  for (const [key, pieces] of byKey) {
+  for (const [key, pieces] of piecesByKey(members)) {
     if (pieces.length === 1) {
       out.push([key, pieces[0]!]);
       continue;

@@ -13,17 +13,14 @@
  * cannot be written); writes do not depend on it.
  */
 import t from 'tap';
-import { Bus } from '../core/nats/bus.js';
 import { StorageClient } from '../core/storage/client.js';
 import { eventually } from './helpers/nats.js';
-import { startCluster } from './helpers/cluster.js';
+import { jetStreamReady, startCluster } from './helpers/cluster.js';
 import { postJson, startPlatform } from './helpers/platform.js';
 
 t.test('3-node cluster: the platform runs with R3 streams and stores what it acknowledges', async (t) => {
   const cluster = await startCluster(t);
-  const probe = await Bus.connect(cluster.url, 'probe');
-  t.ok(await eventually(async () => (await probe.jetstreamManager().then((jsm) => jsm.getAccountInfo()).then(() => true, () => false)), 30_000, 200), 'JetStream is up across the cluster');
-  await probe.close();
+  t.ok(await jetStreamReady(cluster), 'JetStream is up across the cluster');
   const platform = await startPlatform(t, { nats: { url: cluster.url, replicas: 3 }, plugins: { 'ingestion.server': 'craft0.http', 'queue.log': 'queue.jetstream' } });
   const jsm = await platform.bus.jetstreamManager();
   for (const stream of ['CRAFT_QUEUE_E1', 'CRAFT_JOURNAL_QUEUE', 'CRAFT_JOURNAL_CONTROL', 'KV_craft-snapshots']) {
@@ -40,10 +37,7 @@ t.test('3-node cluster: the platform runs with R3 streams and stores what it ack
 
 t.test('3-node cluster, R3 streams: a node killed under load loses no acknowledged sample; writes and consumption continue', async (t) => {
   const cluster = await startCluster(t);
-  // Clustered JetStream answers once the nodes have elected a meta leader.
-  const probe = await Bus.connect(cluster.url, 'probe');
-  t.ok(await eventually(async () => (await probe.jetstreamManager().then((jsm) => jsm.getAccountInfo()).then(() => true, () => false)), 30_000, 200), 'JetStream is up across the cluster');
-  await probe.close();
+  t.ok(await jetStreamReady(cluster), 'JetStream is up across the cluster');
 
   const platform = await startPlatform(t, { nats: { url: cluster.url, replicas: 3 }, plugins: { 'ingestion.server': 'craft0.http', 'queue.log': 'queue.jetstream' } });
   const storage = new StorageClient(platform.bus);

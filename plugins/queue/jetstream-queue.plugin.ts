@@ -15,6 +15,7 @@ import { z } from 'zod';
 import { CraftError } from '../../core/errors.js';
 import { RETRY_AFTER_S } from '../../core/defaults.js';
 import { definePlugin } from '../../core/plugins/define.js';
+import { unavailable } from './shared/unavailable.js';
 import { waitForWake } from '../../core/queue/wait.js';
 import { queueLogSubject, queueStream } from '../../core/subjects.js';
 import type { Delivery, PartitionReader, QueueLog, QueueLogContext, QueueLogInfo } from '../../core/slots/queue.js';
@@ -41,12 +42,6 @@ const READER_REOPEN_MS = 1_000;
 const PUBLISH_ATTEMPTS = 5;
 /** Retained bytes per epoch stream before appends are refused (the server answers, we say 503). */
 const STREAM_BYTES_MAX_DEFAULT = 8 * 1024 ** 3;
-
-/** A JetStream call that failed (a timeout while the server purges a long backlog, a restart): answered, retryable, not a crash. */
-function unavailable(what: string, error: unknown): CraftError {
-  if (error instanceof CraftError) return error;
-  return new CraftError('CRAFT_TIMEOUT', `${what} failed: ${error instanceof Error ? error.message : String(error)}`, { cause: error, details: { retryAfterS: RETRY_AFTER_S } });
-}
 
 const consumerName = (group: string, partition: number): string => `${group.replace(/[^A-Za-z0-9_-]/g, '_')}_p${partition}`;
 

@@ -16,18 +16,9 @@ import { z } from 'zod';
 import { createActor, type Actor as XActor } from 'xstate';
 import { definePlugin } from '../../core/plugins/define.js';
 import type { GroupCoordinator, GroupCoordinatorContext, GroupDescription, GroupRefusal, GroupView } from '../../core/slots/queue.js';
-import { fenceCommit, groupMachine, heartbeatAnswer, ownedBy } from './shared/group-coordinator.js';
-import { ASSIGNORS } from './shared/assignors.js';
+import { consumableBy, describeGroup, fenceCommit, groupMachine, groupOptionsShape, memberView, ownedBy } from './shared/group-coordinator.js';
 
-const optionsSchema = z
-  .object({
-    assignor: z.enum(ASSIGNORS).default('cooperative-sticky'),
-    /** A member not heard from for this long is expired and its partitions move (seed: 30 s). */
-    sessionTimeoutMs: z.number().int().min(100).default(30_000),
-    /** How often members heartbeat (seed: 5 s); they also heartbeat at once when told the group changed. */
-    heartbeatIntervalMs: z.number().int().min(10).default(5_000),
-  })
-  .strict();
+const optionsSchema = z.object(groupOptionsShape).strict();
 type Options = z.output<typeof optionsSchema>;
 
 type GroupActor = XActor<typeof groupMachine>;
@@ -55,9 +46,7 @@ class ConsumerGroups implements GroupCoordinator {
   }
 
   private view(group: string, member: string): GroupView | GroupRefusal {
-    const answer = heartbeatAnswer(this.actor(group).getSnapshot().context, member);
-    if ('error' in answer) return answer.error;
-    return { ...answer, heartbeatIntervalMs: this.options.heartbeatIntervalMs, sessionTimeoutMs: this.options.sessionTimeoutMs };
+    return memberView(this.actor(group).getSnapshot().context, member, this.options);
   }
 
   restore(group: string, generation: number): void {
@@ -93,18 +82,12 @@ class ConsumerGroups implements GroupCoordinator {
   }
 
   consumable(group: string, member: string, generation: number): number[] | GroupRefusal {
-    const context = this.actor(group).getSnapshot().context;
-    if (context.members[member] === undefined) return 'UNKNOWN_MEMBER';
-    if (generation !== context.generation) return 'ILLEGAL_GENERATION';
-    return ownedBy(context, member).filter((p) => context.target[p] === member);
+    return consumableBy(this.actor(group).getSnapshot().context, member, generation);
   }
 
   describe(group: string): GroupDescription | undefined {
     const actor = this.actors.get(group);
-    if (actor === undefined) return undefined;
-    const snapshot = actor.getSnapshot();
-    const { generation, members, owners, target } = snapshot.context;
-    return { group, phase: String(snapshot.value), generation, members: Object.keys(members).sort(), owners: { ...owners }, target: { ...target } };
+    return actor === undefined ? undefined : describeGroup(group, actor.getSnapshot());
   }
 
   groups(): string[] {

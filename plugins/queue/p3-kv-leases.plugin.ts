@@ -30,21 +30,16 @@ import { createActor, type Actor as XActor } from 'xstate';
 import { Kvm, KvWatchInclude, type KV, type KvWatchEntry } from '@nats-io/kv';
 import type { QueuedIterator } from '@nats-io/transport-node';
 import { definePlugin } from '../../core/plugins/define.js';
+import { unavailable } from './shared/unavailable.js';
 import { CraftError } from '../../core/errors.js';
-import { RETRY_AFTER_S } from '../../core/defaults.js';
 import { BUCKETS } from '../../core/subjects.js';
 import type { GroupCoordinator, GroupCoordinatorContext, GroupDescription, GroupRefusal, GroupView } from '../../core/slots/queue.js';
-import { groupMachine, heartbeatAnswer, fenceCommit, ownedBy, type GroupState } from './shared/group-coordinator.js';
-import { ASSIGNORS } from './shared/assignors.js';
+import { consumableBy, describeGroup, fenceCommit, groupMachine, groupOptionsShape, memberView, ownedBy, type GroupState } from './shared/group-coordinator.js';
 
 const optionsSchema = z
   .object({
-    assignor: z.enum(ASSIGNORS).default('cooperative-sticky'),
-    /** A member whose lease was not renewed for this long is expired and its partitions move (seed: 30 s). */
-    sessionTimeoutMs: z.number().int().min(100).default(30_000),
-    /** How often members heartbeat (seed: 5 s); a lease is written at most every half of it. */
-    heartbeatIntervalMs: z.number().int().min(10).default(5_000),
-    /** The bucket (one per platform; tests and benchmarks may use their own). */
+    ...groupOptionsShape,
+    /** The bucket (one per platform; tests and benchmarks may use their own). A lease is written at most every half heartbeat interval. */
     bucket: z.string().regex(/^[A-Za-z0-9_-]+$/).default(BUCKETS.groups),
   })
   .strict();
@@ -95,11 +90,6 @@ export function keyToken(name: string): string {
 /** The other writer won: the revision a write expected is not the key's any more. */
 const isConflict = (error: unknown): boolean =>
   (error as { code?: unknown })?.code === 10071 || /wrong last sequence|key exists/i.test(error instanceof Error ? error.message : String(error));
-
-function unavailable(what: string, error: unknown): CraftError {
-  if (error instanceof CraftError) return error;
-  return new CraftError('CRAFT_TIMEOUT', `${what}: ${error instanceof Error ? error.message : String(error)}`, { cause: error, details: { retryAfterS: RETRY_AFTER_S } });
-}
 
 /** Raised inside an operation when the bucket changed under it: the group is adopted and the operation runs again. */
 class Conflict extends Error {
@@ -320,9 +310,7 @@ class KvLeaseGroups implements GroupCoordinator {
   }
 
   private view(g: Group, member: string): GroupView | GroupRefusal {
-    const answer = heartbeatAnswer(g.actor.getSnapshot().context, member);
-    if ('error' in answer) return answer.error;
-    return { ...answer, heartbeatIntervalMs: this.options.heartbeatIntervalMs, sessionTimeoutMs: this.options.sessionTimeoutMs };
+    return memberView(g.actor.getSnapshot().context, member, this.options);
   }
 
   restore(group: string, generation: number): void {
@@ -403,19 +391,12 @@ class KvLeaseGroups implements GroupCoordinator {
 
   consumable(group: string, member: string, generation: number): number[] | GroupRefusal {
     const g = this.groupsByName.get(group);
-    if (g === undefined) return 'UNKNOWN_MEMBER';
-    const context = g.actor.getSnapshot().context;
-    if (context.members[member] === undefined) return 'UNKNOWN_MEMBER';
-    if (generation !== context.generation) return 'ILLEGAL_GENERATION';
-    return ownedBy(context, member).filter((p) => context.target[p] === member);
+    return g === undefined ? 'UNKNOWN_MEMBER' : consumableBy(g.actor.getSnapshot().context, member, generation);
   }
 
   describe(group: string): GroupDescription | undefined {
     const g = this.groupsByName.get(group);
-    if (g === undefined) return undefined;
-    const snapshot = g.actor.getSnapshot();
-    const { generation, members, owners, target } = snapshot.context;
-    return { group, phase: String(snapshot.value), generation, members: Object.keys(members).sort(), owners: { ...owners }, target: { ...target } };
+    return g === undefined ? undefined : describeGroup(group, g.actor.getSnapshot());
   }
 
   groups(): string[] {

@@ -7,7 +7,8 @@ import { join } from 'node:path';
 import type { Test } from 'tap';
 import { EmbeddedNatsServer } from '../../core/nats/server.js';
 import { freePort } from '../../actors/platform.js';
-import { tempDir } from './nats.js';
+import { Bus } from '../../core/nats/bus.js';
+import { eventually, tempDir } from './nats.js';
 
 export interface NatsCluster {
   nodes: EmbeddedNatsServer[];
@@ -36,4 +37,14 @@ export async function startCluster(t: Test, size = 3): Promise<NatsCluster> {
   });
   await Promise.all(nodes.map((n) => n.start()));
   return { nodes, url: clientPorts.map((p) => `nats://127.0.0.1:${p}`).join(',') };
+}
+
+/** Whether clustered JetStream answers (once the nodes have elected a meta leader) within 30 s. */
+export async function jetStreamReady(cluster: NatsCluster): Promise<boolean> {
+  const probe = await Bus.connect(cluster.url, 'probe');
+  try {
+    return await eventually(async () => (await probe.jetstreamManager().then((jsm) => jsm.getAccountInfo()).then(() => true, () => false)), 30_000, 200);
+  } finally {
+    await probe.close();
+  }
 }

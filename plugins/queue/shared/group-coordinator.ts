@@ -23,7 +23,9 @@
  * the coordinator can journal the events and a restart folds them back (the group journal).
  */
 import { assign, setup } from 'xstate';
-import { cooperativeStickyAssign, rangeAssign, roundRobinAssign, stickyAssign, type Assignment, type AssignorName } from './assignors.js';
+import { z } from 'zod';
+import type { GroupDescription, GroupRefusal, GroupView } from '../../../core/slots/queue.js';
+import { ASSIGNORS, cooperativeStickyAssign, rangeAssign, roundRobinAssign, stickyAssign, type Assignment, type AssignorName } from './assignors.js';
 
 export interface MemberState {
   lastHeartbeatMs: number;
@@ -72,6 +74,35 @@ export function heartbeatAnswer(context: GroupContext, member: string): { genera
   const owned = ownedBy(context, member);
   return { generation: context.generation, assigned: owned.filter((p) => context.target[p] === member), revoke: owned.filter((p) => context.target[p] !== member) };
 }
+
+/** What a coordinator answers a member: its view, with the group's timing, or why it is refused. */
+export function memberView(context: GroupContext, member: string, timing: { heartbeatIntervalMs: number; sessionTimeoutMs: number }): GroupView | GroupRefusal {
+  const answer = heartbeatAnswer(context, member);
+  if ('error' in answer) return answer.error;
+  return { ...answer, heartbeatIntervalMs: timing.heartbeatIntervalMs, sessionTimeoutMs: timing.sessionTimeoutMs };
+}
+
+/** The partitions a fetch of `member` at `generation` may take from: owned and not being given up. */
+export function consumableBy(context: GroupContext, member: string, generation: number): number[] | GroupRefusal {
+  if (context.members[member] === undefined) return 'UNKNOWN_MEMBER';
+  if (generation !== context.generation) return 'ILLEGAL_GENERATION';
+  return ownedBy(context, member).filter((p) => context.target[p] === member);
+}
+
+/** A group machine's state as `craft.queue.info` shows it. */
+export function describeGroup(group: string, snapshot: { value: unknown; context: GroupContext }): GroupDescription {
+  const { generation, members, owners, target } = snapshot.context;
+  return { group, phase: String(snapshot.value), generation, members: Object.keys(members).sort(), owners: { ...owners }, target: { ...target } };
+}
+
+/** The options every group coordinator takes (phase 3 adds its bucket). */
+export const groupOptionsShape = {
+  assignor: z.enum(ASSIGNORS).default('cooperative-sticky'),
+  /** A member not heard from for this long is expired and its partitions move (seed: 30 s). */
+  sessionTimeoutMs: z.number().int().min(100).default(30_000),
+  /** How often members heartbeat (seed: 5 s); they also heartbeat at once when told the group changed. */
+  heartbeatIntervalMs: z.number().int().min(10).default(5_000),
+};
 
 export type CommitVerdict = 'OK' | 'UNKNOWN_MEMBER' | 'ILLEGAL_GENERATION' | 'NOT_OWNER';
 
