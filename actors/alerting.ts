@@ -8,7 +8,8 @@
  *   craft.alerting.notifications                               a group's notification
  *
  * — and after a restart the folded state goes back to the lifecycle, which resumes pending
- * timers and does not repeat notifications it already sent. Pending and firing alerts are also
+ * timers and does not repeat notifications it already sent. A notification, once journaled, is
+ * put in the durable delivery queue (actors/notifier-queue.ts); the notifier actor sends it. Pending and firing alerts are also
  * written back as Prometheus's `ALERTS{alertname, alertstate, …}` series through the queue.
  */
 import { Actor } from '../core/actor/actor.js';
@@ -20,9 +21,9 @@ import { QueueClient } from '../core/queue/protocol.js';
 import { encodeBatch, METRIC_NAME_LABEL, type WireSample } from '../core/model.js';
 import { decodeQueueMessage } from '../core/queue/message.js';
 import { currentChoice, type HandoverReply, type HandoverRequest, type PlatformContext } from '../core/platform-context.js';
-import type { AlertDelivery, AlertEvaluator, AlertLifecycle, AlertView, LifecycleEvent, LifecycleState, Silence } from '../core/slots/alerting.js';
+import type { AlertEvaluator, AlertLifecycle, AlertView, LifecycleEvent, LifecycleState, Silence } from '../core/slots/alerting.js';
 import { tokenTable } from '../core/auth/tokens.js';
-import { DeliveryQueue } from './alerting-delivery.js';
+import { ensureDeliveryStream, queueNotification, DELIVERY_QUEUE_MAX } from './notifier-queue.js';
 import type { Timer } from '../core/clock.js';
 import type { IncomingMessage, Server } from 'node:http';
 import { ALERTING_BODY_BYTES_MAX, acknowledge, handleAlertingApi, parseAckBody } from './alerting-api.js';
@@ -35,6 +36,8 @@ export const ALERTS_CLIENT = 'alerting';
 /** The tap lease the alerting actor asks for, and how often it renews it, ms. */
 const TAP_LEASE_MS = 15_000;
 const TAP_RENEW_MS = 5_000;
+/** How long the receivers check waits for the notifier, ms. */
+const RECEIVERS_CHECK_TIMEOUT_MS = 2_000;
 /** Alertmanager's API version we answer as (`/api/v2/status`). */
 const ALERTMANAGER_COMPATIBLE_VERSION = '0.25.0';
 
@@ -68,9 +71,8 @@ export class AlertingActor extends Actor {
   private evaluations = 0;
   private notifications = 0;
   private lifecycleOptions: Record<string, unknown> = {};
-  private delivery!: AlertDelivery;
-  private deliveryId = '';
-  private deliveries: DeliveryQueue | undefined;
+  /** Notifications the delivery queue refused (full, or JetStream away): logged and counted. */
+  private notificationsRefused = 0;
   private http: Server | undefined;
   private startedAtMs = 0;
   /** The ingestion tap while the evaluator streams rules: its subscription and lease renewal. */
@@ -92,11 +94,12 @@ export class AlertingActor extends Actor {
     });
     this.handle(SUBJECTS.alertingAck, (body: unknown) => ({ acknowledged: acknowledge(this.lifecycle, parseAckBody(body)) }));
     this.handle(SUBJECTS.alertingOnCall, (body: { atMs?: unknown }) => ({ oncall: this.lifecycle.onCall?.(typeof body?.atMs === 'number' ? body.atMs : this.clock.now()) ?? [] }));
+    this.handle(SUBJECTS.alertingReceivers, () => ({ receivers: this.lifecycle.receivers?.() ?? [] }), { concurrency: 4 });
     this.handle(handoverSubject(this.id), (body: HandoverRequest) => this.handover(body));
   }
 
   protected override plugins(): Record<string, string> | undefined {
-    return this.evaluatorId === '' ? undefined : { 'alerting.evaluator': this.evaluatorId, 'alerting.lifecycle': this.lifecycleId, 'alerting.delivery': this.deliveryId };
+    return this.evaluatorId === '' ? undefined : { 'alerting.evaluator': this.evaluatorId, 'alerting.lifecycle': this.lifecycleId };
   }
 
   protected override async onStart(): Promise<void> {
@@ -112,12 +115,7 @@ export class AlertingActor extends Actor {
       apply: (state, event) => this.lifecycle.fold(state, event),
       snapshotEvery: 1_000,
     });
-    const delivery = await currentChoice(this.context, 'alerting.delivery');
-    this.delivery = this.context.registry.instantiate('alerting.delivery', delivery.id, { log: this.log }, delivery.options);
-    this.deliveryId = delivery.id;
-    const deliveries = new DeliveryQueue(this.bus, this.log, () => this.delivery, this.context.config.alerting.deliveryAckWaitMs, this.context.config.nats.replicas);
-    await deliveries.start();
-    this.deliveries = deliveries;
+    await ensureDeliveryStream(this.bus, this.context.config.nats.replicas);
     this.startLifecycle(this.journal.state);
     const choice = await currentChoice(this.context, 'alerting.evaluator');
     this.evaluator = this.makeEvaluator(choice.id, choice.options);
@@ -235,11 +233,21 @@ export class AlertingActor extends Actor {
     this.checkReceivers();
   }
 
-  /** Receivers the lifecycle may notify that the delivery slot has no channel for: said at start and after swaps. */
+  /**
+   * Receivers the lifecycle may notify that the notifier's delivery plugin has no channel for:
+   * said at start and after swaps (best effort — the notifier may run elsewhere or start later;
+   * it says the same after its own swaps, and once per receiver when a notification goes nowhere).
+   */
   private checkReceivers(): void {
-    if (this.delivery === undefined) return;
-    const missing = (this.lifecycle.receivers?.() ?? []).filter((r) => this.delivery.channels(r).length === 0);
-    if (missing.length > 0) this.log.warn('receivers the lifecycle names have no channel in alerting.delivery: their notifications go nowhere', { receivers: missing, lifecycle: this.lifecycleId, delivery: this.deliveryId });
+    const receivers = this.lifecycle.receivers?.() ?? [];
+    if (receivers.length === 0) return;
+    const lifecycle = this.lifecycleId;
+    this.bus
+      .request<{ delivery: string; missing: string[] }>(SUBJECTS.notifierUnrouted, { receivers }, { timeoutMs: RECEIVERS_CHECK_TIMEOUT_MS })
+      .then(({ delivery, missing }) => {
+        if (missing.length > 0) this.log.warn('receivers the lifecycle names have no channel in alerting.delivery: their notifications go nowhere', { receivers: missing, lifecycle, delivery });
+      })
+      .catch((error: unknown) => this.log.warn('no notifier answered: notifications wait in the delivery queue until one runs', { error }));
   }
 
   /** Journals the event, then publishes it; a journal that cannot be written crashes the actor (the supervisor restarts it and it replays). */
@@ -248,10 +256,19 @@ export class AlertingActor extends Actor {
       .then(async () => {
         await this.journal.append(event);
         this.publish(event);
-        // Journaled, then queued for delivery (durable), then sent by the delivery queue.
-        if (event.type === 'notified' && event.notification.alerts.length > 0) await this.deliveries?.enqueue(event.notification);
+        // Journaled, then queued for delivery (durable), then sent by the notifier.
+        if (event.type === 'notified' && event.notification.alerts.length > 0) await this.queueForDelivery(event);
       })
       .catch((error: unknown) => this.crash(error));
+  }
+
+  private async queueForDelivery(event: Extract<LifecycleEvent, { type: 'notified' }>): Promise<void> {
+    try {
+      await queueNotification(this.bus, event.notification);
+    } catch (error) {
+      this.notificationsRefused += 1;
+      this.log.error('notification not queued for delivery', { notification: event.notification.id, receiver: event.notification.receiver, limit: DELIVERY_QUEUE_MAX, error });
+    }
   }
 
   private publish(event: LifecycleEvent): void {
@@ -346,8 +363,6 @@ export class AlertingActor extends Actor {
     await this.evaluating;
     this.lifecycle?.stop();
     await this.recording;
-    await this.deliveries?.stop();
-    await this.delivery?.close();
   }
 
   protected override async onCrash(): Promise<void> {
@@ -356,10 +371,9 @@ export class AlertingActor extends Actor {
     this.untap();
     this.lifecycle?.stop();
     await this.closeHttp();
-    await this.deliveries?.stop().catch(() => undefined);
   }
 
-  private rules(): { plugin: string; lifecycle: string; evaluations: number; streamedBatches: number; notifications: number; delivery: string; deliveries: { channels: ReturnType<AlertDelivery['stats']>; refused: number }; rules: (ReturnType<AlertEvaluator['rules']>[number] & { alerts: AlertView[] })[] } {
+  private rules(): { plugin: string; lifecycle: string; evaluations: number; streamedBatches: number; notifications: number; notificationsRefused: number; rules: (ReturnType<AlertEvaluator['rules']>[number] & { alerts: AlertView[] })[] } {
     const alerts = this.lifecycle.alerts();
     return {
       plugin: this.evaluatorId,
@@ -367,8 +381,7 @@ export class AlertingActor extends Actor {
       evaluations: this.evaluations,
       streamedBatches: this.streamedBatches,
       notifications: this.notifications,
-      delivery: this.deliveryId,
-      deliveries: { channels: this.delivery.stats(), refused: this.deliveries?.refused ?? 0 },
+      notificationsRefused: this.notificationsRefused,
       rules: this.evaluator.rules().map((rule) => ({ ...rule, alerts: alerts.filter((a) => a.rule === rule.name) })),
     };
   }
@@ -388,17 +401,7 @@ export class AlertingActor extends Actor {
       this.startLifecycle(this.journal.state);
       return { slot: 'alerting.lifecycle', from, to: request.plugin, tookMs: this.clock.now() - started, detail: 'the new lifecycle resumed every alert, silence and group from the journal' };
     }
-    if (request.slot === 'alerting.delivery') {
-      // Messages in the queue stay; the next one goes through the new plugin.
-      const from = this.deliveryId;
-      const previous = this.delivery;
-      this.delivery = this.context.registry.instantiate('alerting.delivery', request.plugin, { log: this.log }, request.options);
-      this.deliveryId = request.plugin;
-      await previous.close();
-      this.checkReceivers();
-      return { slot: 'alerting.delivery', from, to: request.plugin, tookMs: this.clock.now() - started, detail: 'queued deliveries go through the new plugin' };
-    }
-    if (request.slot !== 'alerting.evaluator') throw new CraftError('CRAFT_SLOT_NOT_HOSTED', `the alerting actor hosts alerting.evaluator, alerting.lifecycle and alerting.delivery, not ${request.slot}`);
+    if (request.slot !== 'alerting.evaluator') throw new CraftError('CRAFT_SLOT_NOT_HOSTED', `the alerting actor hosts alerting.evaluator and alerting.lifecycle, not ${request.slot}`);
     const from = this.evaluatorId;
     this.evaluator = this.makeEvaluator(request.plugin, request.options);
     this.evaluatorId = request.plugin;

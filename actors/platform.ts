@@ -27,6 +27,7 @@ import { QueueActor } from './queue.js';
 import { StorageActor } from './storage.js';
 import { QueryActor } from './query.js';
 import { AlertingActor } from './alerting.js';
+import { NotifierActor } from './notifier.js';
 import { IngestionActor } from './ingestion.js';
 
 const log = createLogger('platform');
@@ -36,12 +37,13 @@ const ACTOR_FACTORIES: Record<ActorId, (context: PlatformContext) => Actor> = {
   queue: (c) => new QueueActor(c),
   storage: (c) => new StorageActor(c),
   query: (c) => new QueryActor(c),
+  notifier: (c) => new NotifierActor(c),
   alerting: (c) => new AlertingActor(c),
   ingestion: (c) => new IngestionActor(c),
 };
 
-/** Start order: control first (it knows the plugin choices), ingestion last (it needs the queue). */
-export const ACTOR_START_ORDER: ActorId[] = ['control', 'queue', 'storage', 'query', 'alerting', 'ingestion'];
+/** Start order: control first (it knows the plugin choices), the notifier before alerting (which asks it about receivers), ingestion last (it needs the queue). */
+export const ACTOR_START_ORDER: ActorId[] = ['control', 'queue', 'storage', 'query', 'notifier', 'alerting', 'ingestion'];
 
 /** What `craft.sys.status` answers for one process. */
 export interface ProcessStatus {

@@ -4,7 +4,7 @@
  * Grammar:
  *
  *   subject   = "craft" "." component "." verb [ "." qualifier ]
- *   component = "sys" | "control" | "ingestion" | "queue" | "storage" | "query" | "alerting" | "journal"
+ *   component = "sys" | "control" | "ingestion" | "queue" | "storage" | "query" | "alerting" | "notifier" | "journal"
  *   verb      = lowercase word naming the operation, e.g. "append", "select", "swap"
  *   qualifier = actor id, partition number or journal name
  *
@@ -104,6 +104,17 @@ export const SUBJECTS = {
   alertingNotifications: 'craft.alerting.notifications',
   /** Events published by the alerting actor: `craft.alerting.events.<pending|firing|resolved|inactive|silence|acknowledged>`. */
   alertingEventsPrefix: 'craft.alerting.events',
+  /** The delivery queue (JetStream work queue `CRAFT_DELIVERIES`): a notification the alerting actor queued. */
+  alertingDeliveriesQueued: 'craft.alerting.deliveries.queued',
+  /** The delivery queue: one receiver channel's copy of a notification, published by the notifier. */
+  alertingDeliveries: 'craft.alerting.deliveries',
+  /** Alerting actor: the receivers its lifecycle may notify → `{receivers}`. */
+  alertingReceivers: 'craft.alerting.receivers',
+
+  /** Notifier actor: the delivery plugin and its per-channel statistics → `{delivery, channels, expanded, refused, unrouted}`. */
+  notifierStats: 'craft.notifier.stats',
+  /** Notifier actor: which of `{receivers}` have no channel in the delivery plugin → `{delivery, missing}`. */
+  notifierUnrouted: 'craft.notifier.unrouted',
 
   /** Ingestion actor: statistics of the active server plugin. */
   ingestionStats: 'craft.ingestion.stats',

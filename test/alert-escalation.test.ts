@@ -136,12 +136,90 @@ t.test('schedule: overrides beat layers, later layers beat earlier ones, restric
   t.throws(() => new Schedule({ name: 'x', timeZone: 'UTC', layers: [{ users: ['a'], start: '2026-01-01T00:00', rotation: { every: 1, unit: 'days' } }], overrides: [{ user: 'b', start: '2026-01-02T00:00', end: '2026-01-01T00:00' }] }), /ends before it starts/);
 });
 
+t.test('schedule: untilMs is the next change of who is on call, whichever layer or override makes it', async (t) => {
+  const s = new Schedule({
+    name: 'p',
+    timeZone: 'America/New_York',
+    layers: [
+      { users: ['alice', 'bob'], start: '2026-01-05T09:00', rotation: { every: 1, unit: 'weeks' } },
+      { users: ['night'], start: '2026-01-05T00:00', rotation: { every: 1, unit: 'days' }, restrict: { from: '18:00', to: '09:00', days: ['mon', 'tue', 'wed', 'thu', 'fri'] } },
+    ],
+    overrides: [{ user: 'carol', start: '2026-01-07T12:00', end: '2026-01-07T14:00' }, { user: 'dave', start: '2026-01-07T13:00', end: '2026-01-07T13:30' }],
+  });
+  const until = (local: string): string | null => {
+    const ms = s.onCall(Date.parse(`${local}-05:00`)).untilMs;
+    return ms === null ? null : new Date(ms - 5 * 3_600_000).toISOString().slice(0, 16);
+  };
+  // The weekly layer's shift runs to Monday; a higher layer's window opens before that.
+  t.equal(until('2026-01-06T10:00:00'), '2026-01-06T18:00', 'Tuesday daytime: until the night layer opens at 18:00, not the weekly handoff');
+  t.equal(until('2026-01-07T10:00:00'), '2026-01-07T12:00', 'until the override starts');
+  t.equal(until('2026-01-07T12:30:00'), '2026-01-07T13:00', 'an override listed later starts inside the first one and beats it');
+  t.equal(until('2026-01-07T13:10:00'), '2026-01-07T13:30');
+  t.equal(until('2026-01-07T13:40:00'), '2026-01-07T14:00');
+  t.equal(until('2026-01-07T20:00:00'), '2026-01-08T09:00', 'the night layer: until its window closes');
+  t.equal(until('2026-01-09T20:00:00'), '2026-01-10T09:00', 'Friday night\'s window runs into Saturday morning');
+  t.equal(until('2026-01-10T10:00:00'), '2026-01-12T09:00', 'the weekend: no window opens, until the weekly handoff');
+  t.equal(s.onCall(Date.parse('2026-01-12T10:00:00-05:00')).receiver, 'bob');
+  const one = new Schedule({ name: 'solo', timeZone: 'UTC', layers: [{ users: ['only'], start: '2026-01-01T00:00', rotation: { every: 1, unit: 'days' } }], overrides: [] });
+  t.equal(one.onCall(Date.parse('2026-01-02T12:00:00Z')).untilMs, null, 'a layer of one person never changes');
+  const twice = new Schedule({ name: 'aab', timeZone: 'UTC', layers: [{ users: ['a', 'a', 'b'], start: '2026-01-01T00:00', rotation: { every: 1, unit: 'days' } }], overrides: [] });
+  t.equal(twice.onCall(Date.parse('2026-01-01T12:00:00Z')).untilMs, Date.parse('2026-01-03T00:00:00Z'), 'a handoff to the same person is no change');
+});
+
 /** Local wall-clock parts of an instant in a zone, by Intl (independent of luxon). */
 function localParts(ms: number, zone: string): { day: number; minute: number } {
   const parts = new Intl.DateTimeFormat('en-US', { timeZone: zone, year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', hourCycle: 'h23' }).formatToParts(new Date(ms));
   const get = (type: string): number => Number(parts.find((p) => p.type === type)!.value);
   return { day: Date.UTC(get('year'), get('month') - 1, get('day')) / 86_400_000, minute: get('hour') * 60 + get('minute') };
 }
+
+t.test('schedule (property): nothing changes before untilMs and something changes at it, for any layers, windows and overrides', async (t) => {
+  const zones = ['UTC', 'Europe/Berlin', 'America/New_York', 'Australia/Sydney', 'Asia/Kolkata'];
+  const hhmm = fc.tuple(fc.integer({ min: 0, max: 23 }), fc.constantFrom(0, 30)).map(([h, m]) => `${String(h).padStart(2, '0')}:${String(m).padStart(2, '0')}`);
+  const localAt = (dayOffset: number, time: string): string => `${new Date(Date.UTC(2026, 0, 5 + dayOffset)).toISOString().slice(0, 10)}T${time}`;
+  const layer = fc.record({
+    users: fc.array(fc.constantFrom('a', 'b', 'c'), { minLength: 1, maxLength: 3 }),
+    day: fc.integer({ min: 0, max: 10 }),
+    time: hhmm,
+    every: fc.integer({ min: 1, max: 3 }),
+    unit: fc.constantFrom<'hours' | 'days' | 'weeks'>('hours', 'days', 'weeks'),
+    restrict: fc.option(fc.record({ from: hhmm, to: hhmm, days: fc.option(fc.subarray(['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'] as const, { minLength: 1 }), { nil: undefined }) }), { nil: undefined }),
+  });
+  const override = fc.record({ user: fc.constantFrom('a', 'o', 'p'), day: fc.integer({ min: 0, max: 20 }), time: hhmm, hours: fc.integer({ min: 1, max: 72 }) });
+  fc.assert(
+    fc.property(fc.constantFrom(...zones), fc.array(layer, { minLength: 1, maxLength: 3 }), fc.array(override, { maxLength: 3 }), fc.integer({ min: 0, max: 30 * 86_400 }), fc.array(fc.double({ min: 0, max: 1, noNaN: true }), { minLength: 30, maxLength: 30 }), (zone, layers, overrides, offsetS, probes) => {
+      const spec: ScheduleSpec = {
+        name: 's',
+        timeZone: zone,
+        layers: layers.map((l) => ({
+          users: l.users,
+          start: localAt(l.day, l.time),
+          rotation: { every: l.every, unit: l.unit },
+          ...(l.restrict === undefined || l.restrict.from === l.restrict.to ? {} : { restrict: { from: l.restrict.from, to: l.restrict.to, ...(l.restrict.days === undefined ? {} : { days: [...l.restrict.days] }) } }),
+        })),
+        overrides: overrides.map((o) => {
+          const start = localAt(o.day, o.time);
+          const end = new Date(Date.parse(`${start}:00Z`) + o.hours * 3_600_000).toISOString().slice(0, 16);
+          return { user: o.user, start, end };
+        }),
+      };
+      const s = new Schedule(spec);
+      const atMs = Date.parse('2026-01-03T00:00:00Z') + offsetS * 1_000;
+      const o = s.onCall(atMs);
+      const same = (w: { receiver: string | null; source: string }): boolean => w.receiver === o.receiver && w.source === o.source;
+      if (!same(s.who(atMs))) throw new Error('onCall and who disagree');
+      const horizon = o.untilMs ?? atMs + 60 * 86_400_000;
+      for (const p of [...probes, 0.999999]) {
+        const probe = atMs + Math.floor(p * (horizon - atMs));
+        if (probe < horizon && !same(s.who(probe))) throw new Error(`${zone} ${JSON.stringify(spec)}: at ${new Date(atMs).toISOString()} ${o.receiver}/${o.source} until ${o.untilMs === null ? 'never' : new Date(o.untilMs).toISOString()}, but ${new Date(probe).toISOString()} has ${JSON.stringify(s.who(probe))}`);
+      }
+      if (horizon - 1 > atMs && !same(s.who(horizon - 1))) throw new Error('a change just before untilMs');
+      if (o.untilMs !== null && o.untilMs < atMs + 400 * 3_600_000 && same(s.who(o.untilMs))) throw new Error(`nothing changes at untilMs ${new Date(o.untilMs).toISOString()}`);
+    }),
+    { numRuns: 300 },
+  );
+  t.pass('untilMs is the next change');
+});
 
 t.test('schedule (property): calendar rotations equal a model counting local days, in any zone, across DST', async (t) => {
   const zones = ['UTC', 'Europe/Berlin', 'America/New_York', 'Australia/Sydney', 'Asia/Kolkata', 'America/Sao_Paulo'];
@@ -165,7 +243,7 @@ t.test('schedule (property): calendar rotations equal a model counting local day
         const days = b.day - a.day - (b.minute < hour * 60 + minute ? 1 : 0);
         const shift = Math.floor(days / (unit === 'weeks' ? 7 * every : every));
         const expected = `u${shift % users}`;
-        const got = s.onCall(atMs).receiver;
+        const got = s.who(atMs).receiver;
         if (got !== expected) throw new Error(`${zone} ${start} ${unit}×${every} at ${new Date(atMs).toISOString()}: got ${got}, model ${expected}`);
       },
     ),

@@ -1,16 +1,17 @@
 /**
- * The durable delivery queue (actors/alerting-delivery.ts) with the real `alerting.channels`
+ * The durable delivery queue (actors/notifier-queue.ts) with the real `alerting.channels`
  * plugin, a real nats-server and a local receiver that answers 200, 500, 429 or hangs past the
  * channel's timeout, following a generated script. Mid-delivery, the notifier is killed — its
  * NATS connection closed without a goodbye, sends in flight abandoned — and a new one started on
- * a new connection, any number of times. Property: every notification queued is delivered (a
+ * a new connection, any number of times — also while it expands queued notifications into
+ * their channels. Property: every notification queued is delivered (a
  * 2xx answer) at least once on every channel, every copy of a notification carries its id
  * (webhook `Idempotency-Key`) and its group's dedup key (PagerDuty), and nothing else arrives.
  */
 import t from 'tap';
 import fc from 'fast-check';
 import { createServer, type ServerResponse } from 'node:http';
-import { DeliveryQueue, DELIVERY_STREAM } from '../actors/alerting-delivery.js';
+import { DeliveryQueue, DELIVERY_STREAM, queueNotification } from '../actors/notifier-queue.js';
 import { Bus } from '../core/nats/bus.js';
 import { createLogger, setLogLevel } from '../core/log.js';
 import { PluginRegistry } from '../core/plugins/registry.js';
@@ -99,7 +100,7 @@ t.test('killing the notifier mid-delivery, any number of times: every notificati
           return { bus, queue };
         };
         let current = await open();
-        for (const n of notifications) await current.queue.enqueue(n);
+        for (const n of notifications) await queueNotification(admin, n);
         for (const delay of killAfterMs) {
           await new Promise((r) => setTimeout(r, delay));
           // The crash: the connection goes without draining; acknowledgements not yet sent are lost.

@@ -2,8 +2,9 @@
  * Craft #5, phase 3 (`alerting.channels`) through a real platform, against local HTTP servers
  * standing in for a webhook receiver, Slack and PagerDuty: they fail, throttle and recover.
  * Retries happen on 5xx and 429 (after its Retry-After) only, a 400 is given up on at once,
- * every copy of a notification carries the same id and dedup key, and a delivery cut by a
- * crash of the alerting actor is made again after the restart.
+ * every copy of a notification carries the same id and dedup key, a delivery cut by a crash
+ * of the notifier actor is made again after the restart, a crash of the alerting actor cuts no
+ * delivery, and notifications queued while no notifier runs are delivered once one starts.
  */
 import t, { type Test } from 'tap';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
@@ -11,6 +12,7 @@ import { startPlatform } from './helpers/platform.js';
 import { eventually } from './helpers/nats.js';
 import { SUBJECTS, killSubject } from '../core/subjects.js';
 import type { ChannelStats } from '../core/slots/alerting.js';
+import type { NotifierStats } from '../actors/notifier.js';
 import { pagerDutyDedupKey } from '../plugins/alerting/p3-delivery/pagerduty.js';
 
 interface Received {
@@ -93,7 +95,7 @@ t.test('webhook, Slack and PagerDuty: retried on 5xx and 429 only, given up on a
   t.ok(await eventually(() => pagerduty.received.length >= 2, 20_000), 'resolve delivered');
   t.same(pagerduty.received[1]!.body, { routing_key: 'R0UT1NG', event_action: 'resolve', dedup_key: pagerduty.received[0]!.body.dedup_key });
 
-  const stats = (await platform.bus.request<{ deliveries: { channels: ChannelStats[] } }>(SUBJECTS.alertingRules, {})).deliveries.channels;
+  const stats = (await platform.bus.request<NotifierStats>(SUBJECTS.notifierStats, {})).channels;
   const of = (name: string): ChannelStats => stats.find((s) => s.channel === name)!;
   t.match(of('default/0:webhook'), { sent: 2, retried: 2, failed: 0 });
   t.match(of('default/1:webhook'), { sent: 0, failed: 2 });
@@ -101,7 +103,7 @@ t.test('webhook, Slack and PagerDuty: retried on 5xx and 429 only, given up on a
   t.match(of('default/3:pagerduty'), { sent: 2, retried: 0, failed: 0 });
 });
 
-t.test('a delivery cut by a crash of the alerting actor is made again after the restart, with the same id', async (t) => {
+t.test('a delivery cut by a crash of the notifier is made again after the restart, with the same id', async (t) => {
   let hang = true;
   const webhook = await receiver(t, () => (hang ? 'hang' : { status: 200 }));
   const platform = await startPlatform(t, {
@@ -110,8 +112,8 @@ t.test('a delivery cut by a crash of the alerting actor is made again after the 
   });
   await postAlerts(platform.alertingPort, [{ labels: { alertname: 'Crash', instance: 'a' }, endsAt: new Date(Date.now() + 600_000).toISOString() }]);
   t.ok(await eventually(() => webhook.received.length === 1, 20_000), 'the first attempt reached the receiver, which does not answer');
-  platform.bus.publish(killSubject('alerting'), {});
-  t.ok(await eventually(() => platform.processStatus().tree.children?.find((c) => c.id === 'alerting')?.restarts === 1, 20_000), 'alerting restarted');
+  platform.bus.publish(killSubject('notifier'), {});
+  t.ok(await eventually(() => platform.processStatus().tree.children?.find((c) => c.id === 'notifier')?.restarts === 1, 20_000), 'the notifier restarted');
   hang = false;
   t.ok(await eventually(() => webhook.received.length >= 2, 20_000), 'delivered again after the restart');
   const ids = new Set(webhook.received.map((r) => r.headers['idempotency-key']));
@@ -120,6 +122,46 @@ t.test('a delivery cut by a crash of the alerting actor is made again after the 
   // The restarted lifecycle did not make a second notification of its own for the unchanged group.
   await new Promise((r) => setTimeout(r, 2_500));
   t.equal(new Set(webhook.received.map((r) => r.headers['idempotency-key'])).size, 1, 'no new notification after the restart');
+});
+
+t.test('a crash of the alerting actor cuts no delivery: the notifier goes on sending', async (t) => {
+  let hang = true;
+  const webhook = await receiver(t, () => (hang ? 'hang' : { status: 200 }));
+  const platform = await startPlatform(t, {
+    plugins: { 'ingestion.server': 'craft0.http', 'alerting.lifecycle': LIFECYCLE, 'alerting.delivery': { id: 'alerting.channels', options: { ...FAST, timeoutMs: 4_000, receivers: [{ name: 'default', webhook: [{ url: `${webhook.url}/hook` }] }] } } },
+  });
+  await postAlerts(platform.alertingPort, [{ labels: { alertname: 'Apart', instance: 'a' }, endsAt: new Date(Date.now() + 600_000).toISOString() }]);
+  t.ok(await eventually(() => webhook.received.length === 1, 20_000), 'the first attempt reached the receiver, which holds it');
+  platform.bus.publish(killSubject('alerting'), {});
+  t.ok(await eventually(() => platform.processStatus().tree.children?.find((c) => c.id === 'alerting')?.restarts === 1, 20_000), 'alerting restarted');
+  hang = false;
+  // The held attempt times out after 4 s and the notifier retries on its own; it never restarted.
+  t.ok(await eventually(() => webhook.received.length >= 2, 20_000), 'retried by the notifier after the held attempt timed out');
+  t.equal(platform.processStatus().tree.children?.find((c) => c.id === 'notifier')?.restarts, 0, 'the notifier did not restart');
+  t.equal(new Set(webhook.received.map((r) => r.headers['idempotency-key'])).size, 1, 'one notification, its copies with one id');
+  const stats = await platform.bus.request<NotifierStats>(SUBJECTS.notifierStats, {});
+  t.match(stats.channels.find((c) => c.channel === 'default/0:webhook'), { sent: 1, retried: 1, failed: 0 });
+  t.equal(stats.expanded, 1);
+});
+
+t.test('with no notifier running, notifications wait in the delivery queue; a notifier started in another process delivers them', async (t) => {
+  const webhook = await receiver(t, () => ({ status: 200 }));
+  const delivery = { id: 'alerting.channels', options: { ...FAST, receivers: [{ name: 'default', webhook: [{ url: `${webhook.url}/hook` }] }] } };
+  const platform = await startPlatform(t, {
+    actors: ['control', 'queue', 'storage', 'query', 'alerting', 'ingestion'],
+    plugins: { 'ingestion.server': 'craft0.http', 'alerting.lifecycle': LIFECYCLE, 'alerting.delivery': delivery },
+  });
+  await postAlerts(platform.alertingPort, [
+    { labels: { alertname: 'Waiting', instance: 'a' }, endsAt: new Date(Date.now() + 600_000).toISOString() },
+    { labels: { alertname: 'Waiting2', instance: 'b' }, endsAt: new Date(Date.now() + 600_000).toISOString() },
+  ]);
+  t.ok(await eventually(async () => (await platform.bus.request<{ notifications: number }>(SUBJECTS.alertingRules, {})).notifications === 2, 10_000), 'two notifications made and queued');
+  await new Promise((r) => setTimeout(r, 1_000));
+  t.equal(webhook.received.length, 0, 'nothing sent without a notifier');
+  const notifier = await startPlatform(t, { actors: ['notifier'], nats: platform.natsToJoin(), processName: 'notifier', plugins: { 'alerting.delivery': delivery } });
+  t.ok(await eventually(() => webhook.received.length === 2, 20_000), 'both delivered by the late notifier');
+  t.same(webhook.received.map((r) => (r.body as { groupLabels: { alertname: string } }).groupLabels.alertname).sort(), ['Waiting', 'Waiting2']);
+  t.equal((await notifier.bus.request<NotifierStats>(SUBJECTS.notifierStats, {})).expanded, 2);
 });
 
 t.test('email over SMTP to a local server: a 4xx reply is retried, a 5xx is not', async (t) => {
@@ -165,10 +207,10 @@ t.test('email over SMTP to a local server: a 4xx reply is retried, a 5xx is not'
   t.match(mails[0]!.raw, /mail me/);
   t.match(mails[0]!.raw, /X-Craft-Notification: /);
   const stats = await eventually(async () => {
-    const channels = (await platform.bus.request<{ deliveries: { channels: ChannelStats[] } }>(SUBJECTS.alertingRules, {})).deliveries.channels;
+    const channels = (await platform.bus.request<NotifierStats>(SUBJECTS.notifierStats, {})).channels;
     return channels.find((c) => c.channel === 'default/1:email')?.failed === 1;
   }, 10_000);
   t.ok(stats, 'a 550 for the recipient is a permanent failure');
-  const channels = (await platform.bus.request<{ deliveries: { channels: ChannelStats[] } }>(SUBJECTS.alertingRules, {})).deliveries.channels;
+  const channels = (await platform.bus.request<NotifierStats>(SUBJECTS.notifierStats, {})).channels;
   t.match(channels.find((c) => c.channel === 'default/0:email'), { sent: 1, retried: 1, failed: 0 });
 });

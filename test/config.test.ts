@@ -21,7 +21,7 @@ t.test('an empty file is a valid configuration with defaults', async (t) => {
   t.equal(config.http.ingestionPort, 8080);
   t.equal(config.queue.partitions, 4);
   t.equal(pluginFor(config, 'storage.engine').id, 'storage.gorilla');
-  t.same(config.actors, ['control', 'queue', 'storage', 'query', 'alerting', 'ingestion']);
+  t.same(config.actors, ['control', 'queue', 'storage', 'query', 'notifier', 'alerting', 'ingestion']);
 });
 
 t.test('a wrong value points at its line and key', async (t) => {
@@ -85,8 +85,8 @@ t.test('flags override the file; --only is checked', async (t) => {
 t.test('an actor under processes runs only in its child process', async (t) => {
   // The README's example: the default actors plus a storage process must not start storage twice.
   const config = parseYaml('processes: [ { name: store-node, actors: [storage] } ]\n', 'craft.yaml', configSchema, 'CRAFT_CONFIG_INVALID');
-  t.same(actorsHere(config), ['control', 'queue', 'query', 'alerting', 'ingestion']);
+  t.same(actorsHere(config), ['control', 'queue', 'query', 'notifier', 'alerting', 'ingestion']);
   const split = makeConfig({ actors: ['control', 'queue', 'ingestion'], processes: [{ name: 'q', actors: ['queue'] }] });
   t.same(actorsHere(split), ['control', 'ingestion']);
-  t.same(actorsHere(makeConfig({})), ['control', 'queue', 'storage', 'query', 'alerting', 'ingestion']);
+  t.same(actorsHere(makeConfig({})), ['control', 'queue', 'storage', 'query', 'notifier', 'alerting', 'ingestion']);
 });

@@ -62,7 +62,7 @@ t.test('ingestion and storage in two processes started with --only', async (t) =
 t.test('a supervised storage process: kill -9, restart, nothing acknowledged lost', async (t) => {
   const platform = await startPlatform(t, {
     plugins: { 'ingestion.server': 'craft0.http' },
-    actors: ['control', 'queue', 'query', 'alerting', 'ingestion'],
+    actors: ['control', 'queue', 'query', 'notifier', 'alerting', 'ingestion'],
     processes: [{ name: 'store-node', actors: ['storage'] }],
   });
   const processNode = () => platform.processStatus().tree.children!.find((c) => c.id === 'process:store-node')!;

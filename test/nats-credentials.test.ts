@@ -40,7 +40,7 @@ const maySubscribe = (role: NatsRole, subject: string): boolean => rolePermissio
 /** Every subject the platform uses, and some it must not let through. */
 const SUBJECT_POOL: string[] = [
   ...Object.values(SUBJECTS),
-  ...['control', 'queue', 'storage', 'query', 'alerting', 'ingestion'].flatMap((a) => [killSubject(a), handoverSubject(a)]),
+  ...['control', 'queue', 'storage', 'query', 'notifier', 'alerting', 'ingestion'].flatMap((a) => [killSubject(a), handoverSubject(a)]),
   exitSubject('main'),
   queueLogSubject(1, 0),
   queueLogSubject(7, 3),

@@ -44,7 +44,7 @@ for (const [name, plugins] of [
 t.test('the supervision tree answers status, and a killed actor is restarted and catches up', async (t) => {
   const platform = await startPlatform(t, { plugins: { 'ingestion.server': 'craft0.http' } });
   const status = platform.processStatus();
-  t.same(status.tree.children?.map((c) => c.id), ['control', 'queue', 'storage', 'query', 'alerting', 'ingestion']);
+  t.same(status.tree.children?.map((c) => c.id), ['control', 'queue', 'storage', 'query', 'notifier', 'alerting', 'ingestion']);
   t.ok(status.tree.children?.every((c) => c.state === 'running'));
   t.match(status.tree.children?.find((c) => c.id === 'storage'), { plugins: { 'storage.engine': 'storage.gorilla', 'storage.kv': 'kv.level' }, mailbox: { capacity: 10_000 } });
 

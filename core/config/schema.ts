@@ -8,7 +8,7 @@ import * as D from '../defaults.js';
 import { STRATEGIES } from '../supervision/policy.js';
 import { SLOT_NAMES, type SlotName } from '../slots/index.js';
 
-export const ACTOR_IDS = ['control', 'queue', 'storage', 'query', 'alerting', 'ingestion'] as const;
+export const ACTOR_IDS = ['control', 'queue', 'storage', 'query', 'notifier', 'alerting', 'ingestion'] as const;
 export type ActorId = (typeof ACTOR_IDS)[number];
 
 /** Default plugin per slot for `craft up`: the durable defaults and the fastest ingestion phase. */

@@ -105,12 +105,26 @@ export function loadCredentialsFile(file: string, tls?: NatsTls): NatsCredential
 
 /**
  * The users of an embedded server: read from `file` when an earlier run wrote it, else
- * generated (a random 32-byte password per role) and written with mode 0600.
+ * generated (a random 32-byte password per role) and written with mode 0600. A file an older
+ * version wrote, without a role added since (the notifier), gets that role's user added.
  */
 export function ensureRoleUsers(file: string): NatsCredentials {
-  if (existsSync(file)) return loadCredentialsFile(file);
-  mkdirSync(dirname(file), { recursive: true });
-  const roles = Object.fromEntries(NATS_ROLES.map((role) => [role, { user: `craft-${role}`, password: randomBytes(32).toString('base64url') }])) as Record<NatsRole, RoleUser>;
+  const newUser = (role: NatsRole): RoleUser => ({ user: `craft-${role}`, password: randomBytes(32).toString('base64url') });
+  let roles: Record<NatsRole, RoleUser>;
+  if (existsSync(file)) {
+    let older: { roles?: Record<string, RoleUser> } | undefined;
+    try {
+      older = JSON.parse(readFileSync(file, 'utf8')) as { roles?: Record<string, RoleUser> };
+    } catch {
+      older = undefined;
+    }
+    const known = older?.roles;
+    if (known === undefined || typeof known !== 'object' || NATS_ROLES.every((role) => known[role] !== undefined)) return loadCredentialsFile(file);
+    roles = Object.fromEntries(NATS_ROLES.map((role) => [role, known[role] ?? newUser(role)])) as Record<NatsRole, RoleUser>;
+  } else {
+    mkdirSync(dirname(file), { recursive: true });
+    roles = Object.fromEntries(NATS_ROLES.map((role) => [role, newUser(role)])) as Record<NatsRole, RoleUser>;
+  }
   writeFileSync(file, JSON.stringify({ roles }, null, 2) + '\n', { mode: 0o600 });
   chmodSync(file, 0o600);
   return { kind: 'roles', file, users: roles };

@@ -13,12 +13,12 @@
  * thousands of appends a second, a memory cost the server pays for nothing.)
  *
  * Coarse on purpose in one place: the roles that keep journals or run JetStream logs
- * (control, queue, storage, alerting) may use the whole JetStream API. Separating streams
+ * (control, queue, storage, notifier, alerting) may use the whole JetStream API. Separating streams
  * per role needs an account per role with exports and imports; docs/errors.md says so.
  */
 import { SUBJECTS, BUCKETS, SUBJECT_PREFIX } from '../subjects.js';
 
-export const NATS_ROLES = ['admin', 'runtime', 'control', 'queue', 'storage', 'query', 'alerting', 'ingestion'] as const;
+export const NATS_ROLES = ['admin', 'runtime', 'control', 'queue', 'storage', 'query', 'notifier', 'alerting', 'ingestion'] as const;
 export type NatsRole = (typeof NATS_ROLES)[number];
 
 export interface RolePermissions {
@@ -61,8 +61,12 @@ const ROLE_PERMISSIONS: Record<NatsRole, RolePermissions> = {
     publish: [...ACTOR_PUBLISH, 'craft.storage.>', 'craft.query.>', SUBJECTS.alertingRules, SUBJECTS.alertingAlerts, ...QUEUE_APPEND],
     subscribe: [...ACTOR_SUBSCRIBE, 'craft.query.>', SUBJECTS.storageEventsApplied, SUBJECTS.storageAnnounce, SUBJECTS.queueEvents],
   },
+  notifier: {
+    publish: [...ACTOR_PUBLISH, SUBJECTS.alertingReceivers, SUBJECTS.alertingDeliveries, ...JETSTREAM],
+    subscribe: [...ACTOR_SUBSCRIBE, 'craft.notifier.>'],
+  },
   alerting: {
-    publish: [...ACTOR_PUBLISH, 'craft.alerting.>', 'craft.query.>', 'craft.storage.>', SUBJECTS.ingestionTapLease, ...QUEUE_APPEND, ...JETSTREAM],
+    publish: [...ACTOR_PUBLISH, 'craft.alerting.>', 'craft.notifier.>', 'craft.query.>', 'craft.storage.>', SUBJECTS.ingestionTapLease, ...QUEUE_APPEND, ...JETSTREAM],
     subscribe: [...ACTOR_SUBSCRIBE, 'craft.alerting.>', SUBJECTS.ingestionTap, SUBJECTS.ingestionTapHello, SUBJECTS.queueEvents, SUBJECTS.storageEventsApplied],
   },
   ingestion: {

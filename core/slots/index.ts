@@ -33,7 +33,7 @@ export const SLOTS = {
   'query.evaluator': { owner: 'query', methods: ['evaluate'] },
   'alerting.evaluator': { owner: 'alerting', methods: ['rules', 'evaluate'] },
   'alerting.lifecycle': { owner: 'alerting', methods: ['initialState', 'fold', 'start', 'observe', 'receive', 'alerts', 'records', 'silences', 'silence', 'expireSilence', 'stop'] },
-  'alerting.delivery': { owner: 'alerting', methods: ['channels', 'admit', 'send', 'backoffMs', 'stats', 'close'] },
+  'alerting.delivery': { owner: 'notifier', methods: ['channels', 'admit', 'send', 'backoffMs', 'stats', 'close'] },
 } as const satisfies Record<SlotName, { owner: string; methods: readonly string[] }>;
 
 export const SLOT_NAMES = Object.keys(SLOTS) as SlotName[];

@@ -89,7 +89,7 @@ export function compileEscalation(options: Options): { tree: RoutingTree; schedu
   const resolve = (targets: string[], atMs: number): string[] => {
     const out: string[] = [];
     for (const target of targets) {
-      const receiver = target.startsWith(SCHEDULE_PREFIX) ? schedules.get(target.slice(SCHEDULE_PREFIX.length))!.onCall(atMs).receiver : target;
+      const receiver = target.startsWith(SCHEDULE_PREFIX) ? schedules.get(target.slice(SCHEDULE_PREFIX.length))!.who(atMs).receiver : target;
       if (receiver !== null && !out.includes(receiver)) out.push(receiver);
     }
     return out;

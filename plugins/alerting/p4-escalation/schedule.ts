@@ -64,6 +64,8 @@ interface Layer {
 }
 
 const NOMINAL_MS = { hours: 3_600_000, days: 86_400_000, weeks: 7 * 86_400_000 } as const;
+/** How many instants where nothing changes `onCall` steps over looking for the next change. */
+const UNTIL_EDGES_MAX = 2_000;
 const minutesOf = (text: string): number => Number(text.slice(0, 2)) * 60 + Number(text.slice(3, 5));
 
 export class Schedule {
@@ -132,30 +134,65 @@ export class Schedule {
     return r.days.has(opened.weekday);
   }
 
-  /** Who is on call at `atMs`, from where, and until when (the next change: a handoff, a window, an override). */
-  onCall(atMs: number): OnCall {
-    let override: { user: string; endMs: number } | undefined;
+  /** Who is on call at `atMs` and from where: the last override holding it, else the highest layer with someone. */
+  who(atMs: number): { receiver: string | null; source: string } {
+    let override: { user: string } | undefined;
     for (const o of this.overrides) if (o.startMs <= atMs && atMs < o.endMs) override = o;
-    const nextOverrideStart = Math.min(...this.overrides.filter((o) => o.startMs > atMs).map((o) => o.startMs));
-    if (override !== undefined) return { schedule: this.name, receiver: override.user, source: 'override', untilMs: override.endMs };
+    if (override !== undefined) return { receiver: override.user, source: 'override' };
     for (let i = this.layers.length - 1; i >= 0; i--) {
       const layer = this.layers[i]!;
-      const { index, endsAtMs } = this.shift(layer, atMs);
+      const { index } = this.shift(layer, atMs);
       if (index < 0 || !this.windowOpen(layer, atMs)) continue;
-      const until = Math.min(endsAtMs, nextOverrideStart, layer.restrict === undefined ? Number.POSITIVE_INFINITY : this.windowEnd(layer, atMs));
-      return { schedule: this.name, receiver: layer.users[index % layer.users.length]!, source: `layer ${i + 1}`, untilMs: Number.isFinite(until) ? until : null };
+      return { receiver: layer.users[index % layer.users.length]!, source: `layer ${i + 1}` };
     }
-    const starts = this.layers.map((l) => l.startMs).filter((ms) => ms > atMs);
-    const until = Math.min(nextOverrideStart, ...starts);
-    return { schedule: this.name, receiver: null, source: 'nobody', untilMs: Number.isFinite(until) ? until : null };
+    return { receiver: null, source: 'nobody' };
   }
 
-  /** When the restriction window open at `atMs` closes. */
-  private windowEnd(layer: Layer, atMs: number): number {
-    const r = layer.restrict!;
-    const local = DateTime.fromMillis(atMs, { zone: this.timeZone });
-    let end = local.set({ hour: Math.floor(r.toMin / 60), minute: r.toMin % 60, second: 0, millisecond: 0 });
-    if (end.toMillis() <= atMs) end = end.plus({ days: 1 });
-    return end.toMillis();
+  /**
+   * Who is on call at `atMs`, from where, and until when: the first instant after `atMs` at which
+   * the answer of `who` changes — a handoff, a restriction window opening or closing in any layer
+   * (a higher one may open in the middle of a lower one's shift), a layer starting, an override
+   * starting or ending. Instants where nothing changes (the same person hands over to themself)
+   * are stepped over, up to UNTIL_EDGES_MAX of them; beyond that `untilMs` is the last instant
+   * looked at (on call at least until then). Null when it never changes.
+   */
+  onCall(atMs: number): OnCall {
+    const now = this.who(atMs);
+    let t = atMs;
+    for (let step = 0; step < UNTIL_EDGES_MAX; step++) {
+      const edge = this.nextEdge(t);
+      if (!Number.isFinite(edge)) return { schedule: this.name, ...now, untilMs: null };
+      const then = this.who(edge);
+      if (then.receiver !== now.receiver || then.source !== now.source) return { schedule: this.name, ...now, untilMs: edge };
+      t = edge;
+    }
+    return { schedule: this.name, ...now, untilMs: t };
+  }
+
+  /** The first instant after `atMs` at which the answer may change (Infinity when none). */
+  private nextEdge(atMs: number): number {
+    let next = Number.POSITIVE_INFINITY;
+    for (const o of this.overrides) {
+      if (o.startMs > atMs) next = Math.min(next, o.startMs);
+      if (o.endMs > atMs) next = Math.min(next, o.endMs);
+    }
+    for (const layer of this.layers) {
+      // A layer of one person never hands over: only its start is an edge.
+      if (atMs < layer.startMs) next = Math.min(next, layer.startMs);
+      else if (layer.users.length > 1) next = Math.min(next, this.shift(layer, atMs).endsAtMs);
+      const r = layer.restrict;
+      if (r !== undefined) for (const minute of [r.fromMin, r.toMin]) next = Math.min(next, this.nextLocalTime(atMs, minute));
+    }
+    return next;
+  }
+
+  /** The first instant after `atMs` whose local time is `minute` past midnight (the next day's when today's has passed). */
+  private nextLocalTime(atMs: number, minute: number): number {
+    let day = DateTime.fromMillis(atMs, { zone: this.timeZone }).startOf('day');
+    for (let d = 0; d < 3; d++, day = day.plus({ days: 1 })) {
+      const ms = day.set({ hour: Math.floor(minute / 60), minute: minute % 60 }).toMillis();
+      if (ms > atMs) return ms;
+    }
+    return Number.POSITIVE_INFINITY;
   }
 }
