@@ -23,7 +23,7 @@ import { decodeQueueMessage } from '../core/queue/message.js';
 import { currentChoice, type HandoverReply, type HandoverRequest, type PlatformContext } from '../core/platform-context.js';
 import type { AlertEvaluator, AlertLifecycle, AlertView, LifecycleEvent, LifecycleState, Silence } from '../core/slots/alerting.js';
 import { tokenTable } from '../core/auth/tokens.js';
-import { ensureDeliveryStream, queueNotification, DELIVERY_QUEUE_MAX } from './notifier-queue.js';
+import { ensureDeliveryStream, queueNotification, DELIVERY_QUEUE_MAX, UNROUTED_WARNING } from './notifier-queue.js';
 import type { Timer } from '../core/clock.js';
 import type { IncomingMessage, Server } from 'node:http';
 import { ALERTING_BODY_BYTES_MAX, acknowledge, handleAlertingApi, parseAckBody } from './alerting-api.js';
@@ -245,7 +245,7 @@ export class AlertingActor extends Actor {
     this.bus
       .request<{ delivery: string; missing: string[] }>(SUBJECTS.notifierUnrouted, { receivers }, { timeoutMs: RECEIVERS_CHECK_TIMEOUT_MS })
       .then(({ delivery, missing }) => {
-        if (missing.length > 0) this.log.warn('receivers the lifecycle names have no channel in alerting.delivery: their notifications go nowhere', { receivers: missing, lifecycle, delivery });
+        if (missing.length > 0) this.log.warn(UNROUTED_WARNING, { receivers: missing, lifecycle, delivery });
       })
       .catch((error: unknown) => this.log.warn('no notifier answered: notifications wait in the delivery queue until one runs', { error }));
   }

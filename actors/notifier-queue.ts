@@ -42,6 +42,8 @@ export const DELIVERY_QUEUE_MAX = 100_000;
 const DELIVERIES_IN_FLIGHT_MAX = 16;
 /** How long the server keeps message ids to drop a republished copy, ms. */
 const DUPLICATE_WINDOW_MS = 10 * 60_000;
+/** Said (by either actor) when the lifecycle names receivers the delivery plugin has no channel for. */
+export const UNROUTED_WARNING = 'receivers the lifecycle names have no channel in alerting.delivery: their notifications go nowhere';
 /** How soon a notification whose expansion failed (the stream full, JetStream away) is tried again, ms. */
 const EXPAND_RETRY_MS = 1_000;
 

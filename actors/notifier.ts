@@ -14,7 +14,7 @@ import { CraftError } from '../core/errors.js';
 import { SUBJECTS, handoverSubject } from '../core/subjects.js';
 import { currentChoice, type HandoverReply, type HandoverRequest, type PlatformContext } from '../core/platform-context.js';
 import type { AlertDelivery, ChannelStats } from '../core/slots/alerting.js';
-import { DeliveryQueue } from './notifier-queue.js';
+import { DeliveryQueue, UNROUTED_WARNING } from './notifier-queue.js';
 
 /** What `craft.notifier.stats` answers. */
 export interface NotifierStats {
@@ -69,7 +69,7 @@ export class NotifierActor extends Actor {
     try {
       const { receivers } = await this.bus.request<{ receivers: string[] }>(SUBJECTS.alertingReceivers, {}, { timeoutMs: RECEIVERS_TIMEOUT_MS });
       const missing = receivers.filter((r) => this.delivery.channels(r).length === 0);
-      if (missing.length > 0) this.log.warn('receivers the lifecycle names have no channel in alerting.delivery: their notifications go nowhere', { receivers: missing, delivery: this.deliveryId });
+      if (missing.length > 0) this.log.warn(UNROUTED_WARNING, { receivers: missing, delivery: this.deliveryId });
     } catch (error) {
       this.log.debug('receivers not checked: the alerting actor did not answer', { error });
     }
