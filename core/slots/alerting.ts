@@ -276,9 +276,10 @@ export interface OnCall {
 
 /*
  * Slot `alerting.delivery` (Craft #5, phase 3): sends notifications to their receiver's
- * channels. The alerting actor keeps the durable delivery queue (a JetStream work queue, one
- * message per notification and channel) and asks the plugin to send each message, retrying
- * with the plugin's backoff while the outcome says so.
+ * channels. Hosted by the notifier actor, which takes the notifications the alerting actor put
+ * in the durable delivery queue (a JetStream work queue), expands each into one message per
+ * channel the plugin names, and asks the plugin to send each message, retrying with the
+ * plugin's backoff while the outcome says so.
  */
 
 /** One notification for one channel of its receiver. */
