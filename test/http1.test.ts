@@ -6,8 +6,8 @@
 import t, { type Test } from 'tap';
 import fc from 'fast-check';
 import { createServer, connect, type Server, type Socket } from 'node:net';
-import { Http1Parser, type HttpRequest, type ParseStep } from '../core/ingestion/http1-parser.js';
-import { RawHttpServer, type RawHttpOptions } from '../core/ingestion/raw-http.js';
+import { Http1Parser, type HttpRequest, type ParseStep } from '../plugins/ingestion/shared/http1-parser.js';
+import { RawHttpServer, type RawHttpOptions } from '../plugins/ingestion/shared/raw-http.js';
 import { json, StatsCounter, type RawRequest, type Reply } from '../core/ingestion/protocol.js';
 
 const LIMITS = { headerBytesMax: 4_096, bodyBytesMax: 2_048 };

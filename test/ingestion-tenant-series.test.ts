@@ -7,7 +7,7 @@
 import t from 'tap';
 import fc from 'fast-check';
 import { seriesHashes, TenantSeriesLimiter, type TenantSeriesLimits } from '../core/ingestion/tenant-series.js';
-import { decodePrepared, encodePrepared } from '../core/ingestion/prepare-codec.js';
+import { decodePrepared, encodePrepared } from '../plugins/ingestion/shared/prepare-codec.js';
 import type { WireSample } from '../core/model.js';
 import { startPlatform } from './helpers/platform.js';
 import { eventually } from './helpers/nats.js';

@@ -5,8 +5,8 @@
  */
 import t from 'tap';
 import fc from 'fast-check';
-import { parseJsonSinglePass } from '../core/ingestion/parsers/single-pass.js';
-import { parseSeedSubstring } from '../core/ingestion/parsers/seed-substring.js';
+import { parseJsonSinglePass } from '../plugins/ingestion/shared/parsers/single-pass.js';
+import { parseSeedSubstring } from '../plugins/ingestion/shared/parsers/seed-substring.js';
 import { parseSeedBody } from '../core/ingestion/seed-json.js';
 
 type Outcome = { ok: true; value: unknown } | { ok: false };

@@ -7,8 +7,8 @@
 import t from 'tap';
 import fc from 'fast-check';
 import { Worker } from 'node:worker_threads';
-import { SharedRing } from '../core/ingestion/ring.js';
-import { SharedRateLimiter } from '../core/ingestion/shared-limiter.js';
+import { SharedRing } from '../plugins/ingestion/shared/ring.js';
+import { SharedRateLimiter } from '../plugins/ingestion/shared/shared-limiter.js';
 
 const WORKER = new URL('./helpers/ring-worker.js', import.meta.url);
 const runWorker = <T>(data: unknown): Promise<T> =>

@@ -6,9 +6,9 @@
  * Bottlenecks to see: thread start-up (~tens of ms), serialised appends, no keep-alive.
  */
 import { definePlugin } from '../../core/plugins/define.js';
-import { PhaseServer } from '../../core/ingestion/phase-server.js';
-import { ThreadPerRequestExecutor } from '../../core/ingestion/executors.js';
-import { sharedLimiter } from '../../core/ingestion/limiters.js';
+import { PhaseServer } from './shared/phase-server.js';
+import { ThreadPerRequestExecutor } from './shared/executors.js';
+import { sharedLimiter } from './shared/limiters.js';
 
 export default definePlugin({
   id: 'ingestion.thread-per-request',

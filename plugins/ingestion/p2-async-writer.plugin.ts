@@ -6,9 +6,9 @@
  * acknowledgement before 2xx — unlike the seed, which answered before writing.
  */
 import { definePlugin } from '../../core/plugins/define.js';
-import { PhaseServer } from '../../core/ingestion/phase-server.js';
-import { ThreadPerRequestExecutor } from '../../core/ingestion/executors.js';
-import { sharedLimiter, WRITER_BUFFERED_BYTES_MAX } from '../../core/ingestion/limiters.js';
+import { PhaseServer } from './shared/phase-server.js';
+import { ThreadPerRequestExecutor } from './shared/executors.js';
+import { sharedLimiter, WRITER_BUFFERED_BYTES_MAX } from './shared/limiters.js';
 
 export default definePlugin({
   id: 'ingestion.async-writer',

@@ -1,12 +1,12 @@
 /**
  * Craft #1 phase 3 — single-pass JSON parser. Phase 2 with the O(n²) seed parser replaced
- * by an O(n) one (core/ingestion/parsers/single-pass.ts): one cursor, one walk over the
+ * by an O(n) one (plugins/ingestion/shared/parsers/single-pass.ts): one cursor, one walk over the
  * body. Large batches are where it shows: a 1000-metric body is read once, not ~1000 times.
  */
 import { definePlugin } from '../../core/plugins/define.js';
-import { PhaseServer } from '../../core/ingestion/phase-server.js';
-import { ThreadPerRequestExecutor } from '../../core/ingestion/executors.js';
-import { sharedLimiter, WRITER_BUFFERED_BYTES_MAX } from '../../core/ingestion/limiters.js';
+import { PhaseServer } from './shared/phase-server.js';
+import { ThreadPerRequestExecutor } from './shared/executors.js';
+import { sharedLimiter, WRITER_BUFFERED_BYTES_MAX } from './shared/limiters.js';
 
 export default definePlugin({
   id: 'ingestion.single-pass-parser',

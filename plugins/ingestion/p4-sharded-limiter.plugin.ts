@@ -4,9 +4,9 @@
  * same stripe contend. `lockWaits` in the stats shows the contention that disappears.
  */
 import { definePlugin } from '../../core/plugins/define.js';
-import { PhaseServer } from '../../core/ingestion/phase-server.js';
-import { ThreadPerRequestExecutor } from '../../core/ingestion/executors.js';
-import { LIMITER_SHARDS, sharedLimiter, WRITER_BUFFERED_BYTES_MAX } from '../../core/ingestion/limiters.js';
+import { PhaseServer } from './shared/phase-server.js';
+import { ThreadPerRequestExecutor } from './shared/executors.js';
+import { LIMITER_SHARDS, sharedLimiter, WRITER_BUFFERED_BYTES_MAX } from './shared/limiters.js';
 
 export default definePlugin({
   id: 'ingestion.sharded-limiter',

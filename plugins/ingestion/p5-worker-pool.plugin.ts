@@ -5,9 +5,9 @@
  * start-up per request, and overload is answered instead of absorbed.
  */
 import { definePlugin } from '../../core/plugins/define.js';
-import { PhaseServer } from '../../core/ingestion/phase-server.js';
-import { PoolExecutor } from '../../core/ingestion/executors.js';
-import { LIMITER_SHARDS, poolSize, sharedLimiter, WRITER_BUFFERED_BYTES_MAX } from '../../core/ingestion/limiters.js';
+import { PhaseServer } from './shared/phase-server.js';
+import { PoolExecutor } from './shared/executors.js';
+import { LIMITER_SHARDS, poolSize, sharedLimiter, WRITER_BUFFERED_BYTES_MAX } from './shared/limiters.js';
 
 export default definePlugin({
   id: 'ingestion.worker-pool',

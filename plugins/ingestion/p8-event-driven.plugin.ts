@@ -22,14 +22,14 @@ import type { Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { definePlugin } from '../../core/plugins/define.js';
 import { QUEUE_PARTITIONS } from '../../core/defaults.js';
-import { eventLoopDesign, PhaseServer } from '../../core/ingestion/phase-server.js';
+import { eventLoopDesign, PhaseServer } from './shared/phase-server.js';
 import type { IngestionServer, IngestionServerContext, IngestionStats } from '../../core/slots/ingestion.js';
-import type { LoopSetup } from '../../core/ingestion/workers/loop-process.js';
+import type { LoopSetup } from './p8-event-driven/loop-process.js';
 
 const ID = 'ingestion.event-driven';
 /** Appends in flight from each loop's writer (option `appendsInFlight`). */
 const APPENDS_IN_FLIGHT = 2;
-const LOOP_ENTRY = fileURLToPath(new URL('../../core/ingestion/workers/loop-process.js', import.meta.url));
+const LOOP_ENTRY = fileURLToPath(new URL('./p8-event-driven/loop-process.js', import.meta.url));
 
 const OPTIONS = z
   .object({

@@ -3,8 +3,8 @@
  * or consumes until `total` messages have been taken by all consumers together.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { SharedRing } from '../../core/ingestion/ring.js';
-import { SharedRateLimiter } from '../../core/ingestion/shared-limiter.js';
+import { SharedRing } from '../../plugins/ingestion/shared/ring.js';
+import { SharedRateLimiter } from '../../plugins/ingestion/shared/shared-limiter.js';
 
 interface Job {
   role: 'producer' | 'consumer' | 'limiter';

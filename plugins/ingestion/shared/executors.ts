@@ -6,14 +6,14 @@
  *   RingExecutor           a fixed pool fed through shared lock-free rings (phases 6–7)
  */
 import { Worker } from 'node:worker_threads';
-import { CraftError } from '../errors.js';
-import { RETRY_AFTER_S } from '../defaults.js';
-import { prepare, type Prepared, type PrepareDeps, type RawRequest } from './protocol.js';
+import { CraftError } from '../../../core/errors.js';
+import { RETRY_AFTER_S } from '../../../core/defaults.js';
+import { prepare, type Prepared, type PrepareDeps, type RawRequest } from '../../../core/ingestion/protocol.js';
 import { SharedRing } from './ring.js';
 import { decodePrepared, encodeRequest } from './prepare-codec.js';
 import type { ParserName, WorkerSetup } from './workers/prepare-worker.js';
 import { PARSERS } from './workers/prepare-worker-parsers.js';
-import { unlimited, type RateLimiter } from './rate-limit.js';
+import { unlimited, type RateLimiter } from '../../../core/ingestion/rate-limit.js';
 import type { SharedRateLimiter } from './shared-limiter.js';
 
 const WORKER_URL = new URL('./workers/prepare-worker.js', import.meta.url);

@@ -10,8 +10,8 @@
  * The window logic is the same as SlidingWindowLimiter (slices of 100 ms covering the
  * last second), so the same guarantee holds: never more than `limit` admitted per window.
  */
-import type { RateLimiter } from './rate-limit.js';
-import { RATE_LIMIT_BUCKET_MS } from './rate-limit.js';
+import type { RateLimiter } from '../../../core/ingestion/rate-limit.js';
+import { RATE_LIMIT_BUCKET_MS } from '../../../core/ingestion/rate-limit.js';
 
 const RING = 11; // ceil(1000 / 100) + 1 slices
 const SLOT_INTS = 3 + 2 * RING; // hashA, hashB, used, counts[RING], slices[RING]

@@ -13,8 +13,8 @@
  */
 import type { Socket } from 'node:net';
 import { Http1Parser, type HttpRequest } from './http1-parser.js';
-import { json, type RawRequest, type Reply, type StatsCounter } from './protocol.js';
-import { ConnectionSet } from './connections.js';
+import { json, type RawRequest, type Reply, type StatsCounter } from '../../../core/ingestion/protocol.js';
+import { ConnectionSet } from '../../../core/ingestion/connections.js';
 
 export interface RawHttpOptions {
   bodyBytesMax: number;

@@ -1,5 +1,5 @@
 /** The JSON parsers a phase can choose, by name (so a worker can be told which to use). */
-import type { JsonParser } from '../protocol.js';
+import type { JsonParser } from '../../../../core/ingestion/protocol.js';
 import { parseJsonSinglePass } from '../parsers/single-pass.js';
 import { parseSeedSubstring } from '../parsers/seed-substring.js';
 

@@ -3,7 +3,7 @@
  * carries only bytes): a 4-byte header length, a JSON header, then the raw body or the
  * encoded queue parts back to back.
  */
-import type { Prepared, RawRequest } from './protocol.js';
+import type { Prepared, RawRequest } from '../../../core/ingestion/protocol.js';
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();

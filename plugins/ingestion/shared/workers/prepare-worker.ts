@@ -6,9 +6,9 @@
  *   ring — requests popped from a shared ring, answers pushed to another (phases 6–7).
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { prepare, type Prepared, type PrepareDeps, type RawRequest } from '../protocol.js';
+import { prepare, type Prepared, type PrepareDeps, type RawRequest } from '../../../../core/ingestion/protocol.js';
 import { SharedRateLimiter } from '../shared-limiter.js';
-import { unlimited } from '../rate-limit.js';
+import { unlimited } from '../../../../core/ingestion/rate-limit.js';
 import { PARSERS, type ParserName } from './prepare-worker-parsers.js';
 import { SharedRing } from '../ring.js';
 import { decodeRequest, encodePrepared } from '../prepare-codec.js';

@@ -1,8 +1,8 @@
 /** Rate limiter choices of the phases, from the configured limit. */
 import { availableParallelism } from 'node:os';
 import { SharedRateLimiter } from './shared-limiter.js';
-import { SlidingWindowLimiter, unlimited, type RateLimiter } from './rate-limit.js';
-import type { IngestionLimits } from '../slots/ingestion.js';
+import { SlidingWindowLimiter, unlimited, type RateLimiter } from '../../../core/ingestion/rate-limit.js';
+import type { IngestionLimits } from '../../../core/slots/ingestion.js';
 
 /** Lock stripes of the sharded limiter (phase 4 on). */
 export const LIMITER_SHARDS = 16;

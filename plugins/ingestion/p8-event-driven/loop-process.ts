@@ -4,15 +4,15 @@
  * its own NATS connection and its own async writer. It reports its counters every second,
  * drains on `{type: 'drain'}`, and exits when the parent goes away.
  */
-import type { IngestionStats } from '../../slots/ingestion.js';
+import type { IngestionStats } from '../../../core/slots/ingestion.js';
 import type { Socket } from 'node:net';
-import { Bus } from '../../nats/bus.js';
-import type { NatsIdentity } from '../../nats/credentials.js';
-import { BusSink } from '../bus-sink.js';
-import { eventLoopDesign, PhaseServer } from '../phase-server.js';
-import { systemClock } from '../../clock.js';
-import { createLogger } from '../../log.js';
-import type { IngestionLimits } from '../../slots/ingestion.js';
+import { Bus } from '../../../core/nats/bus.js';
+import type { NatsIdentity } from '../../../core/nats/credentials.js';
+import { BusSink } from '../../../core/ingestion/bus-sink.js';
+import { eventLoopDesign, PhaseServer } from '../shared/phase-server.js';
+import { systemClock } from '../../../core/clock.js';
+import { createLogger } from '../../../core/log.js';
+import type { IngestionLimits } from '../../../core/slots/ingestion.js';
 
 export interface LoopSetup {
   id: string;

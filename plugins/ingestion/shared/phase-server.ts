@@ -6,14 +6,14 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import { CraftError } from '../errors.js';
-import { complete, REPLIES, StatsCounter, json, type Appender, type RawRequest, type Reply } from './protocol.js';
-import { bodyOrAnswer, FedHttpServer, toRawRequest, writeReply } from './node-http.js';
+import { CraftError } from '../../../core/errors.js';
+import { complete, REPLIES, StatsCounter, json, type Appender, type RawRequest, type Reply } from '../../../core/ingestion/protocol.js';
+import { bodyOrAnswer, FedHttpServer, toRawRequest, writeReply } from '../../../core/ingestion/node-http.js';
 import { RawHttpServer } from './raw-http.js';
 import { BatchingWriter } from './batching-writer.js';
 import { InlineExecutor, type PrepareExecutor } from './executors.js';
 import { loopLimiter, WRITER_BUFFERED_BYTES_MAX } from './limiters.js';
-import type { IngestionLimits, IngestionServer, IngestionServerContext, IngestionStats } from '../slots/ingestion.js';
+import type { IngestionLimits, IngestionServer, IngestionServerContext, IngestionStats } from '../../../core/slots/ingestion.js';
 
 export type AppenderDesign =
   /** One append at a time, in arrival order: the seed's blocking write under a global lock. */

@@ -9,9 +9,9 @@
  * `concurrency` appends may be in flight; while they are, new batches accumulate, so the
  * group grows with the load by itself (no timer, no added latency when idle).
  */
-import { CraftError } from '../errors.js';
-import { NATS_PAYLOAD_BYTES_MAX, RETRY_AFTER_S } from '../defaults.js';
-import type { IngestionSink } from '../slots/ingestion.js';
+import { CraftError } from '../../../core/errors.js';
+import { NATS_PAYLOAD_BYTES_MAX, RETRY_AFTER_S } from '../../../core/defaults.js';
+import type { IngestionSink } from '../../../core/slots/ingestion.js';
 
 export interface BatchingWriterOptions {
   /**
