@@ -105,13 +105,11 @@ export class PrometheusApi {
     private readonly bus: Bus,
     private readonly now: () => number,
     private readonly recordingGroups: () => GroupStatus[] = () => [],
+    /** Storage itself (metadata, members): one client for every tenant's API, so all know the same members. */
+    private readonly storage: StorageClient,
     /** Auth on: the tenant this API answers for (`source` sees only its series). */
     private readonly tenant?: string,
-  ) {
-    this.storage = new StorageClient(bus);
-  }
-
-  private readonly storage: StorageClient;
+  ) {}
 
   private scope(): { tenant?: string } {
     return this.tenant === undefined ? {} : { tenant: this.tenant };
@@ -122,13 +120,20 @@ export class PrometheusApi {
     try {
       if (method !== 'GET' && method !== 'POST') throw new ApiError('bad_data', `method ${method} not allowed; use GET or POST`);
       const data = await this.route(path, params);
-      return { status: 200, body: JSON.stringify({ status: 'success', data }) };
+      const warnings = await this.warnings();
+      return { status: 200, body: JSON.stringify({ status: 'success', data, ...(warnings.length === 0 ? {} : { warnings }) }) };
     } catch (error) {
       const apiError = error instanceof ApiError ? error : error instanceof CraftError ? fromCraftError(error) : new ApiError('internal', (error as Error).message);
       const status = STATUS_BY_TYPE[apiError.errorType];
       const headers = status === 503 ? { 'Retry-After': '5' } : undefined;
       return { status, body: JSON.stringify({ status: 'error', errorType: apiError.errorType, error: apiError.message }), ...(headers === undefined ? {} : { headers }) };
     }
+  }
+
+  /** Prometheus's `warnings`: storage members gone (their share of the data is missing from the answer). */
+  private async warnings(): Promise<string[]> {
+    const lost = await this.storage.lostMembers().catch(() => []);
+    return lost.map(({ member, sinceMs }) => `storage member ${member} has not answered since ${new Date(sinceMs).toISOString()}: the series and samples it holds are missing from this answer`);
   }
 
   private async route(path: string, params: URLSearchParams): Promise<unknown> {

@@ -48,15 +48,17 @@ export class QueryActor extends Actor {
   private pluginId = '';
   private http: Server | undefined;
   private readonly source: SampleSource;
+  private readonly storage: StorageClient;
   private readonly api: PrometheusApi;
   private readonly recording: RecordingRules;
   private dataEvents: Subscription | undefined;
 
   constructor(private readonly context: PlatformContext) {
     super('query', context);
-    this.source = new StorageClient(context.bus);
+    this.storage = new StorageClient(context.bus);
+    this.source = this.storage;
     this.recording = new RecordingRules(() => this.evaluator, this.source, new QueueClient(context.bus), this.clock, this.log);
-    this.api = new PrometheusApi(() => this.evaluator, this.source, context.bus, () => this.clock.now(), () => this.recording.groups());
+    this.api = new PrometheusApi(() => this.evaluator, this.source, context.bus, () => this.clock.now(), () => this.recording.groups(), this.storage);
     this.handle(SUBJECTS.queryRun, async (body: QueryRequest) => new PartsReply(queryResultParts(await this.run(body))), { concurrency: 32, parts: true });
     this.handle(SUBJECTS.queryExplain, (body: QueryRequest) => this.explain(body), { concurrency: 8 });
     this.handle(handoverSubject(this.id), (body: HandoverRequest) => this.handover(body));
@@ -119,7 +121,7 @@ export class QueryActor extends Actor {
     if (tenant === undefined) return this.api;
     let api = this.tenantApis.get(tenant);
     if (api === undefined) {
-      api = new PrometheusApi(() => this.evaluator, tenantScoped(this.source, tenant), this.context.bus, () => this.clock.now(), () => this.recording.groups(), tenant);
+      api = new PrometheusApi(() => this.evaluator, tenantScoped(this.source, tenant), this.context.bus, () => this.clock.now(), () => this.recording.groups(), this.storage, tenant);
       this.tenantApis.set(tenant, api);
     }
     return api;

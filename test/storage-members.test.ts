@@ -67,6 +67,10 @@ t.test('two storage members share the partitions; queries see both; a stopped me
   t.ok(await eventually(async () => (await storage.members()).join() === 'storage@main', 10_000), `the client forgot the stopped member (${(await storage.members()).join()})`);
   const second = await write('second');
   t.ok(await eventually(async () => (await storage.count(all)).samples === mainShare + second, 20_000), `meanwhile: main's share and every new sample (${mainShare} + ${second}), the stopped member's ${backShare} missing`);
+  const countQuery = `/api/v1/query?query=${encodeURIComponent('count(count_over_time(shared[10m]))')}`;
+  const warned = (await getJson(front.queryPort, countQuery)).body as { status: string; warnings?: string[] };
+  t.equal(warned.status, 'success');
+  t.match(warned.warnings, [/storage member storage@back has not answered since .*missing from this answer/], 'the query API says whose share is missing (Prometheus warnings)');
 
   // Back again on its data: its share is served again; the group splits the partitions again.
   back = await startPlatform(t, backConfig, backDir);
@@ -74,4 +78,5 @@ t.test('two storage members share the partitions; queries see both; a stopped me
   t.ok(await eventually(async () => (await storage.count(all)).samples === first + second, 20_000), `everything answered again (${first + second}): ${JSON.stringify(await storage.count(all))}, members ${(await storage.members()).join()}, main ${await share('storage@main')}, back ${await share('storage@back').catch(String)}`);
   const merged = await storage.select(all);
   t.equal(merged.reduce((n, s) => n + s.values.length, 0), first + second, 'select sees every sample once');
+  t.ok(await eventually(async () => ((await getJson(front.queryPort, countQuery)).body as { warnings?: string[] }).warnings === undefined, 10_000), 'no warning once the member is back');
 });

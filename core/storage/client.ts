@@ -9,6 +9,11 @@
  * on first use through `craft.storage.members`), asks each on its own subject and merges —
  * samples, series, label names and values, counts; rollups too, or from the merged samples when
  * one series is held by more than one member. With one member it asks the shared subject.
+ *
+ * A member that stops answering (no responders, or silent for MEMBER_SILENCE_MS) is left out and
+ * remembered as lost for LOST_MEMBER_MS: its share of the data is missing from answers while it
+ * is gone (members hold no replicas), and `lostMembers()` says so — the query API turns it into
+ * Prometheus's `warnings`. A member announcing itself again is no longer lost.
  */
 import type { Subscription } from '@nats-io/transport-node';
 import type { Bus } from '../nats/bus.js';
@@ -24,6 +29,8 @@ import type { CardinalityStats, Querier, QueuePositions, SelectHints, StoreStats
 const MEMBER_DISCOVERY_MS = 50;
 /** A member not heard from for this long is left out. */
 const MEMBER_SILENCE_MS = STORAGE_ANNOUNCE_MS * 3.5;
+/** How long a member that went away is reported as lost (its data missing from answers), ms. */
+export const LOST_MEMBER_MS = 60 * 60_000;
 
 /** Inclusive bounds in ms. */
 export interface RangeRequest {
@@ -90,6 +97,8 @@ const DEFAULT_TIMEOUT_MS = 30_000;
 export class StorageClient {
   /** Member → when it was last heard from (ms). */
   private readonly heard = new Map<string, number>();
+  /** Member → when it was found gone (ms). */
+  private readonly lost = new Map<string, number>();
   private announcements: Subscription | undefined;
   private discovery: Promise<void> | undefined;
 
@@ -99,7 +108,10 @@ export class StorageClient {
   async members(): Promise<string[]> {
     if (this.announcements === undefined) {
       this.announcements = this.bus.listen<{ member?: unknown }>(SUBJECTS.storageAnnounce, (body) => {
-        if (typeof body?.member === 'string') this.heard.set(body.member, Date.now());
+        if (typeof body?.member === 'string') {
+          this.heard.set(body.member, Date.now());
+          this.lost.delete(body.member);
+        }
       });
       this.discovery = this.bus
         .scatter<{ member: string }>(SUBJECTS.storageMembers, {}, MEMBER_DISCOVERY_MS)
@@ -110,8 +122,25 @@ export class StorageClient {
     }
     await this.discovery;
     const now = Date.now();
-    for (const [member, atMs] of this.heard) if (now - atMs > MEMBER_SILENCE_MS) this.heard.delete(member);
+    for (const [member, atMs] of this.heard) if (now - atMs > MEMBER_SILENCE_MS) this.forget(member, now);
     return [...this.heard.keys()].sort();
+  }
+
+  private forget(member: string, nowMs: number): void {
+    this.heard.delete(member);
+    if (!this.lost.has(member)) this.lost.set(member, nowMs);
+  }
+
+  /**
+   * Members this client knew that went away within the last LOST_MEMBER_MS, with when: their
+   * share of the data is missing from answers until they are back (a member this client never
+   * knew — gone before its first call — is not among them).
+   */
+  async lostMembers(): Promise<{ member: string; sinceMs: number }[]> {
+    await this.members();
+    const now = Date.now();
+    for (const [member, sinceMs] of this.lost) if (now - sinceMs > LOST_MEMBER_MS || this.heard.has(member)) this.lost.delete(member);
+    return [...this.lost].map(([member, sinceMs]) => ({ member, sinceMs })).sort((a, b) => a.member.localeCompare(b.member));
   }
 
   /** Stops listening for member announcements. */
@@ -130,7 +159,7 @@ export class StorageClient {
       members.map((member) =>
         ask(storageMemberSubject(member, subject)).catch((error: unknown) => {
           if (!(error instanceof CraftError && error.code === 'CRAFT_NO_RESPONDERS')) throw error;
-          this.heard.delete(member);
+          this.forget(member, Date.now());
           return undefined;
         }),
       ),
