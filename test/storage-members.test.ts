@@ -58,6 +58,12 @@ t.test('two storage members share the partitions; queries see both; a stopped me
   t.same((await storage.labelValues({ ...all, name: 'client' })).length, CLIENTS, 'label values from both');
   const rolled = await storage.rollup({ ...all, stepMs: 3_600_000 });
   t.equal(rolled.reduce((n, r) => n + r.windows.reduce((m, w) => m + w.count, 0), 0), first, 'rollups from both');
+  const cardinality = await storage.cardinality(5);
+  t.match(cardinality.labelPairs.find((p) => p.name === '__name__' && p.value === 'shared'), { series: CLIENTS }, 'cardinality adds the members’ series up');
+  t.same((await storage.metadata({ metric: 'shared' })).shared, [{ type: 'gauge', help: '', unit: '' }], 'metadata from both members, given once');
+  const flushed = await storage.flush();
+  const held = async (member: string): Promise<number> => (await front.bus.request<{ stats: { samples: number } }>(storageMemberSubject(member, SUBJECTS.storageInfo), {})).stats.samples;
+  t.equal(flushed.samples, (await held('storage@main')) + (await held('storage@back')), 'a flush reaches every member; their stats added');
   const api = await getJson(front.queryPort, `/api/v1/query?query=${encodeURIComponent('count(count_over_time(shared[10m]))')}`);
   t.match(api.body, { status: 'success', data: { result: [{ value: [Number, String(CLIENTS)] }] } }, 'the query API counts every series');
 

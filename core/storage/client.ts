@@ -7,8 +7,9 @@
  * Several storage members (one per process, each consuming its share of the queue's partitions):
  * the client keeps the live members from their announcements (`craft.storage.announce`, asked once
  * on first use through `craft.storage.members`), asks each on its own subject and merges —
- * samples, series, label names and values, counts; rollups too, or from the merged samples when
- * one series is held by more than one member. With one member it asks the shared subject.
+ * samples, series, label names and values, counts, metadata, cardinality, flushes; rollups too,
+ * or from the merged samples when one series is held by more than one member. With one member it
+ * asks the shared subject; `info` is always one member's.
  *
  * A member that stops answering (no responders, or silent for MEMBER_SILENCE_MS) is left out and
  * remembered as lost for LOST_MEMBER_MS: its share of the data is missing from answers while it
@@ -208,12 +209,40 @@ export class StorageClient {
     return perMember === undefined ? this.bus.request(SUBJECTS.storageDelete, request, { timeoutMs }) : { deleted: perMember.reduce((n, r) => n + r.deleted, 0) };
   }
 
-  cardinality(limit = 10, timeoutMs = DEFAULT_TIMEOUT_MS): Promise<CardinalityStats> {
-    return this.bus.request(SUBJECTS.storageCardinality, { limit }, { timeoutMs });
+  /**
+   * With several members: their counts added (a series held by two members counts twice, a label
+   * value held by two counts twice in `values`), ranked again; each member sends its own top
+   * `limit`, so an item just outside every member's top may be missing from the merged top.
+   */
+  async cardinality(limit = 10, timeoutMs = DEFAULT_TIMEOUT_MS): Promise<CardinalityStats> {
+    const perMember = await this.fanOut(SUBJECTS.storageCardinality, (subject) => this.bus.request<CardinalityStats>(subject, { limit }, { timeoutMs }));
+    if (perMember === undefined) return this.bus.request(SUBJECTS.storageCardinality, { limit }, { timeoutMs });
+    const names = new Map<string, { name: string; series: number; values: number }>();
+    const pairs = new Map<string, { name: string; value: string; series: number }>();
+    for (const member of perMember) {
+      for (const n of member.labelNames) {
+        const had = names.get(n.name);
+        names.set(n.name, { name: n.name, series: (had?.series ?? 0) + n.series, values: (had?.values ?? 0) + n.values });
+      }
+      for (const p of member.labelPairs) {
+        const key = JSON.stringify([p.name, p.value]);
+        pairs.set(key, { name: p.name, value: p.value, series: (pairs.get(key)?.series ?? 0) + p.series });
+      }
+    }
+    const ranked = <T extends { series: number; name: string }>(items: Iterable<T>, tie: (a: T, b: T) => number): T[] => [...items].sort((a, b) => b.series - a.series || tie(a, b)).slice(0, limit);
+    return {
+      series: perMember.reduce((n, m) => n + m.series, 0),
+      labelNames: ranked(names.values(), (a, b) => a.name.localeCompare(b.name)),
+      labelPairs: ranked(pairs.values(), (a, b) => a.name.localeCompare(b.name) || a.value.localeCompare(b.value)),
+    };
   }
 
-  flush(timeoutMs = 120_000): Promise<StoreStats> {
-    return this.bus.request(SUBJECTS.storageFlush, {}, { timeoutMs });
+  /** Flushes every member; with several, their stats added. */
+  async flush(timeoutMs = 120_000): Promise<StoreStats> {
+    const perMember = await this.fanOut(SUBJECTS.storageFlush, (subject) => this.bus.request<StoreStats>(subject, {}, { timeoutMs }));
+    if (perMember === undefined) return this.bus.request(SUBJECTS.storageFlush, {}, { timeoutMs });
+    const sum = perMember.reduce((s, m) => ({ series: s.series + m.series, samples: s.samples + m.samples, chunks: s.chunks + m.chunks, bytes: s.bytes + m.bytes }), { series: 0, samples: 0, chunks: 0, bytes: 0 });
+    return { ...sum, bytesPerSample: sum.samples === 0 ? 0 : sum.bytes / sum.samples };
   }
 
   /** With several members: the sums of theirs (a series held by two members counts twice). */
@@ -223,10 +252,24 @@ export class StorageClient {
     return perMember.reduce((sum, c) => ({ series: sum.series + c.series, samples: sum.samples + c.samples }), { series: 0, samples: 0 });
   }
 
-  metadata(request: { metric?: string; limit?: number } = {}, timeoutMs = DEFAULT_TIMEOUT_MS): Promise<Record<string, { type: string; help: string; unit: string }[]>> {
-    return this.bus.request(SUBJECTS.storageMetadata, request, { timeoutMs });
+  /** With several members: every member's metrics, an entry given by two once; `limit` metrics at most. */
+  async metadata(request: { metric?: string; limit?: number } = {}, timeoutMs = DEFAULT_TIMEOUT_MS): Promise<Record<string, { type: string; help: string; unit: string }[]>> {
+    type Entries = Record<string, { type: string; help: string; unit: string }[]>;
+    const perMember = await this.fanOut(SUBJECTS.storageMetadata, (subject) => this.bus.request<Entries>(subject, request, { timeoutMs }));
+    if (perMember === undefined) return this.bus.request(SUBJECTS.storageMetadata, request, { timeoutMs });
+    const merged: Entries = {};
+    for (const metric of [...new Set(perMember.flatMap((m) => Object.keys(m)))].sort()) {
+      if (request.limit !== undefined && request.limit >= 0 && Object.keys(merged).length >= request.limit) break;
+      const seen = new Set<string>();
+      merged[metric] = perMember.flatMap((m) => m[metric] ?? []).filter((entry) => {
+        const key = JSON.stringify([entry.type, entry.help, entry.unit]);
+        return !seen.has(key) && (seen.add(key), true);
+      });
+    }
+    return merged;
   }
 
+  /** One member's view (its plugin, positions and lag): the shared subject answers. */
   info(): Promise<StorageInfo> {
     return this.bus.request<StorageInfo>(SUBJECTS.storageInfo, {});
   }
