@@ -120,7 +120,7 @@ export class PrometheusApi {
     try {
       if (method !== 'GET' && method !== 'POST') throw new ApiError('bad_data', `method ${method} not allowed; use GET or POST`);
       const data = await this.route(path, params);
-      const warnings = await this.warnings();
+      const warnings = await this.storage.lostMemberWarnings();
       return { status: 200, body: JSON.stringify({ status: 'success', data, ...(warnings.length === 0 ? {} : { warnings }) }) };
     } catch (error) {
       const apiError = error instanceof ApiError ? error : error instanceof CraftError ? fromCraftError(error) : new ApiError('internal', (error as Error).message);
@@ -128,12 +128,6 @@ export class PrometheusApi {
       const headers = status === 503 ? { 'Retry-After': '5' } : undefined;
       return { status, body: JSON.stringify({ status: 'error', errorType: apiError.errorType, error: apiError.message }), ...(headers === undefined ? {} : { headers }) };
     }
-  }
-
-  /** Prometheus's `warnings`: storage members gone (their share of the data is missing from the answer). */
-  private async warnings(): Promise<string[]> {
-    const lost = await this.storage.lostMembers().catch(() => []);
-    return lost.map(({ member, sinceMs }) => `storage member ${member} has not answered since ${new Date(sinceMs).toISOString()}: the series and samples it holds are missing from this answer`);
   }
 
   private async route(path: string, params: URLSearchParams): Promise<unknown> {

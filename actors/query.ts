@@ -59,7 +59,8 @@ export class QueryActor extends Actor {
     this.source = this.storage;
     this.recording = new RecordingRules(() => this.evaluator, this.source, new QueueClient(context.bus), this.clock, this.log);
     this.api = new PrometheusApi(() => this.evaluator, this.source, context.bus, () => this.clock.now(), () => this.recording.groups(), this.storage);
-    this.handle(SUBJECTS.queryRun, async (body: QueryRequest) => new PartsReply(queryResultParts(await this.run(body))), { concurrency: 32, parts: true });
+    // Warnings (storage members gone, their share missing) travel with the answer's first part.
+    this.handle(SUBJECTS.queryRun, async (body: QueryRequest) => new PartsReply(queryResultParts(await this.run(body), await this.storage.lostMemberWarnings())), { concurrency: 32, parts: true });
     this.handle(SUBJECTS.queryExplain, (body: QueryRequest) => this.explain(body), { concurrency: 8 });
     this.handle(handoverSubject(this.id), (body: HandoverRequest) => this.handover(body));
   }

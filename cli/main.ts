@@ -223,7 +223,8 @@ addPlatformFlags(
       process.stdout.write(flags.json === true ? JSON.stringify(plan, null, 2) + '\n' : plan.text + '\n');
       return;
     }
-    const result = await new QueryClient(bus).query({ expr, ...(startMs === undefined ? {} : { startMs }), ...(endMs === undefined ? {} : { endMs }), ...(timeMs === undefined ? {} : { timeMs }), ...(stepMs === undefined ? {} : { stepMs }) });
+    const result = await new QueryClient(bus).query(request);
+    for (const warning of result.warnings ?? []) process.stderr.write(`warning: ${warning}\n`);
     if (flags.json === true) {
       process.stdout.write(JSON.stringify(result, null, 2) + '\n');
       return;

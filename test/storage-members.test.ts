@@ -8,6 +8,7 @@
 import t from 'tap';
 import { StorageClient } from '../core/storage/client.js';
 import { QueueClient } from '../core/queue/protocol.js';
+import { QueryClient } from '../core/query/client.js';
 import { SUBJECTS, storageMemberSubject } from '../core/subjects.js';
 import { groupSettled } from '../core/queue/member.js';
 import { eventually, tempDir } from './helpers/nats.js';
@@ -77,6 +78,8 @@ t.test('two storage members share the partitions; queries see both; a stopped me
   const warned = (await getJson(front.queryPort, countQuery)).body as { status: string; warnings?: string[] };
   t.equal(warned.status, 'success');
   t.match(warned.warnings, [/storage member storage@back has not answered since .*missing from this answer/], 'the query API says whose share is missing (Prometheus warnings)');
+  const overNats = await new QueryClient(front.bus).query({ expr: 'count(count_over_time(shared[10m]))' });
+  t.match(overNats.warnings, [/storage member storage@back/], 'so does craft.query.run (craft query prints it)');
 
   // Back again on its data: its share is served again; the group splits the partitions again.
   back = await startPlatform(t, backConfig, backDir);
@@ -85,4 +88,5 @@ t.test('two storage members share the partitions; queries see both; a stopped me
   const merged = await storage.select(all);
   t.equal(merged.reduce((n, s) => n + s.values.length, 0), first + second, 'select sees every sample once');
   t.ok(await eventually(async () => ((await getJson(front.queryPort, countQuery)).body as { warnings?: string[] }).warnings === undefined, 10_000), 'no warning once the member is back');
+  t.equal((await new QueryClient(front.bus).query({ expr: 'count(count_over_time(shared[10m]))' })).warnings, undefined);
 });

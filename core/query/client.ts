@@ -37,11 +37,20 @@ export function decodeQueryResult(wire: QueryResult): QueryResult {
   }
 }
 
+/** A result with what the answer may lack (storage members gone), as the query API's `warnings`. */
+export type WarnedQueryResult = QueryResult & { warnings?: string[] };
+
 /**
  * Splits a result into parts that each fit one NATS message (`craft.query.run` answers in
- * parts, like `craft.storage.select`): series for a matrix, entries for a vector.
+ * parts, like `craft.storage.select`): series for a matrix, entries for a vector. Warnings
+ * travel in the first part.
  */
-export function queryResultParts(result: QueryResult): unknown[] {
+export function queryResultParts(result: QueryResult, warnings: string[] = []): unknown[] {
+  const parts = resultParts(result);
+  return warnings.length === 0 ? parts : [{ ...(parts[0] as object), warnings }, ...parts.slice(1)];
+}
+
+function resultParts(result: QueryResult): unknown[] {
   switch (result.resultType) {
     case 'matrix':
       return chunkSeries(result.result).map((part) => encodeQueryResult({ resultType: 'matrix', result: part }));
@@ -60,11 +69,12 @@ export function queryResultParts(result: QueryResult): unknown[] {
 
 const VECTOR_ENTRIES_PER_PART = 2_000;
 
-export function mergeQueryParts(parts: QueryResult[]): QueryResult {
+export function mergeQueryParts(parts: WarnedQueryResult[]): WarnedQueryResult {
   const first = parts[0];
   if (first === undefined) return { resultType: 'vector', result: [] };
-  if (first.resultType === 'matrix') return { resultType: 'matrix', result: mergeSeriesParts(parts.map((p) => (p as typeof first).result)) };
-  if (first.resultType === 'vector') return { resultType: 'vector', result: parts.flatMap((p) => (p as typeof first).result) };
+  const warned = first.warnings === undefined ? {} : { warnings: first.warnings };
+  if (first.resultType === 'matrix') return { resultType: 'matrix', result: mergeSeriesParts(parts.map((p) => (p as typeof first).result)), ...warned };
+  if (first.resultType === 'vector') return { resultType: 'vector', result: parts.flatMap((p) => (p as typeof first).result), ...warned };
   return first;
 }
 
@@ -75,8 +85,10 @@ export class QueryClient {
     return this.bus.request<QueryPlan>(SUBJECTS.queryExplain, request, { timeoutMs });
   }
 
-  async query(request: QueryRequest, timeoutMs = 30_000): Promise<QueryResult> {
-    const parts = await this.bus.requestParts<QueryResult>(SUBJECTS.queryRun, request, { timeoutMs });
-    return decodeQueryResult(mergeQueryParts(parts));
+  /** The result, with `warnings` when storage members that went away are missing from it. */
+  async query(request: QueryRequest, timeoutMs = 30_000): Promise<WarnedQueryResult> {
+    const merged = mergeQueryParts(await this.bus.requestParts<WarnedQueryResult>(SUBJECTS.queryRun, request, { timeoutMs }));
+    const result: WarnedQueryResult = decodeQueryResult(merged);
+    return merged.warnings === undefined ? result : { ...result, warnings: merged.warnings };
   }
 }

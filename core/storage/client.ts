@@ -137,6 +137,12 @@ export class StorageClient {
    * share of the data is missing from answers until they are back (a member this client never
    * knew — gone before its first call — is not among them).
    */
+  /** `lostMembers()` as sentences for an answer's warnings (none when every member is there). */
+  async lostMemberWarnings(): Promise<string[]> {
+    const lost = await this.lostMembers().catch(() => []);
+    return lost.map(({ member, sinceMs }) => `storage member ${member} has not answered since ${new Date(sinceMs).toISOString()}: the series and samples it holds are missing from this answer`);
+  }
+
   async lostMembers(): Promise<{ member: string; sinceMs: number }[]> {
     await this.members();
     const now = Date.now();
