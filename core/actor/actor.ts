@@ -117,7 +117,11 @@ export abstract class Actor {
     else this.pendingQueues.set(route, options.queue);
   }
 
-  /** Starts the actor: `onStart`, then opens the mailbox. */
+  /**
+   * Starts the actor: `onStart`, then opens the mailbox. Resolves once the server has its
+   * subscriptions (a flush: PING answered after the SUBs), so a request made right after
+   * start — from any connection to that server — finds it instead of "no responders".
+   */
   async start(): Promise<void> {
     await this.onStart();
     if (this.environment.faults) {
@@ -130,6 +134,7 @@ export abstract class Actor {
     this.state = 'running';
     for (const route of this.routes) this.subscribe(route, this.pendingQueues.get(route));
     this.pendingQueues.clear();
+    await this.bus.nc.flush().catch((error: unknown) => this.log.debug('subscriptions not confirmed by the server', { error }));
   }
 
   private subscribe(route: Route, queue: string | undefined): void {
