@@ -238,7 +238,7 @@ export class PrometheusApi {
     const limit = limitParam(params);
     if (this.tenant === undefined) return this.storage.metadata({ ...(metric === undefined || metric === '' ? {} : { metric }), ...(limit === undefined ? {} : { limit }) });
     // A tenant sees the metadata of its own metrics only (the limit applies after that).
-    const all = await this.storage.metadata(metric === undefined || metric === '' ? {} : { metric });
+    const all = await this.storage.metadata({ ...(metric === undefined || metric === '' ? {} : { metric }), tenant: this.tenant });
     const mine = new Set(await this.source.querier(0, Number.MAX_SAFE_INTEGER).labelValues('__name__'));
     const entries = Object.entries(all).filter(([name]) => mine.has(name));
     return Object.fromEntries(limit === undefined ? entries : entries.slice(0, limit));

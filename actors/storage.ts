@@ -119,7 +119,7 @@ export class StorageActor extends Actor {
     serve(SUBJECTS.storageCardinality, (body: { limit?: unknown }) => this.store.cardinality(cardinalityLimit(body?.limit)), { concurrency: 2 });
     serve(SUBJECTS.storageFlush, () => this.withLock(async () => (await this.store.flush(), this.store.stats())));
     serve(SUBJECTS.storageInfo, () => this.info(), { concurrency: 4 });
-    serve(SUBJECTS.storageMetadata, (body: { metric?: unknown; limit?: unknown }) => this.metricMetadata(body), { concurrency: 2 });
+    serve(SUBJECTS.storageMetadata, (body: { metric?: unknown; limit?: unknown; tenant?: unknown }) => this.metricMetadata(body), { concurrency: 2 });
     // Every member answers who it is (no queue group).
     this.handle(SUBJECTS.storageMembers, () => ({ member: this.member }), { concurrency: 4 });
     this.handle(handoverSubject(this.id), (body: HandoverRequest) => this.handover(body));
@@ -286,7 +286,7 @@ export class StorageActor extends Actor {
         continue;
       }
       for (const batch of batches) {
-        this.metadata.note(batch.types);
+        this.metadata.note(batch.client, batch.types);
         for (const sample of batch.samples) {
           appender.append(sample[0], sample[1], sample[2], sample[3] === 1);
           if (sample[1] < minTimeMs) minTimeMs = sample[1];
@@ -311,11 +311,12 @@ export class StorageActor extends Actor {
     if (samples > 0) this.bus.publish(SUBJECTS.storageEventsApplied, { minTimeMs, maxTimeMs: result.restamped > 0 ? Number.MAX_SAFE_INTEGER : maxTimeMs, samples });
   }
 
-  private async metricMetadata(body: { metric?: unknown; limit?: unknown }): Promise<Record<string, MetricMetadataEntry[]>> {
+  private async metricMetadata(body: { metric?: unknown; limit?: unknown; tenant?: unknown }): Promise<Record<string, MetricMetadataEntry[]>> {
     const metric = typeof body?.metric === 'string' && body.metric !== '' ? body.metric : undefined;
     const limit = typeof body?.limit === 'number' && Number.isInteger(body.limit) ? body.limit : undefined;
+    const tenant = typeof body?.tenant === 'string' ? body.tenant : undefined;
     const names = await this.store.querier(0, Number.MAX_SAFE_INTEGER).labelValues(METRIC_NAME_LABEL);
-    return this.metadata.list(names, metric, limit);
+    return this.metadata.list(names, metric, limit, tenant);
   }
 
   private checkRange(request: RangeRequest): void {

@@ -57,8 +57,8 @@ t.test('through the platform: scopes on every API, tenants from tokens, queries 
 
   // Writes: acme forges `tenant: globex`; the platform sets its own.
   const now = Date.now();
-  for (const [who, host] of [['acmeWriter', 'a'], ['globex', 'g']] as const) {
-    const answer = await ingest(who, { metrics: [{ name: 'temp', value: 1, tags: { host, tenant: 'globex' }, timestamp: now }] });
+  for (const [who, host, type] of [['acmeWriter', 'a', 'counter'], ['globex', 'g', 'gauge']] as const) {
+    const answer = await ingest(who, { metrics: [{ name: 'temp', value: 1, type, tags: { host, tenant: 'globex' }, timestamp: now }] });
     t.equal(answer.status, 200, `${who} writes`);
     await answer.text();
   }
@@ -88,6 +88,9 @@ t.test('through the platform: scopes on every API, tenants from tokens, queries 
   t.same(values.data, ['acme'], 'label values: its own tenant only');
   const series = (await (await get(platform.queryPort, '/api/v1/series?match[]=temp', 'globex')).json()) as { data: Record<string, string>[] };
   t.same(series.data.map((s) => s.tenant), ['globex']);
+  const metadataOf = async (who: Who): Promise<unknown> => ((await (await get(platform.queryPort, '/api/v1/metadata?metric=temp', who)).json()) as { data: unknown }).data;
+  t.same(await metadataOf('acmeReader'), { temp: [{ type: 'counter', help: '', unit: '' }] }, 'metadata: the type acme sent');
+  t.same(await metadataOf('globex'), { temp: [{ type: 'gauge', help: '', unit: '' }] }, 'metadata: the type globex sent, not acme’s');
   const seed = (await (await get(platform.ingestionPort, '/query?name=temp', 'acmeReader')).json()) as { value: number }[];
   t.equal(seed.length, 1, 'the seed\'s query on the ingestion port: acme\'s sample only');
 

@@ -258,8 +258,11 @@ export class StorageClient {
     return perMember.reduce((sum, c) => ({ series: sum.series + c.series, samples: sum.samples + c.samples }), { series: 0, samples: 0 });
   }
 
-  /** With several members: every member's metrics, an entry given by two once; `limit` metrics at most. */
-  async metadata(request: { metric?: string; limit?: number } = {}, timeoutMs = DEFAULT_TIMEOUT_MS): Promise<Record<string, { type: string; help: string; unit: string }[]>> {
+  /**
+   * Metric types, as `tenant` sent them (else every distinct type a metric was sent with). With
+   * several members: every member's metrics, an entry given by two once; `limit` metrics at most.
+   */
+  async metadata(request: { metric?: string; limit?: number; tenant?: string } = {}, timeoutMs = DEFAULT_TIMEOUT_MS): Promise<Record<string, { type: string; help: string; unit: string }[]>> {
     type Entries = Record<string, { type: string; help: string; unit: string }[]>;
     const perMember = await this.fanOut(SUBJECTS.storageMetadata, (subject) => this.bus.request<Entries>(subject, request, { timeoutMs }));
     if (perMember === undefined) return this.bus.request(SUBJECTS.storageMetadata, request, { timeoutMs });
