@@ -23,7 +23,7 @@ import { decodeQueueMessage } from '../core/queue/message.js';
 import { currentChoice, type HandoverReply, type HandoverRequest, type PlatformContext } from '../core/platform-context.js';
 import type { AlertEvaluator, AlertLifecycle, AlertView, LifecycleEvent, LifecycleState, Silence } from '../core/slots/alerting.js';
 import { tokenTable } from '../core/auth/tokens.js';
-import { ensureDeliveryStream, queueNotification, DELIVERY_QUEUE_MAX, UNROUTED_WARNING } from './notifier-queue.js';
+import { ensureDeliveryStreams, queueNotification, NOTIFICATION_QUEUE_MAX, UNROUTED_WARNING } from './notifier-queue.js';
 import type { Timer } from '../core/clock.js';
 import type { IncomingMessage, Server } from 'node:http';
 import { ALERTING_BODY_BYTES_MAX, acknowledge, handleAlertingApi, parseAckBody } from './alerting-api.js';
@@ -36,6 +36,9 @@ export const ALERTS_CLIENT = 'alerting';
 /** The tap lease the alerting actor asks for, and how often it renews it, ms. */
 const TAP_LEASE_MS = 15_000;
 const TAP_RENEW_MS = 5_000;
+/** Attempts to queue a notification while JetStream does not answer, and the pause before the k-th retry (k × this), ms. */
+const QUEUE_ATTEMPTS = 4;
+const QUEUE_RETRY_MS = 500;
 /** How long the receivers check waits for the notifier, ms. */
 const RECEIVERS_CHECK_TIMEOUT_MS = 2_000;
 /** Alertmanager's API version we answer as (`/api/v2/status`). */
@@ -115,7 +118,7 @@ export class AlertingActor extends Actor {
       apply: (state, event) => this.lifecycle.fold(state, event),
       snapshotEvery: 1_000,
     });
-    await ensureDeliveryStream(this.bus, this.context.config.nats.replicas);
+    await ensureDeliveryStreams(this.bus, this.context.config.nats.replicas);
     this.startLifecycle(this.journal.state);
     const choice = await currentChoice(this.context, 'alerting.evaluator');
     this.evaluator = this.makeEvaluator(choice.id, choice.options);
@@ -250,24 +253,39 @@ export class AlertingActor extends Actor {
       .catch((error: unknown) => this.log.warn('no notifier answered: notifications wait in the delivery queue until one runs', { error }));
   }
 
-  /** Journals the event, then publishes it; a journal that cannot be written crashes the actor (the supervisor restarts it and it replays). */
+  /**
+   * Journals the event, then publishes it; a journal that cannot be written crashes the actor
+   * (the supervisor restarts it and it replays). A notification is queued for delivery *before*
+   * it is journaled: a crash in between makes the restarted lifecycle notify again (at least
+   * once — with the same id, which the queue's duplicate window drops, when no other
+   * notification came first), where the other order would lose it.
+   */
   private record(event: LifecycleEvent): void {
     this.recording = this.recording
       .then(async () => {
+        if (event.type === 'notified' && event.notification.alerts.length > 0) await this.queueForDelivery(event);
         await this.journal.append(event);
         this.publish(event);
-        // Journaled, then queued for delivery (durable), then sent by the notifier.
-        if (event.type === 'notified' && event.notification.alerts.length > 0) await this.queueForDelivery(event);
       })
       .catch((error: unknown) => this.crash(error));
   }
 
+  /** Queues a notification, trying again for a few seconds while JetStream does not answer (a full queue is not tried again). */
   private async queueForDelivery(event: Extract<LifecycleEvent, { type: 'notified' }>): Promise<void> {
-    try {
-      await queueNotification(this.bus, event.notification);
-    } catch (error) {
-      this.notificationsRefused += 1;
-      this.log.error('notification not queued for delivery', { notification: event.notification.id, receiver: event.notification.receiver, limit: DELIVERY_QUEUE_MAX, error });
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await queueNotification(this.bus, event.notification);
+        return;
+      } catch (error) {
+        const full = /maximum messages/i.test(String((error as Error).message));
+        if (!full && attempt < QUEUE_ATTEMPTS && !this.stopped) {
+          await new Promise((resolve) => setTimeout(resolve, QUEUE_RETRY_MS * attempt));
+          continue;
+        }
+        this.notificationsRefused += 1;
+        this.log.error('notification not queued for delivery', { notification: event.notification.id, receiver: event.notification.receiver, attempts: attempt, limit: NOTIFICATION_QUEUE_MAX, error });
+        return;
+      }
     }
   }
 

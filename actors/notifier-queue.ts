@@ -1,16 +1,20 @@
 /**
- * The durable delivery queue between the alerting actor and the notifier actor: one JetStream
- * work-queue stream (`CRAFT_DELIVERIES`) that holds two kinds of message.
+ * The durable delivery queue between the alerting actor and the notifier actor: two JetStream
+ * work-queue streams.
  *
- *   craft.alerting.deliveries.queued   a group's notification, as the alerting actor journaled it
- *                                      (published by `queueNotification`, before anything is sent)
- *   craft.alerting.deliveries          one message per notification and receiver channel
+ *   CRAFT_NOTIFICATIONS  craft.alerting.deliveries.queued   a group's notification, as the
+ *                        alerting actor made it (published by `queueNotification`, id = its id)
+ *   CRAFT_DELIVERIES     craft.alerting.deliveries          one message per notification and
+ *                        receiver channel (id = `<notification id>/<channel>`)
  *
- * The notifier's one pull consumer takes both. A queued notification is expanded into its
+ * The notifier has one pull consumer on each. A queued notification is expanded into its
  * channel messages — which channels a receiver has is the notifier's `alerting.delivery`
- * plugin's business — each published under the id `<notification id>/<channel>`, and only then
- * acknowledged: a notifier that dies half way expands it again and the stream's duplicate
- * window drops the copies it already holds. A channel message goes to the plugin:
+ * plugin's business — and only then acknowledged: a notifier that dies half way expands it
+ * again and the duplicate window (DUPLICATE_WINDOW_MS) drops the copies already there. Two
+ * streams, so a backlog of one cannot starve the other: queued notifications never take the
+ * room channel messages need, and messages waiting out a backoff (which count as pending) hold
+ * up neither the expansion nor other receivers below DELIVERY_ACK_PENDING_MAX. A channel
+ * message goes to the plugin:
  *
  *   sent                       → ack (the message leaves the queue)
  *   429 / 5xx / network error  → nak with the plugin's backoff (or the channel's Retry-After):
@@ -21,7 +25,7 @@
  * A crash or restart mid-delivery leaves the message unacknowledged; the server delivers it
  * again after `ackWaitMs`: at least once, every copy with the same notification id (the
  * webhook's `Idempotency-Key`, the PagerDuty `dedup_key`). While no notifier runs, queued
- * notifications wait in the stream (up to DELIVERY_QUEUE_MAX messages).
+ * notifications wait in their stream (up to NOTIFICATION_QUEUE_MAX).
  */
 import { AckPolicy, DiscardPolicy, RetentionPolicy, type ConsumerMessages, type JsMsg } from '@nats-io/jetstream';
 import { nanos } from '@nats-io/transport-node';
@@ -30,38 +34,49 @@ import { SUBJECTS } from '../core/subjects.js';
 import type { Logger } from '../core/log.js';
 import type { AlertDelivery, ChannelMessage, Notification } from '../core/slots/alerting.js';
 
+export const NOTIFICATION_STREAM = 'CRAFT_NOTIFICATIONS';
 export const DELIVERY_STREAM = 'CRAFT_DELIVERIES';
 /** One channel's copy of a notification. */
 export const DELIVERY_SUBJECT = SUBJECTS.alertingDeliveries;
 /** A notification as the alerting actor queued it, before the notifier expands it into channels. */
 export const QUEUED_SUBJECT = SUBJECTS.alertingDeliveriesQueued;
+const EXPAND_CONSUMER = 'expander';
 const DELIVERY_CONSUMER = 'deliverer';
-/** Messages the delivery queue holds at most; beyond it a notification is refused (logged and counted). */
+/** Notifications the queue holds at most; beyond it a notification is refused (logged and counted by the alerting actor). */
+export const NOTIFICATION_QUEUE_MAX = 100_000;
+/** Channel messages the queue holds at most; beyond it an expansion waits and is tried again. */
 export const DELIVERY_QUEUE_MAX = 100_000;
-/** Messages being handled at once. */
-const DELIVERIES_IN_FLIGHT_MAX = 16;
-/** How long the server keeps message ids to drop a republished copy, ms. */
-const DUPLICATE_WINDOW_MS = 10 * 60_000;
+/** Channel messages handed out and not yet acknowledged (being sent, or waiting out a backoff or a rate limit) at most. */
+const DELIVERY_ACK_PENDING_MAX = 20_000;
+/** Messages being handled at once, per stream. */
+const IN_FLIGHT_MAX = 16;
+/** How long the server keeps message ids to drop a republished copy, ms (an ack wait must stay well below it). */
+export const DUPLICATE_WINDOW_MS = 2 * 60 * 60_000;
 /** Said (by either actor) when the lifecycle names receivers the delivery plugin has no channel for. */
 export const UNROUTED_WARNING = 'receivers the lifecycle names have no channel in alerting.delivery: their notifications go nowhere';
 /** How soon a notification whose expansion failed (the stream full, JetStream away) is tried again, ms. */
 const EXPAND_RETRY_MS = 1_000;
 
-/**
- * Creates the stream when it is missing (either side may come first) and gives a stream made
- * by an older version — which held channel messages only — the queued-notification subject too.
- */
-export async function ensureDeliveryStream(bus: Bus, replicas = 1): Promise<void> {
+/** A work-queue stream as this version wants it: created when missing, its subjects and duplicate window brought up to date. */
+async function ensureStream(bus: Bus, name: string, subject: string, maxMsgs: number, replicas: number): Promise<void> {
   const jsm = await bus.jetstreamManager();
-  const subjects = [DELIVERY_SUBJECT, QUEUED_SUBJECT];
   let info;
   try {
-    info = await jsm.streams.info(DELIVERY_STREAM);
+    info = await jsm.streams.info(name);
   } catch {
-    await jsm.streams.add({ name: DELIVERY_STREAM, subjects, retention: RetentionPolicy.Workqueue, max_msgs: DELIVERY_QUEUE_MAX, discard: DiscardPolicy.New, duplicate_window: nanos(DUPLICATE_WINDOW_MS), num_replicas: replicas });
+    await jsm.streams.add({ name, subjects: [subject], retention: RetentionPolicy.Workqueue, max_msgs: maxMsgs, discard: DiscardPolicy.New, duplicate_window: nanos(DUPLICATE_WINDOW_MS), num_replicas: replicas });
     return;
   }
-  if (!subjects.every((s) => info.config.subjects?.includes(s))) await jsm.streams.update(DELIVERY_STREAM, { subjects });
+  const subjects = info.config.subjects ?? [];
+  if (subjects.length !== 1 || subjects[0] !== subject || info.config.duplicate_window !== nanos(DUPLICATE_WINDOW_MS)) {
+    await jsm.streams.update(name, { subjects: [subject], duplicate_window: nanos(DUPLICATE_WINDOW_MS) });
+  }
+}
+
+/** Both streams (either actor may come first). */
+export async function ensureDeliveryStreams(bus: Bus, replicas = 1): Promise<void> {
+  await ensureStream(bus, DELIVERY_STREAM, DELIVERY_SUBJECT, DELIVERY_QUEUE_MAX, replicas);
+  await ensureStream(bus, NOTIFICATION_STREAM, QUEUED_SUBJECT, NOTIFICATION_QUEUE_MAX, replicas);
 }
 
 /** Puts a notification in the delivery queue (durable once this resolves; a republish of the same id is dropped). */
@@ -69,15 +84,14 @@ export async function queueNotification(bus: Bus, notification: Notification): P
   await bus.jetstream().publish(QUEUED_SUBJECT, JSON.stringify(notification), { msgID: notification.id });
 }
 
-/** The notifier's side: takes queued notifications and channel messages, and hands the latter to the delivery plugin. */
+/** The notifier's side: expands queued notifications into channel messages, and hands those to the delivery plugin. */
 export class DeliveryQueue {
-  private messages: ConsumerMessages | undefined;
-  private loop: Promise<void> = Promise.resolve();
-  private inFlight = new Set<Promise<void>>();
+  private readonly streams: ConsumerMessages[] = [];
+  private loops: Promise<void>[] = [];
   private stopped = false;
   /** Notifications expanded into channel messages. */
   expanded = 0;
-  /** Channel messages the stream refused (full); their notification is expanded again later. */
+  /** Expansions the channel stream refused (full, or JetStream away): tried again EXPAND_RETRY_MS later. */
   refused = 0;
   /** Notifications for a receiver the delivery plugin has no channel for. */
   unrouted = 0;
@@ -92,30 +106,38 @@ export class DeliveryQueue {
   ) {}
 
   async start(): Promise<void> {
-    await ensureDeliveryStream(this.bus, this.replicas);
+    await ensureDeliveryStreams(this.bus, this.replicas);
+    this.loops.push((await this.consume(NOTIFICATION_STREAM, EXPAND_CONSUMER, IN_FLIGHT_MAX * 4, (m) => this.expand(m))).loop);
+    this.loops.push((await this.consume(DELIVERY_STREAM, DELIVERY_CONSUMER, DELIVERY_ACK_PENDING_MAX, (m) => this.deliver(m))).loop);
+  }
+
+  /** A durable pull consumer on `stream` (created or brought up to date), its messages handled IN_FLIGHT_MAX at a time. */
+  private async consume(stream: string, durable: string, maxAckPending: number, handle: (message: JsMsg) => Promise<void>): Promise<{ loop: Promise<void> }> {
     const jsm = await this.bus.jetstreamManager();
-    const config = { durable_name: DELIVERY_CONSUMER, ack_policy: AckPolicy.Explicit, ack_wait: nanos(this.ackWaitMs), max_ack_pending: DELIVERIES_IN_FLIGHT_MAX * 4 };
+    const config = { durable_name: durable, ack_policy: AckPolicy.Explicit, ack_wait: nanos(this.ackWaitMs), max_ack_pending: maxAckPending };
     try {
-      const info = await jsm.consumers.info(DELIVERY_STREAM, DELIVERY_CONSUMER);
-      if (info.config.ack_wait !== config.ack_wait) await jsm.consumers.update(DELIVERY_STREAM, DELIVERY_CONSUMER, { ack_wait: config.ack_wait });
+      const info = await jsm.consumers.info(stream, durable);
+      if (info.config.ack_wait !== config.ack_wait || info.config.max_ack_pending !== config.max_ack_pending) await jsm.consumers.update(stream, durable, { ack_wait: config.ack_wait, max_ack_pending: config.max_ack_pending });
     } catch {
-      await jsm.consumers.add(DELIVERY_STREAM, config);
+      await jsm.consumers.add(stream, config);
     }
-    const consumer = await this.bus.jetstream().consumers.get(DELIVERY_STREAM, DELIVERY_CONSUMER);
-    const messages = await consumer.consume({ max_messages: DELIVERIES_IN_FLIGHT_MAX });
-    this.messages = messages;
-    this.loop = (async () => {
+    const consumer = await this.bus.jetstream().consumers.get(stream, durable);
+    const messages = await consumer.consume({ max_messages: IN_FLIGHT_MAX });
+    this.streams.push(messages);
+    const loop = (async () => {
+      const inFlight = new Set<Promise<void>>();
       try {
         for await (const message of messages) {
           if (this.stopped) break;
-          const work = (message.subject === QUEUED_SUBJECT ? this.expand(message) : this.deliver(message)).finally(() => this.inFlight.delete(work));
-          this.inFlight.add(work);
-          while (this.inFlight.size >= DELIVERIES_IN_FLIGHT_MAX) await Promise.race(this.inFlight);
+          const work = handle(message).finally(() => inFlight.delete(work));
+          inFlight.add(work);
+          while (inFlight.size >= IN_FLIGHT_MAX) await Promise.race(inFlight);
         }
       } catch (error) {
-        if (!this.stopped) this.log.warn('delivery consumer stopped', { error });
+        if (!this.stopped) this.log.warn('delivery consumer stopped', { stream, error });
       }
     })();
+    return { loop };
   }
 
   /** After a stop the connection may be gone: an answer that cannot be sent is the redelivery's to make. */
@@ -192,7 +214,7 @@ export class DeliveryQueue {
   /** Stops taking messages; sends in flight finish on their own (unacknowledged ones come back after `ackWaitMs`). */
   async stop(): Promise<void> {
     this.stopped = true;
-    this.messages?.stop();
-    await this.loop;
+    for (const messages of this.streams) messages.stop();
+    await Promise.all(this.loops);
   }
 }

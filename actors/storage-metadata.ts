@@ -19,8 +19,8 @@ import { METRIC_TYPES, type MetricType } from '../core/model.js';
 export const SAVE_DELAY_MS = 1_000;
 /** (metric name, client) pairs whose type is remembered, at most (a cardinality guard: names, not series). */
 export const METADATA_ENTRIES_MAX = 100_000;
-/** The client of types read from a file of the older format: they hold for every client. */
-const ANY_CLIENT = '';
+/** The client of types that hold for every client: sent without tokens (the client id is then no tenant), or read from a file of the older format. */
+export const ANY_CLIENT = '';
 
 export interface MetricMetadataEntry {
   type: MetricType;
@@ -75,25 +75,31 @@ export class MetricMetadata {
     if (this.dirty && this.timer === undefined) this.timer = this.clock.setTimeout(() => this.save(), SAVE_DELAY_MS);
   }
 
-  /** The types of one metric: what `client` sent (else what holds for every client), or every distinct one. */
+  /** The types of one metric: what `client` sent (else what holds for every client), or every distinct one; none when nobody sent one. */
   private typesOf(name: string, client: string | undefined): MetricType[] {
     const clients = this.types.get(name);
-    if (clients === undefined) return ['gauge'];
+    if (clients === undefined) return [];
     if (client !== undefined) {
       const type = clients.get(client) ?? clients.get(ANY_CLIENT);
-      return [type ?? 'gauge'];
+      return type === undefined ? [] : [type];
     }
     return [...new Set(clients.values())].sort();
   }
 
-  /** Metadata of `names` (the metric names in the store), optionally one metric, at most `limit` names; as one client sees it, or everybody. */
-  list(names: string[], metric?: string, limit?: number, client?: string): Record<string, MetricMetadataEntry[]> {
+  /**
+   * Metadata of `names` (the metric names in the store), optionally one metric, at most `limit`
+   * names; as one client sees it, or everybody. A name nobody sent a type for is a gauge — or,
+   * with `unknownAs: 'none'`, has no entries (so that several members' answers can be merged:
+   * the reader fills in the gauge only when no member knows better).
+   */
+  list(names: string[], metric?: string, limit?: number, client?: string, unknownAs: 'gauge' | 'none' = 'gauge'): Record<string, MetricMetadataEntry[]> {
     const out: Record<string, MetricMetadataEntry[]> = {};
     let count = 0;
     for (const name of names) {
       if (metric !== undefined && name !== metric) continue;
       if (limit !== undefined && limit >= 0 && count >= limit) break;
-      out[name] = this.typesOf(name, client).map((type) => ({ type, help: '', unit: '' }));
+      const types = this.typesOf(name, client);
+      out[name] = (types.length === 0 && unknownAs === 'gauge' ? ['gauge' as const] : types).map((type) => ({ type, help: '', unit: '' }));
       count += 1;
     }
     return out;

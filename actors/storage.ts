@@ -10,7 +10,8 @@
  * and writes switch over, the old store is closed and deleted, consumption resumes.
  */
 import { join } from 'node:path';
-import { MetricMetadata, type MetricMetadataEntry } from './storage-metadata.js';
+import { tokenTable } from '../core/auth/tokens.js';
+import { ANY_CLIENT, MetricMetadata, type MetricMetadataEntry } from './storage-metadata.js';
 import { Actor } from '../core/actor/actor.js';
 import { CraftError, invariant } from '../core/errors.js';
 import { PartsReply } from '../core/nats/bus.js';
@@ -262,6 +263,7 @@ export class StorageActor extends Actor {
 
   /** Appends the deliveries not yet applied in one transaction (the member client commits them all after). */
   private async apply(deliveries: FetchedDelivery[]): Promise<void> {
+    const tenantsOn = tokenTable(this.context.config.auth.tokens) !== undefined;
     const applied = this.store.positions();
     const appender = this.store.appender();
     const positions: QueuePositions = {};
@@ -286,7 +288,8 @@ export class StorageActor extends Actor {
         continue;
       }
       for (const batch of batches) {
-        this.metadata.note(batch.client, batch.types);
+        // With tokens the client id is the tenant; without, it is whatever Authorization header came (not kept).
+        this.metadata.note(tenantsOn ? batch.client : ANY_CLIENT, batch.types);
         for (const sample of batch.samples) {
           appender.append(sample[0], sample[1], sample[2], sample[3] === 1);
           if (sample[1] < minTimeMs) minTimeMs = sample[1];
@@ -316,7 +319,7 @@ export class StorageActor extends Actor {
     const limit = typeof body?.limit === 'number' && Number.isInteger(body.limit) ? body.limit : undefined;
     const tenant = typeof body?.tenant === 'string' ? body.tenant : undefined;
     const names = await this.store.querier(0, Number.MAX_SAFE_INTEGER).labelValues(METRIC_NAME_LABEL);
-    return this.metadata.list(names, metric, limit, tenant);
+    return this.metadata.list(names, metric, limit, tenant, 'none');
   }
 
   private checkRange(request: RangeRequest): void {

@@ -160,6 +160,25 @@ t.test('schedule: untilMs is the next change of who is on call, whichever layer 
   t.equal(until('2026-01-09T20:00:00'), '2026-01-10T09:00', 'Friday night\'s window runs into Saturday morning');
   t.equal(until('2026-01-10T10:00:00'), '2026-01-12T09:00', 'the weekend: no window opens, until the weekly handoff');
   t.equal(s.onCall(Date.parse('2026-01-12T10:00:00-05:00')).receiver, 'bob');
+  // Across changes of clocks (Berlin): a window from 02:30 opens when 02:00 jumps to 03:00, and
+  // on the night the clocks go back it closes at the fall-back and opens again at the second 02:30.
+  const dst = new Schedule({
+    name: 'dst',
+    timeZone: 'Europe/Berlin',
+    layers: [
+      { users: ['alice'], start: '2026-01-05T00:00', rotation: { every: 1, unit: 'weeks' } },
+      { users: ['night'], start: '2026-01-05T00:00', rotation: { every: 1, unit: 'days' }, restrict: { from: '02:30', to: '06:00' } },
+    ],
+    overrides: [],
+  });
+  const at = (iso: string): { receiver: string | null; untilMs: number | null } => {
+    const o = dst.onCall(Date.parse(iso));
+    return { receiver: o.receiver, untilMs: o.untilMs };
+  };
+  t.same(at('2026-03-29T00:30:00Z'), { receiver: 'alice', untilMs: Date.parse('2026-03-29T01:00:00Z') }, 'spring forward: 02:30 never happens, the window opens at the jump');
+  t.same(at('2026-10-25T00:45:00Z'), { receiver: 'night', untilMs: Date.parse('2026-10-25T01:00:00Z') }, 'fall back: 02:45 CEST, until 03:00 CEST becomes 02:00 CET');
+  t.same(at('2026-10-25T01:10:00Z'), { receiver: 'alice', untilMs: Date.parse('2026-10-25T01:30:00Z') }, '02:10 CET: until the second 02:30');
+  t.same(at('2026-10-25T01:40:00Z'), { receiver: 'night', untilMs: Date.parse('2026-10-25T05:00:00Z') }, 'then until 06:00 CET');
   const one = new Schedule({ name: 'solo', timeZone: 'UTC', layers: [{ users: ['only'], start: '2026-01-01T00:00', rotation: { every: 1, unit: 'days' } }], overrides: [] });
   t.equal(one.onCall(Date.parse('2026-01-02T12:00:00Z')).untilMs, null, 'a layer of one person never changes');
   const twice = new Schedule({ name: 'aab', timeZone: 'UTC', layers: [{ users: ['a', 'a', 'b'], start: '2026-01-01T00:00', rotation: { every: 1, unit: 'days' } }], overrides: [] });
@@ -185,9 +204,15 @@ t.test('schedule (property): nothing changes before untilMs and something change
     unit: fc.constantFrom<'hours' | 'days' | 'weeks'>('hours', 'days', 'weeks'),
     restrict: fc.option(fc.record({ from: hhmm, to: hhmm, days: fc.option(fc.subarray(['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'] as const, { minLength: 1 }), { nil: undefined }) }), { nil: undefined }),
   });
-  const override = fc.record({ user: fc.constantFrom('a', 'o', 'p'), day: fc.integer({ min: 0, max: 20 }), time: hhmm, hours: fc.integer({ min: 1, max: 72 }) });
+  const override = fc.record({ user: fc.constantFrom('a', 'o', 'p'), day: fc.integer({ min: 0, max: 330 }), time: hhmm, hours: fc.integer({ min: 1, max: 72 }) });
+  // Instants anywhere in 2026, and many within two days of a change of clocks in one of the zones.
+  const changes = ['2026-03-08T07:00:00Z', '2026-03-29T01:00:00Z', '2026-04-04T16:00:00Z', '2026-10-03T16:00:00Z', '2026-10-25T01:00:00Z', '2026-11-01T06:00:00Z'].map(Date.parse);
+  const instant = fc.oneof(
+    fc.integer({ min: 0, max: 360 * 86_400 }).map((s) => Date.parse('2026-01-03T00:00:00Z') + s * 1_000),
+    fc.tuple(fc.constantFrom(...changes), fc.integer({ min: -2 * 86_400, max: 2 * 86_400 })).map(([c, s]) => c + s * 1_000),
+  );
   fc.assert(
-    fc.property(fc.constantFrom(...zones), fc.array(layer, { minLength: 1, maxLength: 3 }), fc.array(override, { maxLength: 3 }), fc.integer({ min: 0, max: 30 * 86_400 }), fc.array(fc.double({ min: 0, max: 1, noNaN: true }), { minLength: 30, maxLength: 30 }), (zone, layers, overrides, offsetS, probes) => {
+    fc.property(fc.constantFrom(...zones), fc.array(layer, { minLength: 1, maxLength: 3 }), fc.array(override, { maxLength: 3 }), instant, fc.array(fc.double({ min: 0, max: 1, noNaN: true }), { minLength: 30, maxLength: 30 }), (zone, layers, overrides, atMs, probes) => {
       const spec: ScheduleSpec = {
         name: 's',
         timeZone: zone,
@@ -204,7 +229,6 @@ t.test('schedule (property): nothing changes before untilMs and something change
         }),
       };
       const s = new Schedule(spec);
-      const atMs = Date.parse('2026-01-03T00:00:00Z') + offsetS * 1_000;
       const o = s.onCall(atMs);
       const same = (w: { receiver: string | null; source: string }): boolean => w.receiver === o.receiver && w.source === o.source;
       if (!same(s.who(atMs))) throw new Error('onCall and who disagree');

@@ -11,7 +11,7 @@
 import t from 'tap';
 import fc from 'fast-check';
 import { createServer, type ServerResponse } from 'node:http';
-import { DeliveryQueue, DELIVERY_STREAM, queueNotification } from '../actors/notifier-queue.js';
+import { DeliveryQueue, DELIVERY_STREAM, NOTIFICATION_STREAM, queueNotification } from '../actors/notifier-queue.js';
 import { Bus } from '../core/nats/bus.js';
 import { createLogger, setLogLevel } from '../core/log.js';
 import { PluginRegistry } from '../core/plugins/registry.js';
@@ -81,6 +81,7 @@ t.test('killing the notifier mid-delivery, any number of times: every notificati
         // A fresh queue each run; the receiver eventually answers 200 (the script ends with it).
         const jsm = await admin.jetstreamManager();
         await jsm.streams.delete(DELIVERY_STREAM).catch(() => undefined);
+        await jsm.streams.delete(NOTIFICATION_STREAM).catch(() => undefined);
         script = [...answers, 200];
         turn = 0;
         got.length = 0;

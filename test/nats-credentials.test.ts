@@ -94,6 +94,18 @@ t.test('users file: a user and a random password per role, mode 0600, reused on 
   t.same(Object.keys(first.users).sort(), [...NATS_ROLES].sort());
   t.equal(new Set(Object.values(first.users).map((u) => u.password)).size, NATS_ROLES.length, 'passwords differ');
   t.same(ensureRoleUsers(file), first, 'read back, not regenerated');
+  // A file an older version wrote (no notifier role): the embedded server's users gain it, the others are kept.
+  const older = { roles: Object.fromEntries(Object.entries(first.users).filter(([role]) => role !== 'notifier')) };
+  writeFileSync(file, JSON.stringify(older));
+  const upgraded = ensureRoleUsers(file);
+  t.equal(upgraded.kind, 'roles');
+  if (upgraded.kind === 'roles') {
+    t.same({ ...upgraded.users, notifier: undefined }, { ...first.users, notifier: undefined }, 'every earlier user kept');
+    t.equal(upgraded.users.notifier.user, 'craft-notifier', 'the new role added');
+    t.same(ensureRoleUsers(file), upgraded, 'and written');
+  }
+  writeFileSync(file, '{"roles": null}');
+  t.throws(() => ensureRoleUsers(file), /NATS users file/, 'a broken file is a clear error, not a crash');
   writeFileSync(file, '{"roles": {"admin": {"user": "a", "password": "b"}}}');
   t.throws(() => loadCredentialsFile(file), /roles\.runtime/, 'a users file missing a role names it');
   writeFileSync(file, 'nonsense');

@@ -154,7 +154,7 @@ export const configSchema = z
       .object({
         evalIntervalMs: z.number().int().positive().default(D.ALERT_EVAL_INTERVAL_MS),
         /** How long a notification being delivered may go unanswered before the delivery queue hands it out again, ms. */
-        deliveryAckWaitMs: z.number().int().min(1_000).default(30_000),
+        deliveryAckWaitMs: z.number().int().min(1_000).max(600_000).default(30_000),
         rules: z.array(alertRuleSchema).optional(),
       })
       .strict()

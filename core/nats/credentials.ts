@@ -119,8 +119,11 @@ export function ensureRoleUsers(file: string): NatsCredentials {
       older = undefined;
     }
     const known = older?.roles;
-    if (known === undefined || typeof known !== 'object' || NATS_ROLES.every((role) => known[role] !== undefined)) return loadCredentialsFile(file);
+    if (known === undefined || known === null || typeof known !== 'object' || NATS_ROLES.every((role) => known[role] !== undefined)) return loadCredentialsFile(file);
     roles = Object.fromEntries(NATS_ROLES.map((role) => [role, known[role] ?? newUser(role)])) as Record<NatsRole, RoleUser>;
+    // What is kept must be what a users file may hold (a clear error otherwise, nothing written).
+    const checked = usersFileSchema.safeParse({ roles });
+    if (!checked.success) return loadCredentialsFile(file);
   } else {
     mkdirSync(dirname(file), { recursive: true });
     roles = Object.fromEntries(NATS_ROLES.map((role) => [role, newUser(role)])) as Record<NatsRole, RoleUser>;

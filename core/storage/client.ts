@@ -264,8 +264,7 @@ export class StorageClient {
    */
   async metadata(request: { metric?: string; limit?: number; tenant?: string } = {}, timeoutMs = DEFAULT_TIMEOUT_MS): Promise<Record<string, { type: string; help: string; unit: string }[]>> {
     type Entries = Record<string, { type: string; help: string; unit: string }[]>;
-    const perMember = await this.fanOut(SUBJECTS.storageMetadata, (subject) => this.bus.request<Entries>(subject, request, { timeoutMs }));
-    if (perMember === undefined) return this.bus.request(SUBJECTS.storageMetadata, request, { timeoutMs });
+    const perMember = (await this.fanOut(SUBJECTS.storageMetadata, (subject) => this.bus.request<Entries>(subject, request, { timeoutMs }))) ?? [await this.bus.request<Entries>(SUBJECTS.storageMetadata, request, { timeoutMs })];
     const merged: Entries = {};
     for (const metric of [...new Set(perMember.flatMap((m) => Object.keys(m)))].sort()) {
       if (request.limit !== undefined && request.limit >= 0 && Object.keys(merged).length >= request.limit) break;
@@ -274,6 +273,8 @@ export class StorageClient {
         const key = JSON.stringify([entry.type, entry.help, entry.unit]);
         return !seen.has(key) && (seen.add(key), true);
       });
+      // Members answer no entry for a metric nobody sent a type for: a gauge, the seed's rule.
+      if (merged[metric]!.length === 0) merged[metric] = [{ type: 'gauge', help: '', unit: '' }];
     }
     return merged;
   }

@@ -71,12 +71,14 @@ const minutesOf = (text: string): number => Number(text.slice(0, 2)) * 60 + Numb
 export class Schedule {
   readonly name: string;
   readonly timeZone: string;
+  private readonly zone: IANAZone;
   private readonly layers: Layer[];
   private readonly overrides: { user: string; startMs: number; endMs: number }[];
 
   constructor(spec: ScheduleSpec) {
     this.name = spec.name;
     this.timeZone = spec.timeZone;
+    this.zone = IANAZone.create(spec.timeZone);
     const at = (text: string, what: string): DateTime => {
       const time = DateTime.fromISO(text, { zone: spec.timeZone });
       if (!time.isValid) throw new Error(`schedule ${spec.name}: ${what} ${JSON.stringify(text)} is not a time in ${spec.timeZone} (${time.invalidExplanation ?? time.invalidReason})`);
@@ -169,30 +171,69 @@ export class Schedule {
     return { schedule: this.name, ...now, untilMs: t };
   }
 
-  /** The first instant after `atMs` at which the answer may change (Infinity when none). */
+  /**
+   * The first instant after `atMs` at which the answer may change (Infinity when none): an
+   * override starting or ending; for each layer not hidden by an unrestricted started layer above
+   * it, its start, its handoffs (a layer of one person has none) and its window's opening and
+   * closing local times; and, when windows exist, the zone's next change of UTC offset (a window
+   * may open or close there: local time jumps over or back across it).
+   */
   private nextEdge(atMs: number): number {
     let next = Number.POSITIVE_INFINITY;
     for (const o of this.overrides) {
       if (o.startMs > atMs) next = Math.min(next, o.startMs);
       if (o.endMs > atMs) next = Math.min(next, o.endMs);
     }
-    for (const layer of this.layers) {
-      // A layer of one person never hands over: only its start is an edge.
+    let windows = false;
+    for (let i = this.layers.length - 1; i >= 0; i--) {
+      const layer = this.layers[i]!;
       if (atMs < layer.startMs) next = Math.min(next, layer.startMs);
       else if (layer.users.length > 1) next = Math.min(next, this.shift(layer, atMs).endsAtMs);
       const r = layer.restrict;
-      if (r !== undefined) for (const minute of [r.fromMin, r.toMin]) next = Math.min(next, this.nextLocalTime(atMs, minute));
+      if (r !== undefined) {
+        windows = true;
+        for (const minute of [r.fromMin, r.toMin]) next = Math.min(next, this.nextLocalTime(atMs, minute));
+      } else if (atMs >= layer.startMs) break; // always someone here: the layers below cannot show
     }
+    if (windows) next = Math.min(next, this.nextOffsetChange(atMs, Number.isFinite(next) ? next : atMs + 2 * 86_400_000));
     return next;
   }
 
-  /** The first instant after `atMs` whose local time is `minute` past midnight (the next day's when today's has passed). */
-  private nextLocalTime(atMs: number, minute: number): number {
-    let day = DateTime.fromMillis(atMs, { zone: this.timeZone }).startOf('day');
-    for (let d = 0; d < 3; d++, day = day.plus({ days: 1 })) {
-      const ms = day.set({ hour: Math.floor(minute / 60), minute: minute % 60 }).toMillis();
-      if (ms > atMs) return ms;
+  /** The zone's first change of UTC offset in `(atMs, byMs]` (Infinity when none), to the millisecond. */
+  private nextOffsetChange(atMs: number, byMs: number): number {
+    const offset = (ms: number): number => this.zone.offset(ms);
+    const before = offset(atMs);
+    if (offset(byMs) === before) return Number.POSITIVE_INFINITY;
+    let lo = atMs;
+    let hi = byMs;
+    while (hi - lo > 1) {
+      const mid = Math.floor((lo + hi) / 2);
+      if (offset(mid) === before) lo = mid;
+      else hi = mid;
     }
-    return Number.POSITIVE_INFINITY;
+    return hi;
+  }
+
+  /**
+   * The first instant after `atMs` whose local time is `minute` past midnight: today's, else the
+   * next day's. On a day the clocks go back a local time may occur twice (both count); on a day
+   * they go forward it may not occur at all (the offset change is the edge then).
+   */
+  private nextLocalTime(atMs: number, minute: number): number {
+    const hour = Math.floor(minute / 60);
+    const min = minute % 60;
+    let day = DateTime.fromMillis(atMs, { zone: this.timeZone }).startOf('day');
+    let best = Number.POSITIVE_INFINITY;
+    for (let d = 0; d < 3 && !Number.isFinite(best); d++, day = day.plus({ days: 1 })) {
+      const wall = Date.UTC(day.year, day.month - 1, day.day, hour, min);
+      const offsets = new Set([this.zone.offset(day.toMillis()), this.zone.offset(day.plus({ days: 1 }).toMillis() - 1)]);
+      for (const offset of offsets) {
+        const ms = wall - offset * 60_000;
+        if (ms <= atMs || ms >= best) continue;
+        const local = DateTime.fromMillis(ms, { zone: this.timeZone });
+        if (local.hour === hour && local.minute === min) best = ms;
+      }
+    }
+    return best;
   }
 }
