@@ -269,8 +269,10 @@ export async function handleAlertingApi(host: AlertingApiHost, method: string, u
     }
     if (path === '/api/v1/alerts' && method === 'GET') return json(200, { status: 'success', data: { alerts: lifecycle.alerts().filter(mine) } });
     if (path === '/api/v1/rules' && method === 'GET') {
-      const rules = host.rules() as { rules?: { alerts?: { labels: Record<string, string> }[] }[] };
-      return json(200, { status: 'success', data: tenant === undefined ? rules : { ...rules, rules: (rules.rules ?? []).map((r) => ({ ...r, alerts: (r.alerts ?? []).filter(mine) })) } });
+      const rules = host.rules() as { rules?: { tenant?: string; alerts?: { labels: Record<string, string> }[] }[] };
+      // A tenant sees the platform's rules and its own, and only its own alerts of them.
+      const visible = (rules.rules ?? []).filter((r) => r.tenant === undefined || r.tenant === tenant);
+      return json(200, { status: 'success', data: tenant === undefined ? rules : { ...rules, rules: visible.map((r) => ({ ...r, alerts: (r.alerts ?? []).filter(mine) })) } });
     }
     if (path === '/api/v1/rules/reload' && method === 'POST') return json(200, { status: 'success', data: await host.reloadRules() });
     return json(404, { error: `no route ${method} ${path}` });

@@ -265,11 +265,14 @@ export class PrometheusApi {
   /** The alerting actor's rules in Prometheus's rule-group shape (none when no alerting actor answers). */
   private async alertingGroups(): Promise<{ name: string; file: string; interval: number; rules: { alerts: unknown[] }[] }[]> {
     type View = { labels: Labels; annotations: Record<string, string>; state: 'pending' | 'firing' | 'resolved'; activeAtMs: number; value: number };
-    type Rules = { rules: { name: string; expr: string; labels?: Labels; annotations?: Record<string, string>; forMs?: number; keepFiringForMs?: number; group?: string; file?: string; intervalMs?: number; alerts: View[] }[] };
+    type Rules = { rules: { name: string; expr: string; tenant?: string; labels?: Labels; annotations?: Record<string, string>; forMs?: number; keepFiringForMs?: number; group?: string; file?: string; intervalMs?: number; alerts: View[] }[] };
     const answer = await this.bus.request<Rules>(SUBJECTS.alertingRules, {}, { timeoutMs: 2_000 }).catch(() => undefined);
     if (answer === undefined) return [];
-    // A tenant sees the alerts of its own series only.
-    if (this.tenant !== undefined) for (const rule of answer.rules) rule.alerts = rule.alerts.filter((a) => a.labels.tenant === this.tenant);
+    // A tenant sees the platform's rules and its own (not other tenants'), and the alerts of its own series only.
+    if (this.tenant !== undefined) {
+      answer.rules = answer.rules.filter((rule) => rule.tenant === undefined || rule.tenant === this.tenant);
+      for (const rule of answer.rules) rule.alerts = rule.alerts.filter((a) => a.labels.tenant === this.tenant);
+    }
     const groups = new Map<string, { name: string; file: string; interval: number; rules: { alerts: unknown[] }[] }>();
     for (const rule of answer.rules) {
       const active = rule.alerts.filter((a) => a.state !== 'resolved');

@@ -141,3 +141,47 @@ t.test('through the platform: scopes on every API, tenants from tokens, queries 
   t.equal(ack.status, 400, 'phase 2 refuses acknowledgements; with phase 4 the tenant matcher would apply');
   await ack.text();
 });
+
+t.test('tenants’ own alerting rules: evaluated as the tenant, alerts labelled with it, listed to it alone', async (t) => {
+  // Both tenants have a rule called Hot: acme's an aggregation (periodic only), globex's a threshold (streamed too).
+  const platform = await startPlatform(t, {
+    auth: { tokens: Object.values(TOKENS) },
+    alerting: { evalIntervalMs: 500 },
+    plugins: {
+      'ingestion.server': 'craft0.http',
+      'alerting.evaluator': {
+        id: 'alerting.rules',
+        options: {
+          intervalMs: 500,
+          tenants: {
+            acme: { text: 'alert Hot\n  when max by (host) (temp) > 30\n  labels { tenant = "globex" }\n' },
+            globex: { text: 'group mine {\n  alert Hot\n    when temp > 30\n}\n' },
+          },
+        },
+      },
+    },
+  });
+  const ingest = async (who: Who, host: string, value: number): Promise<void> => {
+    const answer = await fetch(`http://127.0.0.1:${platform.ingestionPort}/metrics`, { method: 'POST', headers: { 'content-type': 'application/json', ...header(who) }, body: JSON.stringify({ metrics: [{ name: 'temp', value, tags: { host }, timestamp: Date.now() }] }) });
+    t.equal(answer.status, 200);
+    await answer.text();
+  };
+  type View = { labels: Record<string, string>; state: string; rule: string };
+  const live = async (): Promise<View[]> => (await platform.bus.request<{ alerts: View[] }>('craft.alerting.alerts', {})).alerts.filter((a) => a.state !== 'resolved');
+  await ingest('acmeWriter', 'a', 50);
+  await ingest('globex', 'g', 10);
+  t.ok(await eventually(async () => (await live()).some((a) => a.labels.tenant === 'acme'), 15_000), 'acme’s rule fires on acme’s series');
+  await new Promise((r) => setTimeout(r, 1_500));
+  const first = await live();
+  t.same(first.map((a) => [a.labels.alertname, a.labels.tenant, a.labels.host]), [['Hot', 'acme', 'a']], 'one alert: acme’s (its tenant label wins over the rule’s), nothing for globex at 10');
+  await ingest('globex', 'g2', 50);
+  t.ok(await eventually(async () => (await live()).some((a) => a.labels.tenant === 'globex' && a.labels.host === 'g2'), 15_000), 'globex’s rule fires on globex’s series');
+  await new Promise((r) => setTimeout(r, 1_500));
+  t.same((await live()).map((a) => `${a.labels.tenant}/${a.labels.host}`).sort(), ['acme/a', 'globex/g2'], 'each tenant’s Hot keeps its own alerts: neither evaluation resolves the other’s');
+  const rulesOf = async (who: Who): Promise<{ name: string; tenant?: string; group?: string; alerts: unknown[] }[]> =>
+    ((await (await fetch(`http://127.0.0.1:${platform.alertingPort}/api/v1/rules`, { headers: header(who) })).json()) as { data: { rules: { name: string; tenant?: string; group?: string; alerts: unknown[] }[] } }).data.rules;
+  t.same((await rulesOf('acmeReader')).map((r) => [r.tenant, r.group, r.alerts.length]), [['acme', 'acme/inline', 1]], 'acme lists its rule and its alert');
+  t.same((await rulesOf('globex')).map((r) => [r.tenant, r.group, r.alerts.length]), [['globex', 'globex/mine', 1]], 'globex lists its own');
+  const prom = (await (await fetch(`http://127.0.0.1:${platform.queryPort}/api/v1/rules`, { headers: header('acmeReader') })).json()) as { data: { groups: { name: string }[] } };
+  t.same(prom.data.groups.map((g) => g.name), ['acme/inline'], 'the query API’s rule groups: acme’s only');
+});

@@ -18,6 +18,8 @@ export interface AlertRule {
   group?: string;
   file?: string;
   intervalMs?: number;
+  /** A tenant's own rule (phase 1's `tenants`): evaluated as that tenant, listed to it alone. */
+  tenant?: string;
 }
 
 /**

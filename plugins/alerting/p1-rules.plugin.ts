@@ -8,7 +8,12 @@
  * `keep_firing_for`. Anomaly scores (`zscore`, `madscore`, `forecast_error`) are functions of
  * the rule language (core/rules/anomaly.ts).
  *
- * With no rule file the seed's three rules run, written as PromQL: the average of every
+ * Tenants' own rules (`tenants: {acme: {files, text}}`): each group evaluated as that tenant —
+ * its queries see the tenant's series only (the query actor scopes them), every alert carries
+ * `tenant="acme"` whatever the rule's labels say (so the alerting API shows it to that tenant
+ * alone), and its groups are named `acme/<group>`.
+ *
+ * With no rule file (and no tenant rules) the seed's three rules run, written as PromQL: the average of every
  * sample of the metric in the window (`sum(sum_over_time(m[w])) / sum(count_over_time(m[w]))`),
  * compared with the threshold — what the seed computed, now with a lifecycle.
  */
@@ -43,6 +48,8 @@ const optionsSchema = z
     stream: z.boolean().default(true),
     /** How long a streamed sample stands for its series (PromQL's lookback), ms. */
     lookbackMs: z.number().int().positive().default(5 * 60_000),
+    /** Each tenant's own rule files and inline rules, evaluated as that tenant. */
+    tenants: z.record(z.string().min(1), z.object({ files: z.array(z.string().min(1)).default([]), text: z.string().optional() }).strict()).default({}),
     /** The seed's rules (the platform config's `alerting.rules`): used when no file or text is given. */
     rules: z.array(alertRuleSchema).min(1).optional(),
   })
@@ -65,7 +72,10 @@ interface CompiledRule {
 }
 
 interface CompiledGroup {
+  /** `<tenant>/<group>` for a tenant's group. */
   name: string;
+  /** Whose rules these are (undefined: the platform's). */
+  tenant: string | undefined;
   file: string;
   intervalMs: number;
   rules: CompiledRule[];
@@ -80,21 +90,25 @@ class RuleEvaluator implements AlertEvaluator {
   private readonly streamedAnyMetric: CompiledRule[] = [];
 
   constructor(private readonly options: Options, private readonly log: Logger) {
-    const groups: RuleGroup[] = options.files.flatMap((file) => loadRuleFile(file));
-    if (options.text !== undefined) groups.push(...parseRulesDsl(options.text, 'inline'));
-    if (groups.length === 0) {
+    const load = (files: string[], text: string | undefined): RuleGroup[] => [...files.flatMap((file) => loadRuleFile(file)), ...(text === undefined ? [] : parseRulesDsl(text, 'inline'))];
+    const groups: { group: RuleGroup; tenant: string | undefined }[] = load(options.files, options.text).map((group) => ({ group, tenant: undefined }));
+    if (groups.length === 0 && Object.keys(options.tenants).length === 0) {
       const seed = options.rules ?? SEED_ALERT_RULES;
-      groups.push({ name: 'seed', file: 'seed', rules: seed.map((r) => ({ alert: r.name, expr: seedRuleExpr(r), labels: { metric: r.metric } })) });
+      groups.push({ group: { name: 'seed', file: 'seed', rules: seed.map((r) => ({ alert: r.name, expr: seedRuleExpr(r), labels: { metric: r.metric } })) }, tenant: undefined });
     }
+    for (const [tenant, own] of Object.entries(options.tenants)) groups.push(...load(own.files, own.text).map((group) => ({ group, tenant })));
     const names = new Set<string>();
-    this.groups = groups.map((g) => {
-      if (names.has(g.name)) throw new Error(`rule group ${JSON.stringify(g.name)} is defined twice (${g.file})`);
-      names.add(g.name);
-      const group: CompiledGroup = { name: g.name, file: g.file, intervalMs: g.interval ?? options.intervalMs, lastMs: -Infinity, rules: [] };
+    this.groups = groups.map(({ group: g, tenant }) => {
+      const name = tenant === undefined ? g.name : `${tenant}/${g.name}`;
+      if (names.has(name)) throw new Error(`rule group ${JSON.stringify(name)} is defined twice (${g.file})`);
+      names.add(name);
+      const group: CompiledGroup = { name, tenant, file: g.file, intervalMs: g.interval ?? options.intervalMs, lastMs: -Infinity, rules: [] };
       group.rules = g.rules
         .filter((r): r is AlertingRule => !isRecordingRule(r))
         .map((rule) => {
-          const threshold = options.stream ? thresholdOf(rule.expr) : undefined;
+          const found = options.stream ? thresholdOf(rule.expr) : undefined;
+          // A tenant's streamed rule follows that tenant's series only (ingestion labels every series with its tenant).
+          const threshold = found === undefined || tenant === undefined ? found : { ...found, matchers: [...found.matchers, { name: 'tenant', op: '=' as const, value: tenant }] };
           return {
             rule,
             group,
@@ -157,6 +171,7 @@ class RuleEvaluator implements AlertEvaluator {
         group: g.name,
         file: g.file,
         intervalMs: g.intervalMs,
+        ...(g.tenant === undefined ? {} : { tenant: g.tenant }),
       })),
     );
   }
@@ -181,7 +196,8 @@ class RuleEvaluator implements AlertEvaluator {
     const { rule } = compiled;
     let result;
     try {
-      result = await query.query({ expr: rule.expr, timeMs: atMs, timeoutMs: this.options.queryTimeoutMs });
+      const tenant = compiled.group.tenant;
+      result = await query.query({ expr: rule.expr, timeMs: atMs, timeoutMs: this.options.queryTimeoutMs, ...(tenant === undefined ? {} : { tenant }) });
       if (result.resultType !== 'vector') throw new Error(`an alerting rule must give an instant vector, not a ${result.resultType}`);
     } catch (error) {
       return this.failed(compiled, atMs, error);
@@ -218,6 +234,7 @@ class RuleEvaluator implements AlertEvaluator {
         const alertLabels: Record<string, string> = { ...seriesLabels };
         for (const [name, template] of labels) alertLabels[name] = renderTemplate(template, data);
         alertLabels.alertname = rule.alert;
+        if (compiled.group.tenant !== undefined) alertLabels.tenant = compiled.group.tenant;
         for (const [name, value] of Object.entries(alertLabels)) if (value === '') delete alertLabels[name];
         // Two series that become one alert once the rule's labels are set: Prometheus refuses the evaluation.
         const key = JSON.stringify(Object.entries(alertLabels).sort(([a], [b]) => (a < b ? -1 : 1)));
