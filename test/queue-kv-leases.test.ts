@@ -91,6 +91,30 @@ t.test('a lease not renewed within the session is expired by the coordinator, de
   t.ok(await eventually(() => essence(b.describe('g')) === essence(a.describe('g')), 5_000), 'the other coordinator adopted the expiry');
 });
 
+t.test('a stored member whose lease is gone is left when the state is adopted: its partitions get a new target (regression)', async (t) => {
+  // Found by the property below in a CI run: a coordinator's leave lost a race for the state,
+  // adopted the winner's (which still had the member), dropped the member — whose lease it had
+  // just deleted — with its partitions' targets, and then ignored the member's LEAVE: partitions
+  // with no target while a member was there.
+  const { url } = await startNats(t);
+  const bus = await connectBus(t, url);
+  const a = coordinator(t, bus, 'gone');
+  await a.open!();
+  await a.join('g', 'm1', 1_000);
+  await a.join('g', 'm0', 1_100);
+  t.same(new Set(Object.values(a.describe('g')!.target)), new Set(['m0', 'm1']), 'both have partitions');
+  const before = a.describe('g')!.generation;
+  const kv = await new Kvm(bus.nc).open('gone');
+  await kv.delete('g.lease.m0');
+  const b = coordinator(t, bus, 'gone');
+  await b.open!();
+  const d = b.describe('g')!;
+  t.same(d.members, ['m1'], 'the member without a lease is gone');
+  t.same(Object.keys(d.target).length, PARTITIONS, 'every partition has a target');
+  t.ok(Object.values(d.target).every((m) => m === 'm1'), 'and it is the member left');
+  t.ok(d.generation > before, 'a new generation');
+});
+
 t.test('property: any joins, leaves and heartbeats spread over two coordinators leave both agreeing, one owner per partition, generations rising', async (t) => {
   const { url } = await startNats(t);
   const bus = await connectBus(t, url);

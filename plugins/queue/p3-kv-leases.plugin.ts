@@ -247,21 +247,20 @@ class KvLeaseGroups implements GroupCoordinator {
     // The stored generation is the one members were told (an answer goes out only once its state
     // is stored); what this machine computed and did not store is dropped.
     const generation = Math.max(stored?.generation ?? 0, this.restored.get(g.name) ?? 0);
-    // The members both the state and a lease know; then joins for leases the state has not
-    // seen yet and leaves for members whose lease is gone — the machine rebalances for them.
+    // The state as stored; then joins for leases the state has not seen yet and leaves for
+    // members whose lease is gone — the machine rebalances for them. (A member whose lease is
+    // gone stays in the restored state until its LEAVE: dropping it there would leave its
+    // partitions with no target, and the LEAVE of a member the machine does not know changes
+    // nothing — found by the two-coordinator property.)
     const members: GroupState['members'] = {};
-    for (const [m, heard] of Object.entries(stored?.members ?? {})) {
-      const lease = leases.get(m);
-      if (lease !== undefined) members[m] = { lastHeartbeatMs: lease.renewedAtMs, generation: heard };
-    }
+    for (const [m, heard] of Object.entries(stored?.members ?? {})) members[m] = { lastHeartbeatMs: leases.get(m)?.renewedAtMs ?? 0, generation: heard };
     const owners: Record<number, string> = {};
-    for (const [p, m] of Object.entries(stored?.owners ?? {})) if (members[m] !== undefined) owners[Number(p)] = m;
+    for (const [p, m] of Object.entries(stored?.owners ?? {})) owners[Number(p)] = m;
     const target: Record<number, string> = {};
-    for (const [p, m] of Object.entries(stored?.target ?? {})) if (members[m] !== undefined) target[Number(p)] = m;
+    for (const [p, m] of Object.entries(stored?.target ?? {})) target[Number(p)] = m;
     g.actor.send({ type: 'RESTORE', state: { generation, members, owners, target } });
-    const storedMembers = new Set(Object.keys(stored?.members ?? {}));
     for (const [m, lease] of leases) if (members[m] === undefined) g.actor.send({ type: 'JOIN', member: m, atMs: lease.renewedAtMs });
-    for (const m of storedMembers) if (!leases.has(m)) g.actor.send({ type: 'LEAVE', member: m, atMs: 0 });
+    for (const m of Object.keys(members)) if (!leases.has(m)) g.actor.send({ type: 'LEAVE', member: m, atMs: 0 });
   }
 
   /** Writes the group's state when it changed, with the revision it replaces. */
