@@ -144,6 +144,26 @@ export async function ensureJournalStream(jsm: JetStreamManager, name: string, r
   try {
     await jsm.streams.info(stream);
   } catch {
-    await jsm.streams.add({ name: stream, subjects: [journalSubject(name)], num_replicas: replicas });
+    await whilePlacing(() => jsm.streams.add({ name: stream, subjects: [journalSubject(name)], num_replicas: replicas }));
+  }
+}
+
+/** How long a stream creation is tried again while a forming cluster cannot place its replicas yet, ms. */
+const PLACEMENT_WAIT_MS = 20_000;
+
+/**
+ * Runs a stream creation, trying again while JetStream answers "no suitable peers for placement"
+ * — a cluster whose servers are up but have not all joined JetStream's meta group yet (the
+ * journals are the first streams a platform creates, so it waits here for the cluster to form).
+ */
+export async function whilePlacing<T>(create: () => Promise<T>): Promise<T> {
+  const deadline = Date.now() + PLACEMENT_WAIT_MS;
+  for (;;) {
+    try {
+      return await create();
+    } catch (error) {
+      if (!/no suitable peers|insufficient resources/i.test(String((error as Error)?.message)) || Date.now() > deadline) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
   }
 }

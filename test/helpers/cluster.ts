@@ -39,11 +39,18 @@ export async function startCluster(t: Test, size = 3): Promise<NatsCluster> {
   return { nodes, url: clientPorts.map((p) => `nats://127.0.0.1:${p}`).join(',') };
 }
 
-/** Whether clustered JetStream answers (once the nodes have elected a meta leader) within 30 s. */
+/** Whether clustered JetStream can place a stream with a replica on every node (the meta leader elected, every server joined) within 30 s. */
 export async function jetStreamReady(cluster: NatsCluster): Promise<boolean> {
   const probe = await Bus.connect(cluster.url, 'probe');
   try {
-    return await eventually(async () => (await probe.jetstreamManager().then((jsm) => jsm.getAccountInfo()).then(() => true, () => false)), 30_000, 200);
+    // Ready means a stream with a replica on every node can be placed (not only that the API answers).
+    const placed = async (): Promise<boolean> => {
+      const jsm = await probe.jetstreamManager();
+      await jsm.streams.add({ name: 'READY_PROBE', subjects: ['ready.probe'], num_replicas: cluster.nodes.length });
+      await jsm.streams.delete('READY_PROBE');
+      return true;
+    };
+    return await eventually(() => placed().catch(() => false), 30_000, 200);
   } finally {
     await probe.close();
   }
