@@ -97,6 +97,8 @@ export class StorageActor extends Actor {
   private samplesRestamped = 0;
   private readonly lag = new LagWindow();
   private metadata!: MetricMetadata;
+  /** Tokens configured: a batch's client id is its tenant (metric types are kept per tenant). */
+  private readonly tenantsOn: boolean;
   /** Static membership: the same id across restarts of this process's storage actor, so a restart keeps its partitions (queue.consumer-groups). */
   private readonly member: string;
   private announcer: NodeJS.Timeout | undefined;
@@ -104,6 +106,7 @@ export class StorageActor extends Actor {
   constructor(private readonly context: PlatformContext) {
     super('storage', context);
     this.member = `storage@${context.processName}`;
+    this.tenantsOn = tokenTable(context.config.auth.tokens) !== undefined;
     // Each request is served on the shared subject (one member answers: a queue group) and on
     // this member's own subject, where readers that know several members ask each of them.
     const serve = <T>(subject: string, handler: (body: T) => unknown, options: { concurrency?: number; parts?: boolean } = {}): void => {
@@ -263,7 +266,6 @@ export class StorageActor extends Actor {
 
   /** Appends the deliveries not yet applied in one transaction (the member client commits them all after). */
   private async apply(deliveries: FetchedDelivery[]): Promise<void> {
-    const tenantsOn = tokenTable(this.context.config.auth.tokens) !== undefined;
     const applied = this.store.positions();
     const appender = this.store.appender();
     const positions: QueuePositions = {};
@@ -289,7 +291,7 @@ export class StorageActor extends Actor {
       }
       for (const batch of batches) {
         // With tokens the client id is the tenant; without, it is whatever Authorization header came (not kept).
-        this.metadata.note(tenantsOn ? batch.client : ANY_CLIENT, batch.types);
+        this.metadata.note(this.tenantsOn ? batch.client : ANY_CLIENT, batch.types);
         for (const sample of batch.samples) {
           appender.append(sample[0], sample[1], sample[2], sample[3] === 1);
           if (sample[1] < minTimeMs) minTimeMs = sample[1];

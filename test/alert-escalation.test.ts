@@ -113,14 +113,17 @@ t.test('schedule: a daily 09:00 Berlin handoff stays at 09:00 local across the D
   t.equal(at('2026-03-27T07:59:59Z'), null, 'nobody before the first shift');
 });
 
+/** A weekly day layer with a weekday night layer on top, in New York. */
+const NEW_YORK_LAYERS: ScheduleSpec['layers'] = [
+  { users: ['alice', 'bob'], start: '2026-01-05T09:00', rotation: { every: 1, unit: 'weeks' } },
+  { users: ['night'], start: '2026-01-05T00:00', rotation: { every: 1, unit: 'days' }, restrict: { from: '18:00', to: '09:00', days: ['mon', 'tue', 'wed', 'thu', 'fri'] } },
+];
+
 t.test('schedule: overrides beat layers, later layers beat earlier ones, restriction windows let the layer below show', async (t) => {
   const s = new Schedule({
     name: 'p',
     timeZone: 'America/New_York',
-    layers: [
-      { users: ['alice', 'bob'], start: '2026-01-05T09:00', rotation: { every: 1, unit: 'weeks' } },
-      { users: ['night'], start: '2026-01-05T00:00', rotation: { every: 1, unit: 'days' }, restrict: { from: '18:00', to: '09:00', days: ['mon', 'tue', 'wed', 'thu', 'fri'] } },
-    ],
+    layers: NEW_YORK_LAYERS,
     overrides: [{ user: 'carol', start: '2026-01-07T12:00', end: '2026-01-07T14:00' }],
   });
   const at = (local: string): { receiver: string | null; source: string } => {
@@ -140,10 +143,7 @@ t.test('schedule: untilMs is the next change of who is on call, whichever layer 
   const s = new Schedule({
     name: 'p',
     timeZone: 'America/New_York',
-    layers: [
-      { users: ['alice', 'bob'], start: '2026-01-05T09:00', rotation: { every: 1, unit: 'weeks' } },
-      { users: ['night'], start: '2026-01-05T00:00', rotation: { every: 1, unit: 'days' }, restrict: { from: '18:00', to: '09:00', days: ['mon', 'tue', 'wed', 'thu', 'fri'] } },
-    ],
+    layers: NEW_YORK_LAYERS,
     overrides: [{ user: 'carol', start: '2026-01-07T12:00', end: '2026-01-07T14:00' }, { user: 'dave', start: '2026-01-07T13:00', end: '2026-01-07T13:30' }],
   });
   const until = (local: string): string | null => {

@@ -103,18 +103,30 @@ t.test('webhook, Slack and PagerDuty: retried on 5xx and 429 only, given up on a
   t.match(of('default/3:pagerduty'), { sent: 2, retried: 0, failed: 0 });
 });
 
-t.test('a delivery cut by a crash of the notifier is made again after the restart, with the same id', async (t) => {
+/** One webhook receiver as the delivery plugin's only channel. */
+const webhookDelivery = (url: string, options: Record<string, unknown> = {}): { id: string; options: Record<string, unknown> } => ({
+  id: 'alerting.channels',
+  options: { ...FAST, ...options, receivers: [{ name: 'default', webhook: [{ url: `${url}/hook` }] }] },
+});
+
+/**
+ * A platform whose webhook receiver holds the first attempt of an alert's notification; once it
+ * has it, `actor` is killed and has restarted. Then the receiver answers 200.
+ */
+async function crashMidDelivery(t: Test, actor: 'notifier' | 'alerting', alertname: string, delivery: Record<string, unknown>, config: Record<string, unknown> = {}) {
   let hang = true;
   const webhook = await receiver(t, () => (hang ? 'hang' : { status: 200 }));
-  const platform = await startPlatform(t, {
-    plugins: { 'ingestion.server': 'craft0.http', 'alerting.lifecycle': LIFECYCLE, 'alerting.delivery': { id: 'alerting.channels', options: { ...FAST, timeoutMs: 60_000, receivers: [{ name: 'default', webhook: [{ url: `${webhook.url}/hook` }] }] } } },
-    alerting: { deliveryAckWaitMs: 2_000 },
-  });
-  await postAlerts(platform.alertingPort, [{ labels: { alertname: 'Crash', instance: 'a' }, endsAt: new Date(Date.now() + 600_000).toISOString() }]);
-  t.ok(await eventually(() => webhook.received.length === 1, 20_000), 'the first attempt reached the receiver, which does not answer');
-  platform.bus.publish(killSubject('notifier'), {});
-  t.ok(await eventually(() => platform.processStatus().tree.children?.find((c) => c.id === 'notifier')?.restarts === 1, 20_000), 'the notifier restarted');
+  const platform = await startPlatform(t, { ...config, plugins: { 'ingestion.server': 'craft0.http', 'alerting.lifecycle': LIFECYCLE, 'alerting.delivery': webhookDelivery(webhook.url, delivery) } });
+  await postAlerts(platform.alertingPort, [{ labels: { alertname, instance: 'a' }, endsAt: new Date(Date.now() + 600_000).toISOString() }]);
+  t.ok(await eventually(() => webhook.received.length === 1, 20_000), 'the first attempt reached the receiver, which holds it');
+  platform.bus.publish(killSubject(actor), {});
+  t.ok(await eventually(() => platform.processStatus().tree.children?.find((c) => c.id === actor)?.restarts === 1, 20_000), `${actor} restarted`);
   hang = false;
+  return { webhook, platform };
+}
+
+t.test('a delivery cut by a crash of the notifier is made again after the restart, with the same id', async (t) => {
+  const { webhook } = await crashMidDelivery(t, 'notifier', 'Crash', { timeoutMs: 60_000 }, { alerting: { deliveryAckWaitMs: 2_000 } });
   t.ok(await eventually(() => webhook.received.length >= 2, 20_000), 'delivered again after the restart');
   const ids = new Set(webhook.received.map((r) => r.headers['idempotency-key']));
   t.equal(ids.size, 1, 'with the same notification id');
@@ -125,16 +137,7 @@ t.test('a delivery cut by a crash of the notifier is made again after the restar
 });
 
 t.test('a crash of the alerting actor cuts no delivery: the notifier goes on sending', async (t) => {
-  let hang = true;
-  const webhook = await receiver(t, () => (hang ? 'hang' : { status: 200 }));
-  const platform = await startPlatform(t, {
-    plugins: { 'ingestion.server': 'craft0.http', 'alerting.lifecycle': LIFECYCLE, 'alerting.delivery': { id: 'alerting.channels', options: { ...FAST, timeoutMs: 4_000, receivers: [{ name: 'default', webhook: [{ url: `${webhook.url}/hook` }] }] } } },
-  });
-  await postAlerts(platform.alertingPort, [{ labels: { alertname: 'Apart', instance: 'a' }, endsAt: new Date(Date.now() + 600_000).toISOString() }]);
-  t.ok(await eventually(() => webhook.received.length === 1, 20_000), 'the first attempt reached the receiver, which holds it');
-  platform.bus.publish(killSubject('alerting'), {});
-  t.ok(await eventually(() => platform.processStatus().tree.children?.find((c) => c.id === 'alerting')?.restarts === 1, 20_000), 'alerting restarted');
-  hang = false;
+  const { webhook, platform } = await crashMidDelivery(t, 'alerting', 'Apart', { timeoutMs: 4_000 });
   // The held attempt times out after 4 s and the notifier retries on its own; it never restarted.
   t.ok(await eventually(() => webhook.received.length >= 2, 20_000), 'retried by the notifier after the held attempt timed out');
   t.equal(platform.processStatus().tree.children?.find((c) => c.id === 'notifier')?.restarts, 0, 'the notifier did not restart');
@@ -146,7 +149,7 @@ t.test('a crash of the alerting actor cuts no delivery: the notifier goes on sen
 
 t.test('with no notifier running, notifications wait in the delivery queue; a notifier started in another process delivers them', async (t) => {
   const webhook = await receiver(t, () => ({ status: 200 }));
-  const delivery = { id: 'alerting.channels', options: { ...FAST, receivers: [{ name: 'default', webhook: [{ url: `${webhook.url}/hook` }] }] } };
+  const delivery = webhookDelivery(webhook.url);
   const platform = await startPlatform(t, {
     actors: ['control', 'queue', 'storage', 'query', 'alerting', 'ingestion'],
     plugins: { 'ingestion.server': 'craft0.http', 'alerting.lifecycle': LIFECYCLE, 'alerting.delivery': delivery },
