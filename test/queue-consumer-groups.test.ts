@@ -129,6 +129,31 @@ t.test('a fetch whose answer the member never got loses nothing: the member join
   t.ok(done, `every message consumed, those of the unanswered fetch too (missing: ${everything.filter((id) => !consumed.has(id)).join(', ') || 'none'})`);
 });
 
+// Found in CI (the queue-rebalance scenario's leave took 3 s to settle): a poll in flight while a
+// member left was answered after its leave; committing what it brought was fenced (unknown
+// member), and the member joined again — a member nobody runs, in the group until its session ran
+// out. A stopped member never joins again.
+t.test('a member that left stays gone: a poll in flight across its leave, and a commit after it, do not bring it back', async (t) => {
+  const { queue, bus } = await queuePlatform(t, 'cooperative-sticky');
+  const a = new GroupMember(bus, { group: 'left', member: 'a' });
+  const b = new GroupMember(bus, { group: 'left', member: 'b' });
+  await a.start();
+  await b.start();
+  t.teardown(() => Promise.all([a.stop(), b.stop()]).catch(() => undefined));
+  t.ok(await eventually(async () => settledOn(await groupState(queue, 'left'), ['a', 'b']), 5_000), 'a and b own every partition');
+  const inFlight = a.poll({ waitMs: 1_000 }).catch(() => [] as FetchedDelivery[]);
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  for (let i = 0; i < 12; i++) await queue.append(`client-${i}`, new TextEncoder().encode(`m${i}`));
+  await a.stop({ leave: true });
+  const deliveries = await inFlight;
+  const joinsBefore = a.joins;
+  await a.commit(deliveries.length > 0 ? deliveries : [{ epoch: 1, partition: 0, offset: 0, payload: new Uint8Array() }]).catch(() => false);
+  t.equal(a.joins, joinsBefore, 'the fenced commit did not make a join');
+  t.ok(await eventually(async () => settledOn(await groupState(queue, 'left'), ['b']), 2_000), `b alone, at once — not after a's session: ${JSON.stringify(await groupState(queue, 'left'))}`);
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  t.same((await groupState(queue, 'left'))?.members, ['b'], 'and a stays out');
+});
+
 for (const coordinator of COORDINATORS) t.test(`${coordinator} property: after any joins, leaves, crashes and heartbeat losses, once stable every partition has exactly one live owner and stale commits are refused`, async (t) => {
   const { queue, bus } = await queuePlatform(t, 'cooperative-sticky', coordinator);
   let round = 0;

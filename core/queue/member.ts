@@ -97,7 +97,9 @@ export class GroupMember {
     await this.join();
   }
 
+  /** Joins (again). A stopped member never does: a fetch or commit answered after its leave must not bring it back. */
   private join(): Promise<void> {
+    if (this.halted) return Promise.resolve();
     this.joining ??= (async () => {
       this.machine.send({ type: 'JOIN' });
       const view = await this.queue.join({ group: this.options.group, member: this.options.member });
@@ -134,6 +136,7 @@ export class GroupMember {
    * consuming is not interrupted.
    */
   private fenced(error: unknown): Promise<void> {
+    if (this.halted) return Promise.resolve();
     if (fenceReason(error) === 'unknown-member') {
       this.machine.send({ type: 'FENCED' });
       this.uncommitted.clear();
@@ -233,6 +236,8 @@ export class GroupMember {
     clearInterval(this.timer);
     this.subscription?.unsubscribe();
     await this.heartbeating;
+    // A join in flight would make the member again after its leave: it ends first.
+    await this.joining?.catch(() => undefined);
     if (options.leave !== false) {
       this.machine.send({ type: 'LEAVE' });
       await this.queue.leave({ group: this.options.group, member: this.options.member }).catch(() => undefined);
