@@ -58,6 +58,17 @@ async function readJson(request: IncomingMessage): Promise<{ ok: true; value: un
   }
 }
 
+/** A rule's last periodic evaluation: Prometheus's `health`, `lastError`, `lastEvaluation`, `evaluationTime`, and what its answer may lack. */
+interface RuleHealth {
+  health: 'unknown' | 'ok' | 'err';
+  lastError: string;
+  /** 0 before the first evaluation. */
+  lastEvaluationMs: number;
+  evaluationMs: number;
+  /** The query's warnings (a storage member away): alerts the answer did not show kept their state. */
+  warnings: string[];
+}
+
 export class AlertingActor extends Actor {
   private evaluator!: AlertEvaluator;
   private evaluatorId = '';
@@ -82,6 +93,8 @@ export class AlertingActor extends Actor {
   private tap: { unsubscribe(): void } | undefined;
   private tapLease: Timer | undefined;
   private streamedBatches = 0;
+  /** Each rule's last periodic evaluation, by `group\0rule` (Prometheus's rule health). */
+  private readonly ruleHealth = new Map<string, RuleHealth>();
 
   constructor(private readonly context: PlatformContext) {
     super('alerting', context);
@@ -123,6 +136,7 @@ export class AlertingActor extends Actor {
     const choice = await currentChoice(this.context, 'alerting.evaluator');
     this.evaluator = this.makeEvaluator(choice.id, choice.options);
     this.evaluatorId = choice.id;
+    this.ruleHealth.clear();
     this.schedule();
     this.tapIfStreaming();
     await this.listen();
@@ -227,6 +241,7 @@ export class AlertingActor extends Actor {
     await this.evaluating;
     this.evaluator = this.makeEvaluator(choice.id, choice.options);
     this.evaluatorId = choice.id;
+    this.ruleHealth.clear();
     this.tapIfStreaming();
     return { rules: this.evaluator.rules().length };
   }
@@ -340,6 +355,15 @@ export class AlertingActor extends Actor {
     }
     if (results.length === 0) return;
     this.evaluations += 1;
+    for (const r of results) {
+      this.ruleHealth.set(`${r.group ?? ''}\0${r.rule}`, {
+        health: r.error === undefined ? 'ok' : 'err',
+        lastError: r.error ?? '',
+        lastEvaluationMs: r.evaluatedAtMs ?? nowMs,
+        evaluationMs: r.evaluationMs ?? 0,
+        warnings: r.warnings ?? [],
+      });
+    }
     this.lifecycle.observe(results);
     await this.writeAlertsSeries(results[0]?.evaluatedAtMs ?? nowMs);
   }
@@ -391,8 +415,9 @@ export class AlertingActor extends Actor {
     await this.closeHttp();
   }
 
-  private rules(): { plugin: string; lifecycle: string; evaluations: number; streamedBatches: number; notifications: number; notificationsRefused: number; rules: (ReturnType<AlertEvaluator['rules']>[number] & { alerts: AlertView[] })[] } {
+  private rules(): { plugin: string; lifecycle: string; evaluations: number; streamedBatches: number; notifications: number; notificationsRefused: number; rules: (ReturnType<AlertEvaluator['rules']>[number] & RuleHealth & { alerts: AlertView[] })[] } {
     const alerts = this.lifecycle.alerts();
+    const unknown: RuleHealth = { health: 'unknown', lastError: '', lastEvaluationMs: 0, evaluationMs: 0, warnings: [] };
     return {
       plugin: this.evaluatorId,
       lifecycle: this.lifecycleId,
@@ -400,7 +425,12 @@ export class AlertingActor extends Actor {
       streamedBatches: this.streamedBatches,
       notifications: this.notifications,
       notificationsRefused: this.notificationsRefused,
-      rules: this.evaluator.rules().map((rule) => ({ ...rule, alerts: alerts.filter((a) => a.rule === rule.name) })),
+      rules: this.evaluator.rules().map((rule) => ({
+        ...rule,
+        ...(this.ruleHealth.get(`${rule.group ?? ''}\0${rule.name}`) ?? unknown),
+        // Two groups (two tenants) may have rules of one name: each lists its own alerts.
+        alerts: alerts.filter((a) => a.rule === rule.name && (a.group === undefined || a.group === '' || rule.group === undefined || a.group === rule.group)),
+      })),
     };
   }
 
@@ -422,6 +452,7 @@ export class AlertingActor extends Actor {
     if (request.slot !== 'alerting.evaluator') throw new CraftError('CRAFT_SLOT_NOT_HOSTED', `the alerting actor hosts alerting.evaluator and alerting.lifecycle, not ${request.slot}`);
     const from = this.evaluatorId;
     this.evaluator = this.makeEvaluator(request.plugin, request.options);
+    this.ruleHealth.clear();
     this.evaluatorId = request.plugin;
     this.tapIfStreaming();
     return { slot: 'alerting.evaluator', from, to: request.plugin, tookMs: this.clock.now() - started, detail: 'alert state stays in the journal; the next evaluation uses the new evaluator' };

@@ -265,7 +265,8 @@ export class PrometheusApi {
   /** The alerting actor's rules in Prometheus's rule-group shape (none when no alerting actor answers). */
   private async alertingGroups(): Promise<{ name: string; file: string; interval: number; rules: { alerts: unknown[] }[] }[]> {
     type View = { labels: Labels; annotations: Record<string, string>; state: 'pending' | 'firing' | 'resolved'; activeAtMs: number; value: number };
-    type Rules = { rules: { name: string; expr: string; tenant?: string; labels?: Labels; annotations?: Record<string, string>; forMs?: number; keepFiringForMs?: number; group?: string; file?: string; intervalMs?: number; alerts: View[] }[] };
+    type Health = { health?: 'unknown' | 'ok' | 'err'; lastError?: string; lastEvaluationMs?: number; evaluationMs?: number; warnings?: string[] };
+    type Rules = { rules: ({ name: string; expr: string; tenant?: string; labels?: Labels; annotations?: Record<string, string>; forMs?: number; keepFiringForMs?: number; group?: string; file?: string; intervalMs?: number; alerts: View[] } & Health)[] };
     const answer = await this.bus.request<Rules>(SUBJECTS.alertingRules, {}, { timeoutMs: 2_000 }).catch(() => undefined);
     if (answer === undefined) return [];
     // A tenant sees the platform's rules and its own (not other tenants'), and the alerts of its own series only.
@@ -289,7 +290,12 @@ export class PrometheusApi {
         labels: rule.labels ?? {},
         annotations: rule.annotations ?? {},
         alerts,
-        health: 'ok',
+        health: rule.health ?? 'unknown',
+        lastError: rule.lastError ?? '',
+        lastEvaluation: rule.lastEvaluationMs ? new Date(rule.lastEvaluationMs).toISOString() : '',
+        evaluationTime: (rule.evaluationMs ?? 0) / 1_000,
+        // Not Prometheus's: what the rule's last answer may have lacked (a storage member away).
+        ...(rule.warnings !== undefined && rule.warnings.length > 0 ? { warnings: rule.warnings } : {}),
         type: 'alerting',
         state,
       } as { alerts: unknown[] });

@@ -376,6 +376,7 @@ export class StorageActor extends Actor {
   private info(): StorageInfo {
     const lag = this.lag.summary();
     return {
+      member: this.member,
       plugin: this.choice.engine.id,
       kv: this.choice.kv.id,
       stats: this.store.stats(),

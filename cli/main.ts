@@ -13,7 +13,7 @@ import { QueryClient } from '../core/query/client.js';
 import { parseDurationMs } from '../core/promql/parser.js';
 import { Platform } from '../actors/platform.js';
 import { connectToPlatform, type PlatformFlags } from './connect.js';
-import { StorageClient } from '../core/storage/client.js';
+import { StorageClient, type StorageInfo } from '../core/storage/client.js';
 import { gatherStatus, renderStatus, renderStorageInfo } from './status.js';
 import { renderTable } from './table.js';
 import { resolveConfig, type ConfigFlags } from './config.js';
@@ -171,10 +171,13 @@ addPlatformFlags(program.command('status').description('print the live supervisi
     try {
       const processes = await gatherStatus(bus);
       if (processes.length === 0) throw new CraftError('CRAFT_PLATFORM_NOT_RUNNING', 'no platform process answered on NATS');
-      // Storage's own figures, when a storage actor answers (it may run elsewhere or be restarting).
-      const storage = await new StorageClient(bus).info().catch(() => undefined);
-      if (flags.json === true) process.stdout.write(JSON.stringify({ processes, storage: storage ?? null }, null, 2) + '\n');
-      else process.stdout.write(renderStatus(processes) + (storage === undefined ? '' : renderStorageInfo(storage)));
+      // Storage's own figures, one entry per storage member that answers (a member may run
+      // elsewhere or be restarting).
+      const client = new StorageClient(bus);
+      const storage = await client.infoAll().catch(() => [] as StorageInfo[]);
+      client.close();
+      if (flags.json === true) process.stdout.write(JSON.stringify({ processes, storage }, null, 2) + '\n');
+      else process.stdout.write(renderStatus(processes) + storage.map(renderStorageInfo).join(''));
     } finally {
       await bus.close();
     }

@@ -57,7 +57,7 @@ export function findActor(processes: ProcessStatus[], actorId: string): { proces
 export function renderStorageInfo(info: StorageInfo): string {
   const { stats, lag } = info;
   return [
-    `storage ${info.plugin} on ${info.kv}:`,
+    `storage ${info.member} (${info.plugin} on ${info.kv}):`,
     `${stats.series} series, ${stats.samples} samples, ${stats.chunks} chunks, ${stats.bytes} bytes (${stats.bytesPerSample.toFixed(2)} B/sample)`,
     `lag now ${lag.currentMs} ms, p50 ${lag.p50Ms} ms, p99 ${lag.p99Ms} ms, max ${lag.maxMs} ms over ${lag.batches} batches`,
   ].join('  ') + '\n';

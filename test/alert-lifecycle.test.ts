@@ -330,6 +330,23 @@ t.test('lifecycle: rules of the same name in two groups keep their own alerts', 
   h.lifecycle.stop();
 });
 
+t.test('lifecycle: an answer that may lack series (a storage member away) clears nothing; a whole one does', async (t) => {
+  const h = harness({ groupWaitMs: 0 });
+  h.lifecycle.observe([evaluation('Up', 0, [{ host: 'a' }, { host: 'b' }])]);
+  h.clock.advance(0);
+  const state = (): string[] => h.lifecycle.alerts().map((a) => `${a.labels.host}:${a.state}`).sort();
+  t.same(state(), ['a:firing', 'b:firing']);
+  h.clock.advance(MIN);
+  h.lifecycle.observe([{ ...evaluation('Up', MIN, [{ host: 'a' }]), warnings: ['storage member storage@b has not answered since …'] }]);
+  h.clock.advance(10 * MIN);
+  t.same(state(), ['a:firing', 'b:firing'], 'b, missing from a partial answer, keeps firing');
+  h.lifecycle.observe([{ ...evaluation('Up', 11 * MIN, []), warnings: ['storage member storage@b has not answered since …'] }]);
+  t.same(state(), ['a:firing', 'b:firing'], 'an empty partial answer clears nothing either');
+  h.lifecycle.observe([evaluation('Up', 12 * MIN, [{ host: 'a' }])]);
+  t.same(state(), ['a:firing', 'b:resolved'], 'a whole answer without b resolves it');
+  h.lifecycle.stop();
+});
+
 t.test('lifecycle: a group finished while its last firing alert was silenced starts again, when the silence ends, from when that alert fired', async (t) => {
   const h = lifecycleHarness(registry, 'alerting.lifecycle', OPTIONS);
   h.lifecycle.observe([evaluation('B', 0, [{ host: 'h2', severity: 'critical' }, { host: 'h3', severity: 'critical' }])]);

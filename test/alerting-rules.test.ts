@@ -115,7 +115,7 @@ t.test('platform: a rule fires, is notified once, shows in the API and as ALERTS
   const platform = await startPlatform(t, {
     plugins: {
       'ingestion.server': 'craft0.http',
-      'alerting.evaluator': { id: 'alerting.rules', options: { intervalMs: 500, text: 'alert Hot\n  when max by (room) (temperature) > 30\n  annotations { summary = "{{ $labels.room }} is {{ $value }}°C" }\n' } },
+      'alerting.evaluator': { id: 'alerting.rules', options: { intervalMs: 500, text: 'alert Hot\n  when max by (room) (temperature) > 30\n  annotations { summary = "{{ $labels.room }} is {{ $value }}°C" }\nalert Broken\n  when time()\n' } },
       'alerting.lifecycle': { id: 'alerting.lifecycle', options: { groupWaitMs: 200, groupIntervalMs: 1_000, repeatIntervalMs: 3_600_000 } },
     },
     alerting: { evalIntervalMs: 500 },
@@ -131,8 +131,13 @@ t.test('platform: a rule fires, is notified once, shows in the API and as ALERTS
   t.same(first!.alerts.map((a) => [a.labels, a.annotations.summary]), [[{ room: 'lab', alertname: 'Hot' }, 'lab is 35°C']]);
   const api = (await getJson(platform.queryPort, '/api/v1/alerts')).body as { data: { alerts: { labels: Record<string, string>; state: string }[] } };
   t.match(api.data.alerts, [{ labels: { alertname: 'Hot', room: 'lab' }, state: 'firing' }]);
-  const rulesApi = (await getJson(platform.queryPort, '/api/v1/rules')).body as { data: { groups: { name: string; rules: { name: string; state: string; type: string }[] }[] } };
-  t.ok(rulesApi.data.groups.some((g) => g.rules.some((r) => r.name === 'Hot' && r.state === 'firing' && r.type === 'alerting')), '/api/v1/rules shows the firing rule');
+  type PromRule = { name: string; state: string; type: string; health: string; lastError: string; lastEvaluation: string; evaluationTime: number };
+  const rulesApi = (await getJson(platform.queryPort, '/api/v1/rules')).body as { data: { groups: { name: string; rules: PromRule[] }[] } };
+  const listed = rulesApi.data.groups.flatMap((g) => g.rules);
+  const hot = listed.find((r) => r.name === 'Hot');
+  t.match(hot, { state: 'firing', type: 'alerting', health: 'ok', lastError: '' }, '/api/v1/rules shows the firing rule, healthy');
+  t.ok(Date.parse(hot?.lastEvaluation ?? '') > now - 60_000 && hot!.evaluationTime >= 0 && hot!.evaluationTime < 30, `with its last evaluation (${hot?.lastEvaluation}, ${hot?.evaluationTime} s)`);
+  t.match(listed.find((r) => r.name === 'Broken'), { health: 'err', lastError: /must give an instant vector, not a scalar/, state: 'inactive' }, 'a rule whose query fails says so (health err, lastError)');
   const query = new QueryClient(platform.bus);
   t.ok(await eventually(async () => {
     const result = await query.query({ expr: 'ALERTS{alertname="Hot",alertstate="firing"}', timeMs: Date.now() });
@@ -176,6 +181,11 @@ t.test('streamed threshold rules: which rules the stream decides, and how its vi
   rule.setPeriodic([{ labels: hall, value: 40 }, { labels: lab, value: 36 }], now);
   t.same(rule.holding(now), [{ labels: { room: 'hall' }, value: 40 }], 'lab: the stream (fresher) says no; hall: the periodic result');
   t.same(rule.holding(now + 6 * MIN), [{ labels: { room: 'hall' }, value: 40 }, { labels: { room: 'lab' }, value: 36 }], 'once the stream view is stale, the periodic one');
+  // A partial periodic answer (a storage member away) replaces what it shows and keeps the rest.
+  rule.setPeriodic([{ labels: hall, value: 41 }], now + 6 * MIN, true);
+  t.same(rule.holding(now + 6 * MIN), [{ labels: { room: 'hall' }, value: 41 }, { labels: { room: 'lab' }, value: 36 }], 'partial: lab, not shown, is kept');
+  rule.setPeriodic([{ labels: hall, value: 42 }], now + 6 * MIN);
+  t.same(rule.holding(now + 6 * MIN), [{ labels: { room: 'hall' }, value: 42 }], 'a whole answer replaces everything');
 });
 
 t.test('platform: a streamed threshold rule fires from the sample stream, long before its group interval', async (t) => {

@@ -20,7 +20,14 @@ const CLIENTS = 12;
 t.test('two storage members share the partitions; queries see both; a stopped member’s share comes back with it', async (t) => {
   const front = await startPlatform(t, {
     queue: { partitions: PARTITIONS },
-    plugins: { 'ingestion.server': 'craft0.http', 'queue.log': 'queue.jetstream', 'queue.groups': { id: 'queue.consumer-groups', options: { sessionTimeoutMs: 2_000, heartbeatIntervalMs: 300 } } },
+    plugins: {
+      'ingestion.server': 'craft0.http',
+      'queue.log': 'queue.jetstream',
+      'queue.groups': { id: 'queue.consumer-groups', options: { sessionTimeoutMs: 2_000, heartbeatIntervalMs: 300 } },
+      // One alert per series: while a member is away its series are missing from the rule's answer.
+      'alerting.evaluator': { id: 'alerting.rules', options: { intervalMs: 500, text: 'alert SharedSeen\n  when count_over_time(shared[10m]) > 0\n' } },
+    },
+    alerting: { evalIntervalMs: 500 },
   });
   const backDir = tempDir(t);
   const backConfig = { actors: ['storage' as const], nats: front.natsToJoin(), processName: 'back' };
@@ -48,6 +55,16 @@ t.test('two storage members share the partitions; queries see both; a stopped me
   const all = { matchers: [{ name: '__name__', op: '=' as const, value: 'shared' }], startMs: Date.now() - 3_600_000, endMs: Date.now() + 3_600_000 };
   const first = await write('first');
   t.ok(await eventually(async () => (await storage.count(all)).samples === first, 20_000), `all ${first} samples stored across the members`);
+  type RuleView = { name: string; health: string; lastEvaluationMs: number; warnings: string[] };
+  const sharedSeen = async (): Promise<RuleView | undefined> => (await front.bus.request<{ rules: RuleView[] }>(SUBJECTS.alertingRules, {})).rules.find((r) => r.name === 'SharedSeen');
+  // Each firing alert as `fingerprint@activeAt`: an alert resolved and firing again would have a new activeAt.
+  const firingAlerts = async (): Promise<string[]> =>
+    (await front.bus.request<{ alerts: { rule: string; state: string; fingerprint: string; activeAtMs: number }[] }>(SUBJECTS.alertingAlerts, {})).alerts
+      .filter((a) => a.rule === 'SharedSeen' && a.state === 'firing')
+      .map((a) => `${a.fingerprint}@${a.activeAtMs}`)
+      .sort();
+  t.ok(await eventually(async () => (await firingAlerts()).length === CLIENTS, 20_000), `an alert per series firing (${(await firingAlerts()).length})`);
+  const firedOnce = await firingAlerts();
   const share = async (member: string): Promise<number> => (await front.bus.request<{ samples: number }>(storageMemberSubject(member, SUBJECTS.storageCount), all)).samples;
   const [mainShare, backShare] = [await share('storage@main'), await share('storage@back')];
   t.ok(mainShare > 0 && backShare > 0, `each member holds a share (main ${mainShare}, back ${backShare})`);
@@ -65,6 +82,9 @@ t.test('two storage members share the partitions; queries see both; a stopped me
   const flushed = await storage.flush();
   const held = async (member: string): Promise<number> => (await front.bus.request<{ stats: { samples: number } }>(storageMemberSubject(member, SUBJECTS.storageInfo), {})).stats.samples;
   t.equal(flushed.samples, (await held('storage@main')) + (await held('storage@back')), 'a flush reaches every member; their stats added');
+  const infos = await storage.infoAll();
+  t.same(infos.map((i) => i.member), ['storage@back', 'storage@main'], 'infoAll: one entry per member (craft status prints each)');
+  t.equal(infos.reduce((n, i) => n + i.stats.samples, 0), flushed.samples, 'their figures add up');
   const api = await getJson(front.queryPort, `/api/v1/query?query=${encodeURIComponent('count(count_over_time(shared[10m]))')}`);
   t.match(api.body, { status: 'success', data: { result: [{ value: [Number, String(CLIENTS)] }] } }, 'the query API counts every series');
 
@@ -80,6 +100,12 @@ t.test('two storage members share the partitions; queries see both; a stopped me
   t.match(warned.warnings, [/storage member storage@back has not answered since .*missing from this answer/], 'the query API says whose share is missing (Prometheus warnings)');
   const overNats = await new QueryClient(front.bus).query({ expr: 'count(count_over_time(shared[10m]))' });
   t.match(overNats.warnings, [/storage member storage@back/], 'so does craft.query.run (craft query prints it)');
+  const warnedAtMs = Date.now();
+  t.ok(await eventually(async () => {
+    const rule = await sharedSeen();
+    return rule !== undefined && rule.lastEvaluationMs > warnedAtMs && rule.warnings.length > 0;
+  }, 10_000), `the rule was evaluated on the partial answer and says so: ${JSON.stringify(await sharedSeen())}`);
+  t.same(await firingAlerts(), firedOnce, 'no alert of the missing series was resolved meanwhile (a partial answer clears nothing)');
 
   // Back again on its data: its share is served again; the group splits the partitions again.
   back = await startPlatform(t, backConfig, backDir);
@@ -89,4 +115,6 @@ t.test('two storage members share the partitions; queries see both; a stopped me
   t.equal(merged.reduce((n, s) => n + s.values.length, 0), first + second, 'select sees every sample once');
   t.ok(await eventually(async () => ((await getJson(front.queryPort, countQuery)).body as { warnings?: string[] }).warnings === undefined, 10_000), 'no warning once the member is back');
   t.equal((await new QueryClient(front.bus).query({ expr: 'count(count_over_time(shared[10m]))' })).warnings, undefined);
+  t.ok(await eventually(async () => (await sharedSeen())?.warnings.length === 0, 10_000), 'the rule’s warning is gone too');
+  t.same(await firingAlerts(), firedOnce, 'and every alert is still the one that fired first, never resolved');
 });

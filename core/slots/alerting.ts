@@ -55,11 +55,20 @@ export interface RuleEvaluation {
   evaluatedAtMs?: number;
   /** Why the evaluation failed (the query engine's error); the rule's alerts keep their state. */
   error?: string;
+  /**
+   * What the query's answer may lack (a storage member away: its series are missing). The
+   * alerts the answer shows are followed as usual; those it does not show keep their state —
+   * their series may be the missing ones, and resolving them would be a false "resolved".
+   */
+  warnings?: string[];
+  /** How long the evaluation took, ms (Prometheus's `evaluationTime`). */
+  evaluationMs?: number;
 }
 
 /** How an evaluator asks questions: the query actor, over the bus. */
 export interface QueryClient {
-  query(request: QueryRequest): Promise<QueryResult>;
+  /** The result, with `warnings` when the answer may lack data (core/query/client.ts). */
+  query(request: QueryRequest): Promise<QueryResult & { warnings?: string[] }>;
 }
 
 export interface AlertEvaluator {

@@ -64,6 +64,8 @@ export interface StorageLag {
 }
 
 export interface StorageInfo {
+  /** The storage member answering (`storage@<process>`). */
+  member: string;
   plugin: string;
   kv: string;
   stats: StoreStats;
@@ -282,6 +284,12 @@ export class StorageClient {
   /** One member's view (its plugin, positions and lag): the shared subject answers. */
   info(): Promise<StorageInfo> {
     return this.bus.request<StorageInfo>(SUBJECTS.storageInfo, {});
+  }
+
+  /** Every live member's view, by member id (one entry when a single member answers). */
+  async infoAll(timeoutMs = DEFAULT_TIMEOUT_MS): Promise<StorageInfo[]> {
+    const perMember = (await this.fanOut(SUBJECTS.storageInfo, (subject) => this.bus.request<StorageInfo>(subject, {}, { timeoutMs }))) ?? [await this.info()];
+    return perMember.sort((a, b) => (a.member < b.member ? -1 : a.member > b.member ? 1 : 0));
   }
 
   /** A `Querier` of `[minTimeMs, maxTimeMs]` whose calls go to the storage actor. */

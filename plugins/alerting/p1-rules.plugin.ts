@@ -193,6 +193,8 @@ class RuleEvaluator implements AlertEvaluator {
   }
 
   private async evaluateRule(compiled: CompiledRule, atMs: number, nowMs: number, query: QueryClient): Promise<RuleEvaluation> {
+    const started = performance.now();
+    const timed = (evaluation: RuleEvaluation): RuleEvaluation => ({ ...evaluation, evaluationMs: performance.now() - started });
     const { rule } = compiled;
     let result;
     try {
@@ -200,13 +202,14 @@ class RuleEvaluator implements AlertEvaluator {
       result = await query.query({ expr: rule.expr, timeMs: atMs, timeoutMs: this.options.queryTimeoutMs, ...(tenant === undefined ? {} : { tenant }) });
       if (result.resultType !== 'vector') throw new Error(`an alerting rule must give an instant vector, not a ${result.resultType}`);
     } catch (error) {
-      return this.failed(compiled, atMs, error);
+      return timed(this.failed(compiled, atMs, error));
     }
     const vector = result.result;
-    if (compiled.streamed === undefined) return this.toEvaluation(compiled, atMs, () => vector);
+    const warnings = result.warnings !== undefined && result.warnings.length > 0 ? { warnings: result.warnings } : {};
+    if (compiled.streamed === undefined) return timed({ ...this.toEvaluation(compiled, atMs, () => vector), ...warnings });
     // A streamed rule: the stream's verdict where it saw a fresh sample, this result elsewhere.
-    compiled.streamed.setPeriodic(vector, nowMs);
-    return this.toEvaluation(compiled, atMs, () => compiled.streamed!.holding(nowMs));
+    compiled.streamed.setPeriodic(vector, nowMs, warnings.warnings !== undefined);
+    return timed({ ...this.toEvaluation(compiled, atMs, () => compiled.streamed!.holding(nowMs)), ...warnings });
   }
 
   private failed(compiled: CompiledRule, atMs: number, error: unknown): RuleEvaluation {

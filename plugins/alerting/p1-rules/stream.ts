@@ -80,12 +80,18 @@ export class StreamedRule {
     return previous === undefined || previous.holds !== holds || (holds && previous.value !== value);
   }
 
-  /** The periodic (PromQL) result at `atMs`; forgets stream views older than the lookback. */
-  setPeriodic(result: { labels: Labels; value: number }[], nowMs: number): void {
+  /**
+   * The periodic (PromQL) result at `atMs`; forgets stream views older than the lookback. A
+   * `partial` result (its answer may lack series: a storage member away) replaces what it shows
+   * and keeps the periodic verdict of the series it does not show.
+   */
+  setPeriodic(result: { labels: Labels; value: number }[], nowMs: number, partial = false): void {
+    const previous = this.periodic;
     this.periodic = new Map(result.map((r) => {
       const labels = withoutName(r.labels);
       return [seriesKey(labels), { labels, value: r.value }];
     }));
+    if (partial) for (const [key, kept] of previous) if (!this.periodic.has(key)) this.periodic.set(key, kept);
     for (const [key, seen] of this.seen) if (seen.timestampMs < nowMs - this.lookbackMs) this.seen.delete(key);
   }
 

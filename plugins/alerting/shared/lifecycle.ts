@@ -356,6 +356,9 @@ export class Lifecycle implements AlertLifecycle {
         if (record !== undefined && record.state !== 'resolved') this.state.alerts[fp] = { ...record, value: instance.value, annotations: instance.annotations };
         this.machineFor(fp).send({ type: 'HOLDS', atMs });
       }
+      // An answer that may lack series (a storage member away) clears nothing: the alerts it
+      // does not show may be those series.
+      if (evaluation.warnings !== undefined && evaluation.warnings.length > 0) continue;
       for (const fp of this.byRule.get(ruleKey(evaluation.group, evaluation.rule)) ?? []) {
         if (!seen.has(fp)) this.machines.get(fp)?.send({ type: 'CLEARS', atMs });
       }
