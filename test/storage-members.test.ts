@@ -104,8 +104,12 @@ t.test('two storage members share the partitions; queries see both; a stopped me
   t.ok(await eventually(async () => {
     const rule = await sharedSeen();
     return rule !== undefined && rule.lastEvaluationMs > warnedAtMs && rule.warnings.length > 0;
-  }, 10_000), `the rule was evaluated on the partial answer and says so: ${JSON.stringify(await sharedSeen())}`);
-  t.same(await firingAlerts(), firedOnce, 'no alert of the missing series was resolved meanwhile (a partial answer clears nothing)');
+  }, 10_000), `the rule was evaluated on the partial answer and says so: ${JSON.stringify({ ...(await sharedSeen()), alerts: undefined })}`);
+  const stillFiring = async (): Promise<string[]> => {
+    const now = new Set(await firingAlerts());
+    return firedOnce.filter((a) => !now.has(a));
+  };
+  t.same(await stillFiring(), [], 'no alert of the first round (half of them the missing member’s) was resolved meanwhile: a partial answer clears nothing');
 
   // Back again on its data: its share is served again; the group splits the partitions again.
   back = await startPlatform(t, backConfig, backDir);
@@ -116,5 +120,5 @@ t.test('two storage members share the partitions; queries see both; a stopped me
   t.ok(await eventually(async () => ((await getJson(front.queryPort, countQuery)).body as { warnings?: string[] }).warnings === undefined, 10_000), 'no warning once the member is back');
   t.equal((await new QueryClient(front.bus).query({ expr: 'count(count_over_time(shared[10m]))' })).warnings, undefined);
   t.ok(await eventually(async () => (await sharedSeen())?.warnings.length === 0, 10_000), 'the rule’s warning is gone too');
-  t.same(await firingAlerts(), firedOnce, 'and every alert is still the one that fired first, never resolved');
+  t.same(await stillFiring(), [], 'and each is still the alert that fired first, never resolved');
 });
