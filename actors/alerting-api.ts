@@ -14,6 +14,7 @@
  *     POST /api/v1/rules/reload      re-reads the evaluator's rule files
  *     POST /api/v1/alerts/ack        acknowledges firing alerts (phase 4) {fingerprints?, matchers?, by, comment?}
  *     GET  /api/v1/oncall[?time=]    who is on call in each schedule (phase 4)
+ *   Mimir's ruler API, /prometheus/config/v1/rules…: actors/alerting-ruler.ts
  *
  * Every error is a 4xx/5xx with a JSON body naming the problem; bodies are bounded.
  */

@@ -29,6 +29,10 @@ import type { IncomingMessage, Server } from 'node:http';
 import { ALERTING_BODY_BYTES_MAX, acknowledge, handleAlertingApi, parseAckBody } from './alerting-api.js';
 import { closeApi, listenApi, portOf, type ApiAnswer } from '../core/http/api-server.js';
 import { BODY_ABORTED, BODY_TOO_LARGE, readBody } from '../core/ingestion/node-http.js';
+import { handleRulerApi, ManagedRules, RULER_PREFIX, type ManagedGroup } from './alerting-ruler.js';
+
+/** The evaluator plugin that evaluates rule groups set through the ruler API. */
+const MANAGED_RULES_PLUGIN = 'alerting.rules';
 
 /** The client id `ALERTS` samples are appended as (it picks their queue partition). */
 export const ALERTS_CLIENT = 'alerting';
@@ -45,11 +49,17 @@ const RECEIVERS_CHECK_TIMEOUT_MS = 2_000;
 const ALERTMANAGER_COMPATIBLE_VERSION = '0.25.0';
 
 /** The body parsed as JSON (undefined when empty); a 4xx answer when it is too large or not JSON. */
-async function readJson(request: IncomingMessage): Promise<{ ok: true; value: unknown } | { ok: false; answer: ApiAnswer }> {
+async function readText(request: IncomingMessage): Promise<{ ok: true; text: string } | { ok: false; answer: ApiAnswer }> {
   const body = await readBody(request, ALERTING_BODY_BYTES_MAX);
   if (body === BODY_TOO_LARGE) return { ok: false, answer: { status: 413, body: JSON.stringify({ error: `request body larger than ${ALERTING_BODY_BYTES_MAX} bytes` }) } };
   if (body === BODY_ABORTED) return { ok: false, answer: { status: 400, body: JSON.stringify({ error: 'the request ended before its body' }) } };
-  const text = Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('utf8');
+  return { ok: true, text: Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('utf8') };
+}
+
+async function readJson(request: IncomingMessage): Promise<{ ok: true; value: unknown } | { ok: false; answer: ApiAnswer }> {
+  const read = await readText(request);
+  if (!read.ok) return read;
+  const text = read.text;
   if (text.trim() === '') return { ok: true, value: undefined };
   try {
     return { ok: true, value: JSON.parse(text) as unknown };
@@ -93,6 +103,10 @@ export class AlertingActor extends Actor {
   private tap: { unsubscribe(): void } | undefined;
   private tapLease: Timer | undefined;
   private streamedBatches = 0;
+  /** Rule groups set through the ruler API (alerting-ruler.ts), mirrored from their bucket. */
+  private managed!: ManagedRules;
+  /** Ruler API changes, one at a time. */
+  private rulerChanges: Promise<void> = Promise.resolve();
   /** Each rule's last periodic evaluation, by `group\0rule` (Prometheus's rule health). */
   private readonly ruleHealth = new Map<string, RuleHealth>();
 
@@ -133,10 +147,12 @@ export class AlertingActor extends Actor {
     });
     await ensureDeliveryStreams(this.bus, this.context.config.nats.replicas);
     this.startLifecycle(this.journal.state);
+    this.managed = await ManagedRules.open(this.bus, this.context.config.nats.replicas);
     const choice = await currentChoice(this.context, 'alerting.evaluator');
-    this.evaluator = this.makeEvaluator(choice.id, choice.options);
+    this.evaluator = this.buildEvaluator(choice.id, choice.options);
     this.evaluatorId = choice.id;
     this.ruleHealth.clear();
+    this.lifecycle.retainRules?.(this.evaluator.rules());
     this.schedule();
     this.tapIfStreaming();
     await this.listen();
@@ -216,6 +232,16 @@ export class AlertingActor extends Actor {
         if (!auth.ok) return { status: auth.status, body: JSON.stringify({ error: auth.error }), ...(auth.status === 401 ? { headers: { 'WWW-Authenticate': 'Bearer' } } : {}) };
         tenant = auth.tenant;
       }
+      if (url.pathname === RULER_PREFIX || url.pathname.startsWith(`${RULER_PREFIX}/`)) {
+        const raw = method === 'POST' ? await readText(request) : { ok: true as const, text: '' };
+        if (!raw.ok) return raw.answer;
+        const ruler = {
+          rules: this.managed,
+          apply: (change: { put?: ManagedGroup; delete?: ManagedGroup[] }) => this.applyRulerChange(change),
+          refusal: () => (this.evaluatorId === MANAGED_RULES_PLUGIN ? undefined : `the alerting.evaluator is ${this.evaluatorId}: rule groups set through this API are evaluated by ${MANAGED_RULES_PLUGIN} (craft swap alerting.evaluator ${MANAGED_RULES_PLUGIN})`),
+        };
+        return handleRulerApi(ruler, method, url.pathname, raw.text, tenant);
+      }
       let body: unknown;
       if (method === 'POST' || method === 'PUT') {
         const read = await readJson(request);
@@ -239,9 +265,10 @@ export class AlertingActor extends Actor {
   private async reloadRules(): Promise<{ rules: number }> {
     const choice = await currentChoice(this.context, 'alerting.evaluator');
     await this.evaluating;
-    this.evaluator = this.makeEvaluator(choice.id, choice.options);
+    this.evaluator = this.buildEvaluator(choice.id, choice.options);
     this.evaluatorId = choice.id;
     this.ruleHealth.clear();
+    this.lifecycle.retainRules?.(this.evaluator.rules());
     this.tapIfStreaming();
     return { rules: this.evaluator.rules().length };
   }
@@ -321,9 +348,54 @@ export class AlertingActor extends Actor {
     }
   }
 
-  private makeEvaluator(plugin: string, options: Record<string, unknown>): AlertEvaluator {
+  /** The evaluator `plugin` with `options`, plus the config's seed rules and (phase 1) the groups set through the ruler API. */
+  private makeEvaluator(plugin: string, options: Record<string, unknown>, managed: ManagedGroup[] = this.managed.all()): AlertEvaluator {
     const rules = this.context.config.alerting.rules;
-    return this.context.registry.instantiate('alerting.evaluator', plugin, { log: this.log }, rules === undefined || 'rules' in options ? options : { ...options, rules });
+    let merged = rules === undefined || 'rules' in options ? options : { ...options, rules };
+    if (plugin === MANAGED_RULES_PLUGIN && managed.length > 0) merged = { ...merged, managed: managed.map((g) => ({ ...(g.tenant === undefined ? {} : { tenant: g.tenant }), namespace: g.namespace, yaml: g.yaml })) };
+    else if (managed.length > 0) this.log.warn(`rule groups set through the ruler API are evaluated by ${MANAGED_RULES_PLUGIN}, not ${plugin}: they wait`, { groups: managed.length });
+    return this.context.registry.instantiate('alerting.evaluator', plugin, { log: this.log }, merged);
+  }
+
+  /**
+   * The evaluator as configured, with the ruler API's groups — or, when those no longer build with
+   * the configured rules (a rule file now has a group of the same name), without them: said in
+   * the log, never a crash loop. A configured rule that is wrong still throws.
+   */
+  private buildEvaluator(plugin: string, options: Record<string, unknown>): AlertEvaluator {
+    try {
+      return this.makeEvaluator(plugin, options);
+    } catch (error) {
+      if (this.managed.all().length === 0) throw error;
+      const evaluator = this.makeEvaluator(plugin, options, []);
+      this.log.error('rule groups set through the ruler API do not build with the configured rules: evaluated without them until that is fixed', { error: (error as Error).message });
+      return evaluator;
+    }
+  }
+
+  /** A ruler API change: the evaluator is built with it first (a bad group changes nothing), then it is stored and takes over. */
+  private applyRulerChange(change: { put?: ManagedGroup; delete?: ManagedGroup[] }): Promise<void> {
+    const run = this.rulerChanges.then(async () => {
+      const choice = await currentChoice(this.context, 'alerting.evaluator');
+      if (choice.id !== MANAGED_RULES_PLUGIN) throw new CraftError('CRAFT_BAD_REQUEST', `the alerting.evaluator is now ${choice.id}, not ${MANAGED_RULES_PLUGIN}`);
+      const next = change.put !== undefined ? this.managed.withGroup(change.put) : this.managed.without(change.delete ?? []);
+      let evaluator: AlertEvaluator;
+      try {
+        evaluator = this.makeEvaluator(choice.id, choice.options, next);
+      } catch (error) {
+        throw new CraftError('CRAFT_BAD_REQUEST', (error as Error).message, { cause: error });
+      }
+      if (change.put !== undefined) await this.managed.put(change.put);
+      if (change.delete !== undefined) await this.managed.delete(change.delete);
+      await this.evaluating;
+      this.evaluator = evaluator;
+      this.evaluatorId = choice.id;
+      this.ruleHealth.clear();
+      this.lifecycle.retainRules?.(this.evaluator.rules());
+      this.tapIfStreaming();
+    });
+    this.rulerChanges = run.catch(() => undefined);
+    return run;
   }
 
   private tickMs(): number {
@@ -451,8 +523,9 @@ export class AlertingActor extends Actor {
     }
     if (request.slot !== 'alerting.evaluator') throw new CraftError('CRAFT_SLOT_NOT_HOSTED', `the alerting actor hosts alerting.evaluator and alerting.lifecycle, not ${request.slot}`);
     const from = this.evaluatorId;
-    this.evaluator = this.makeEvaluator(request.plugin, request.options);
+    this.evaluator = this.buildEvaluator(request.plugin, request.options);
     this.ruleHealth.clear();
+    this.lifecycle.retainRules?.(this.evaluator.rules());
     this.evaluatorId = request.plugin;
     this.tapIfStreaming();
     return { slot: 'alerting.evaluator', from, to: request.plugin, tookMs: this.clock.now() - started, detail: 'alert state stays in the journal; the next evaluation uses the new evaluator' };

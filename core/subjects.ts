@@ -168,4 +168,6 @@ export const BUCKETS = {
   snapshots: 'craft-snapshots',
   /** Consumer-group leases and assignments (queue phase 3, `queue.kv-leases`): `<group>.lease.<member>`, `<group>.state`. */
   groups: 'craft-queue-groups',
+  /** Alerting rule groups set through the ruler API (actors/alerting-ruler.ts): `<tenant>.<namespace>.<group>`, each token encoded. */
+  rules: 'craft-rules',
 } as const;

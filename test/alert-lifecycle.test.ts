@@ -347,6 +347,23 @@ t.test('lifecycle: an answer that may lack series (a storage member away) clears
   h.lifecycle.stop();
 });
 
+t.test('lifecycle: alerts of a rule the evaluator no longer has resolve; alerts posted from outside and renamed groups do not', async (t) => {
+  const h = harness({ groupWaitMs: 0 });
+  h.lifecycle.observe([{ ...evaluation('Gone', 0, [{ host: 'a' }]), group: 'g' }, { ...evaluation('Kept', 0, [{ host: 'b' }]), group: 'g' }, evaluation('Seed', 0, [{ host: 'c' }])]);
+  h.lifecycle.receive([{ labels: { alertname: 'FromPrometheus', host: 'd' }, annotations: {}, startsAtMs: 0 }]);
+  h.clock.advance(0);
+  const state = (): string[] => h.lifecycle.alerts().map((a) => `${a.labels.alertname}:${a.state}`).sort();
+  t.same(state(), ['FromPrometheus:firing', 'Gone:firing', 'Kept:firing', 'Seed:firing']);
+  const notified = h.notifications.length;
+  h.clock.advance(MIN);
+  // The evaluator now has Kept (same group) and Seed in a group (a swap from an evaluator without groups).
+  h.lifecycle.retainRules!([{ name: 'Kept', group: 'g' }, { name: 'Seed', group: 'seed' }]);
+  h.clock.advance(0);
+  t.same(state(), ['FromPrometheus:firing', 'Gone:resolved', 'Kept:firing', 'Seed:firing'], 'only the removed rule’s alert resolved');
+  t.ok(h.notifications.slice(notified).some((n) => n.alerts.some((a) => a.labels.alertname === 'Gone' && a.status === 'resolved')), 'and its resolution was notified');
+  h.lifecycle.stop();
+});
+
 t.test('lifecycle: a group finished while its last firing alert was silenced starts again, when the silence ends, from when that alert fired', async (t) => {
   const h = lifecycleHarness(registry, 'alerting.lifecycle', OPTIONS);
   h.lifecycle.observe([evaluation('B', 0, [{ host: 'h2', severity: 'critical' }, { host: 'h3', severity: 'critical' }])]);

@@ -66,7 +66,7 @@ const ROLE_PERMISSIONS: Record<NatsRole, RolePermissions> = {
     subscribe: [...ACTOR_SUBSCRIBE, 'craft.notifier.>'],
   },
   alerting: {
-    publish: [...ACTOR_PUBLISH, 'craft.alerting.>', 'craft.notifier.>', 'craft.query.>', 'craft.storage.>', SUBJECTS.ingestionTapLease, ...QUEUE_APPEND, ...JETSTREAM],
+    publish: [...ACTOR_PUBLISH, 'craft.alerting.>', 'craft.notifier.>', 'craft.query.>', 'craft.storage.>', SUBJECTS.ingestionTapLease, ...QUEUE_APPEND, ...JETSTREAM, `$KV.${BUCKETS.rules}.>`],
     subscribe: [...ACTOR_SUBSCRIBE, 'craft.alerting.>', SUBJECTS.ingestionTap, SUBJECTS.ingestionTapHello, SUBJECTS.queueEvents, SUBJECTS.storageEventsApplied],
   },
   ingestion: {

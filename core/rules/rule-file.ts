@@ -81,7 +81,8 @@ const alertingRule = z
   })
   .strict();
 
-const group = z
+/** One rule group, as a rule file lists it (and as the ruler API takes it). */
+export const ruleGroupSchema = z
   .object({
     name: z.string().min(1),
     interval: duration.optional(),
@@ -91,7 +92,7 @@ const group = z
   .strict();
 
 export const ruleFileSchema = z
-  .object({ groups: z.array(group) })
+  .object({ groups: z.array(ruleGroupSchema) })
   .strict()
   .superRefine((file, context) => {
     const seen = new Set<string>();
@@ -111,6 +112,11 @@ export const isRecordingRule = (rule: RecordingRule | AlertingRule): rule is Rec
 /** Parses rule-file text; a problem is a CRAFT_CONFIG_INVALID error naming the file and line. */
 export function parseRuleFile(text: string, file: string): RuleGroup[] {
   return parseYaml(text, file, ruleFileSchema, 'CRAFT_CONFIG_INVALID').groups.map((g) => ({ ...g, file }));
+}
+
+/** Parses one rule group's YAML (the ruler API's body); a problem is a CRAFT_BAD_REQUEST naming the line. */
+export function parseRuleGroup(text: string, file: string): RuleGroup {
+  return { ...parseYaml(text, file, ruleGroupSchema, 'CRAFT_BAD_REQUEST'), file };
 }
 
 /** Loads a rule file: the rule DSL when its name ends in `.rules` (core/rules/dsl.ts), Prometheus YAML otherwise. */

@@ -247,6 +247,13 @@ export interface AlertLifecycle {
   observe(evaluations: RuleEvaluation[]): void;
   /** Alerts evaluated elsewhere: each fires at once and resolves at its `endsAtMs` unless sent again. */
   receive(alerts: ExternalAlert[]): void;
+  /**
+   * The evaluator's rules now (after a start, a swap, a reload or a ruler API change): the
+   * alerts of any other rule clear — they resolve (after their `keep_firing_for`) instead of
+   * firing forever with nothing to evaluate them. Alerts posted from outside are left alone. A
+   * rule of an evaluator without groups and one of the same name in a group count as one.
+   */
+  retainRules?(rules: Pick<AlertRule, 'name' | 'group'>[]): void;
   alerts(): AlertView[];
   /** The same alerts without what mutes them (cheap: for what runs every evaluation). */
   records(): AlertRecord[];

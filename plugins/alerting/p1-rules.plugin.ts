@@ -21,7 +21,7 @@ import { z } from 'zod';
 import { definePlugin } from '../../core/plugins/define.js';
 import { alertRuleSchema, SEED_ALERT_RULES, type SeedAlertRule } from '../../core/config/schema.js';
 import { METRIC_NAME_LABEL } from '../../core/model.js';
-import { isRecordingRule, loadRuleFile, type AlertingRule, type RuleGroup } from '../../core/rules/rule-file.js';
+import { isRecordingRule, loadRuleFile, parseRuleGroup, type AlertingRule, type RuleGroup } from '../../core/rules/rule-file.js';
 import { parseRulesDsl } from '../../core/rules/dsl.js';
 import { parseTemplate, renderTemplate, formatNumber } from '../../core/rules/template.js';
 import type { AlertEvaluator, AlertInstance, AlertRule, QueryClient, RuleEvaluation } from '../../core/slots/alerting.js';
@@ -50,6 +50,12 @@ const optionsSchema = z
     lookbackMs: z.number().int().positive().default(5 * 60_000),
     /** Each tenant's own rule files and inline rules, evaluated as that tenant. */
     tenants: z.record(z.string().min(1), z.object({ files: z.array(z.string().min(1)).default([]), text: z.string().optional() }).strict()).default({}),
+    /**
+     * Rule groups set through the ruler API (the alerting actor keeps them in a KV bucket and
+     * passes them here): each as the API took it, evaluated as its tenant (none: the platform's).
+     * A group is named `<namespace>/<group>` (`<tenant>/<namespace>/<group>` for a tenant's).
+     */
+    managed: z.array(z.object({ tenant: z.string().min(1).optional(), namespace: z.string().min(1), yaml: z.string().min(1) }).strict()).default([]),
     /** The seed's rules (the platform config's `alerting.rules`): used when no file or text is given. */
     rules: z.array(alertRuleSchema).min(1).optional(),
   })
@@ -92,11 +98,15 @@ class RuleEvaluator implements AlertEvaluator {
   constructor(private readonly options: Options, private readonly log: Logger) {
     const load = (files: string[], text: string | undefined): RuleGroup[] => [...files.flatMap((file) => loadRuleFile(file)), ...(text === undefined ? [] : parseRulesDsl(text, 'inline'))];
     const groups: { group: RuleGroup; tenant: string | undefined }[] = load(options.files, options.text).map((group) => ({ group, tenant: undefined }));
-    if (groups.length === 0 && Object.keys(options.tenants).length === 0) {
+    if (groups.length === 0 && Object.keys(options.tenants).length === 0 && options.managed.length === 0) {
       const seed = options.rules ?? SEED_ALERT_RULES;
       groups.push({ group: { name: 'seed', file: 'seed', rules: seed.map((r) => ({ alert: r.name, expr: seedRuleExpr(r), labels: { metric: r.metric } })) }, tenant: undefined });
     }
     for (const [tenant, own] of Object.entries(options.tenants)) groups.push(...load(own.files, own.text).map((group) => ({ group, tenant })));
+    for (const m of options.managed) {
+      const group = parseRuleGroup(m.yaml, m.namespace);
+      groups.push({ group: { ...group, name: `${m.namespace}/${group.name}` }, tenant: m.tenant });
+    }
     const names = new Set<string>();
     this.groups = groups.map(({ group: g, tenant }) => {
       const name = tenant === undefined ? g.name : `${tenant}/${g.name}`;

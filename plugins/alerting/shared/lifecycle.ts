@@ -27,7 +27,7 @@ import { createActor, type Actor } from 'xstate';
 import { CraftError } from '../../../core/errors.js';
 import { compileMatchers, isLabelName, type LabelMatcher } from '../../../core/model.js';
 import type { Timer } from '../../../core/clock.js';
-import type { AckInput, AlertLifecycle, AlertRecord, ExternalAlert, AlertView, GroupRecord, LifecycleEvent, LifecycleRuntime, LifecycleState, Notification, NotifiedAlert, OnCall, RuleEvaluation, Silence } from '../../../core/slots/alerting.js';
+import type { AckInput, AlertLifecycle, AlertRecord, AlertRule, ExternalAlert, AlertView, GroupRecord, LifecycleEvent, LifecycleRuntime, LifecycleState, Notification, NotifiedAlert, OnCall, RuleEvaluation, Silence } from '../../../core/slots/alerting.js';
 import { alertMachine, type AlertPhase } from './machine.js';
 import { compileInhibitions, inhibitedBy, inhibitRuleSchema, silenceActive, silencedBy } from './muting.js';
 
@@ -362,6 +362,20 @@ export class Lifecycle implements AlertLifecycle {
       for (const fp of this.byRule.get(ruleKey(evaluation.group, evaluation.rule)) ?? []) {
         if (!seen.has(fp)) this.machines.get(fp)?.send({ type: 'CLEARS', atMs });
       }
+    }
+  }
+
+  retainRules(rules: Pick<AlertRule, 'name' | 'group'>[]): void {
+    if (this.stopped) return;
+    const exact = new Set(rules.map((r) => ruleKey(r.group, r.name)));
+    const ungrouped = new Set(rules.filter((r) => r.group === undefined || r.group === '').map((r) => r.name));
+    const names = new Set(rules.map((r) => r.name));
+    const atMs = this.now;
+    for (const [fp, live] of this.live) {
+      const record = this.state.alerts[fp];
+      if (record === undefined || record.state === 'resolved' || record.expiresAtMs !== undefined) continue;
+      if (exact.has(ruleKey(live.group, live.rule)) || ungrouped.has(live.rule) || (live.group === '' && names.has(live.rule))) continue;
+      this.machines.get(fp)?.send({ type: 'CLEARS', atMs });
     }
   }
 
