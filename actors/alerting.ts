@@ -149,12 +149,8 @@ export class AlertingActor extends Actor {
     this.startLifecycle(this.journal.state);
     this.managed = await ManagedRules.open(this.bus, this.context.config.nats.replicas);
     const choice = await currentChoice(this.context, 'alerting.evaluator');
-    this.evaluator = this.buildEvaluator(choice.id, choice.options);
-    this.evaluatorId = choice.id;
-    this.ruleHealth.clear();
-    this.lifecycle.retainRules?.(this.evaluator.rules());
+    this.useEvaluator(this.buildEvaluator(choice.id, choice.options), choice.id);
     this.schedule();
-    this.tapIfStreaming();
     await this.listen();
   }
 
@@ -265,12 +261,20 @@ export class AlertingActor extends Actor {
   private async reloadRules(): Promise<{ rules: number }> {
     const choice = await currentChoice(this.context, 'alerting.evaluator');
     await this.evaluating;
-    this.evaluator = this.buildEvaluator(choice.id, choice.options);
-    this.evaluatorId = choice.id;
-    this.ruleHealth.clear();
-    this.lifecycle.retainRules?.(this.evaluator.rules());
-    this.tapIfStreaming();
+    this.useEvaluator(this.buildEvaluator(choice.id, choice.options), choice.id);
     return { rules: this.evaluator.rules().length };
+  }
+
+  /**
+   * Makes `evaluator` the active one: rule health starts over, the alerts of rules it does not
+   * have resolve (the lifecycle's `retainRules`), the ingestion tap follows its streamed rules.
+   */
+  private useEvaluator(evaluator: AlertEvaluator, id: string): void {
+    this.evaluator = evaluator;
+    this.evaluatorId = id;
+    this.ruleHealth.clear();
+    this.lifecycle.retainRules?.(evaluator.rules());
+    this.tapIfStreaming();
   }
 
   private startLifecycle(state: LifecycleState): void {
@@ -388,11 +392,7 @@ export class AlertingActor extends Actor {
       if (change.put !== undefined) await this.managed.put(change.put);
       if (change.delete !== undefined) await this.managed.delete(change.delete);
       await this.evaluating;
-      this.evaluator = evaluator;
-      this.evaluatorId = choice.id;
-      this.ruleHealth.clear();
-      this.lifecycle.retainRules?.(this.evaluator.rules());
-      this.tapIfStreaming();
+      this.useEvaluator(evaluator, choice.id);
     });
     this.rulerChanges = run.catch(() => undefined);
     return run;
@@ -523,11 +523,7 @@ export class AlertingActor extends Actor {
     }
     if (request.slot !== 'alerting.evaluator') throw new CraftError('CRAFT_SLOT_NOT_HOSTED', `the alerting actor hosts alerting.evaluator and alerting.lifecycle, not ${request.slot}`);
     const from = this.evaluatorId;
-    this.evaluator = this.buildEvaluator(request.plugin, request.options);
-    this.ruleHealth.clear();
-    this.lifecycle.retainRules?.(this.evaluator.rules());
-    this.evaluatorId = request.plugin;
-    this.tapIfStreaming();
+    this.useEvaluator(this.buildEvaluator(request.plugin, request.options), request.plugin);
     return { slot: 'alerting.evaluator', from, to: request.plugin, tookMs: this.clock.now() - started, detail: 'alert state stays in the journal; the next evaluation uses the new evaluator' };
   }
 }
