@@ -14,14 +14,15 @@
  * reading needs `read`, changing `admin`. Without auth the groups are the platform's. Groups are
  * kept in the KV bucket `craft-rules` (so a restarted alerting actor evaluates them again) and
  * evaluated by phase 1 (`alerting.rules`, option `managed`): a group is refused with the line of
- * its problem before anything is stored, and while another evaluator plugin is active (409).
+ * its problem before anything is stored (a recording rule too: those are the query actor's rule
+ * files), and while another evaluator plugin is active (409).
  */
 import { Kvm, type KV } from '@nats-io/kv';
 import { parse as parseYamlText, stringify as yamlText } from 'yaml';
 import type { Bus } from '../core/nats/bus.js';
 import { BUCKETS } from '../core/subjects.js';
 import { CraftError } from '../core/errors.js';
-import { parseRuleGroup } from '../core/rules/rule-file.js';
+import { isRecordingRule, parseRuleGroup } from '../core/rules/rule-file.js';
 import type { ApiAnswer } from '../core/http/api-server.js';
 
 export const RULER_PREFIX = '/prometheus/config/v1/rules';
@@ -146,6 +147,8 @@ export async function handleRulerApi(host: RulerHost, method: string, path: stri
       if (refusal !== undefined) return jsonAnswer(409, { error: refusal });
       if (body.trim() === '') throw new CraftError('CRAFT_BAD_REQUEST', 'the body must be one rule group in YAML (name, interval?, rules)');
       const parsed = parseRuleGroup(body, `rule group in namespace ${namespace}`);
+      const recording = parsed.rules.find(isRecordingRule);
+      if (recording !== undefined) throw new CraftError('CRAFT_BAD_REQUEST', `rule group ${JSON.stringify(parsed.name)}: recording rule ${JSON.stringify(recording.record)} — this API takes alerting rules; recording rules are the query actor's rule files (query.cache ruleFiles, docs/query.md)`);
       const group: ManagedGroup = { ...(tenant === undefined ? {} : { tenant }), namespace, name: parsed.name, yaml: body };
       const replaces = mine.some((g) => g.namespace === namespace && g.name === parsed.name);
       if (!replaces && mine.length >= RULER_GROUPS_PER_TENANT_MAX) throw new CraftError('CRAFT_BAD_REQUEST', `limit reached: at most ${RULER_GROUPS_PER_TENANT_MAX} rule groups per tenant (RULER_GROUPS_PER_TENANT_MAX)`);

@@ -54,6 +54,9 @@ t.test('ruler API: a tenant sets, lists, replaces and deletes its rule groups; t
   const badYaml = await call('acmeAdmin', 'POST', `${RULES}/team`, 'name: [unclosed\n');
   t.equal(badYaml.status, 400, 'bad YAML: 400');
   t.equal((await call('acmeAdmin', 'POST', `${RULES}/team`, '')).status, 400, 'an empty body: 400');
+  const recording = await call('acmeAdmin', 'POST', `${RULES}/team`, 'name: rec\nrules:\n  - record: job:up:sum\n    expr: sum(up)\n');
+  t.equal(recording.status, 400);
+  t.match(JSON.parse(recording.text).error, /recording rule "job:up:sum" — this API takes alerting rules/, 'a recording rule is refused, not silently left unevaluated');
   t.equal((await call('acmeReader', 'POST', `${RULES}/team`, HOT_GROUP)).status, 403, 'changing needs admin');
   t.equal((await call('acmeReader', 'GET', RULES)).status, 404, 'still nothing set');
 
