@@ -3,7 +3,9 @@
  *
  *   Alertmanager API v2 (what Prometheus, amtool and Grafana speak)
  *     POST /api/v2/alerts            alerts evaluated elsewhere (Prometheus's `alerting:` section)
- *     GET  /api/v2/alerts            firing alerts with their status (active / suppressed)
+ *     GET  /api/v2/alerts            firing alerts with their status (active / suppressed); filter, receiver, active, silenced, inhibited
+ *     GET  /api/v2/alerts/groups     the same by notification group, with the group's labels and receiver
+ *     GET  /api/v2/receivers         receiver names
  *     GET  /api/v2/silences          silences;  POST /api/v2/silences  → {silenceID}
  *     GET  /api/v2/silence/{id}      one silence;  DELETE /api/v2/silence/{id}  expires it
  *     GET  /api/v2/status            version, uptime, configuration
@@ -18,9 +20,10 @@
  *
  * Every error is a 4xx/5xx with a JSON body naming the problem; bodies are bounded.
  */
-import type { AckInput, AlertLifecycle, AlertView, ExternalAlert, Silence } from '../core/slots/alerting.js';
+import type { AckInput, AlertGroupView, AlertLifecycle, AlertView, ExternalAlert, Silence } from '../core/slots/alerting.js';
 import { CraftError } from '../core/errors.js';
-import { isLabelName } from '../core/model.js';
+import { compileMatchers, isLabelName } from '../core/model.js';
+import { parseSelector } from '../core/query/selector.js';
 
 /** Largest request body the API reads, bytes. */
 export const ALERTING_BODY_BYTES_MAX = 4 * 1024 * 1024;
@@ -166,7 +169,49 @@ export function gettableSilence(silence: Silence, nowMs: number): unknown {
   };
 }
 
-export function gettableAlert(alert: AlertView, receiver: string): unknown {
+/**
+ * What `GET /api/v2/alerts` and `/api/v2/alerts/groups` list, as Alertmanager filters it: firing
+ * alerts of the caller, `active`/`silenced`/`inhibited` (default true), every `filter` matcher
+ * (`name="value"`, `=~`, `!=`, `!~`), and `receiver` (a regex over whole receiver names); with
+ * each alert's receivers — those of the groups it is notified in.
+ */
+function alertQuery(host: AlertingApiHost, url: URL, mine: (a: AlertView) => boolean): { groups: AlertGroupView[]; receiversOf: (fingerprint: string) => string[]; listed: (a: AlertView) => boolean } {
+  const flag = (name: string): boolean => url.searchParams.get(name) !== 'false';
+  const matchers = url.searchParams.getAll('filter').flatMap((text) => {
+    const trimmed = text.trim();
+    try {
+      return parseSelector(trimmed.startsWith('{') ? trimmed : `{${trimmed}}`, { matchersOnly: true });
+    } catch (error) {
+      return badRequest(`bad filter ${JSON.stringify(text)}: ${(error as Error).message}`);
+    }
+  });
+  const matches = compileMatchers(matchers);
+  const receiverParam = url.searchParams.get('receiver');
+  let receiverRegex: RegExp | undefined;
+  try {
+    receiverRegex = receiverParam === null || receiverParam === '' ? undefined : new RegExp(`^(?:${receiverParam})$`);
+  } catch (error) {
+    badRequest(`bad receiver regex ${JSON.stringify(receiverParam)}: ${(error as Error).message}`);
+  }
+  const lifecycle = host.lifecycle();
+  const fallback = String(host.config().receiver ?? 'default');
+  const groups = (lifecycle.alertGroups?.() ?? []).filter((g) => receiverRegex === undefined || receiverRegex.test(g.receiver));
+  const receivers = new Map<string, Set<string>>();
+  for (const g of groups) for (const fp of g.fingerprints) receivers.set(fp, (receivers.get(fp) ?? new Set()).add(g.receiver));
+  // A lifecycle without groups: every alert goes to the configured receiver.
+  const receiversOf = (fp: string): string[] => (lifecycle.alertGroups === undefined ? (receiverRegex === undefined || receiverRegex.test(fallback) ? [fallback] : []) : [...(receivers.get(fp) ?? [])].sort());
+  const listed = (a: AlertView): boolean => {
+    if (a.state !== 'firing' || !mine(a) || !matches(a.labels)) return false;
+    const silenced = a.silencedBy.length > 0;
+    const inhibited = a.inhibitedBy.length > 0;
+    if (silenced && !flag('silenced')) return false;
+    if (inhibited && !flag('inhibited')) return false;
+    return silenced || inhibited || flag('active');
+  };
+  return { groups, receiversOf, listed };
+}
+
+export function gettableAlert(alert: AlertView, receivers: string[]): unknown {
   const muted = alert.silencedBy.length > 0 || alert.inhibitedBy.length > 0;
   return {
     labels: alert.labels,
@@ -175,7 +220,7 @@ export function gettableAlert(alert: AlertView, receiver: string): unknown {
     endsAt: alert.state === 'resolved' ? iso(alert.resolvedAtMs) : alert.expiresAtMs !== undefined ? iso(alert.expiresAtMs) : ZERO_TIME,
     updatedAt: iso(Math.max(alert.activeAtMs, alert.firedAtMs, alert.clearedAtMs, alert.resolvedAtMs)),
     fingerprint: alert.fingerprint,
-    receivers: [{ name: receiver }],
+    receivers: receivers.map((name) => ({ name })),
     status: { state: muted ? 'suppressed' : 'active', silencedBy: alert.silencedBy, inhibitedBy: alert.inhibitedBy },
     generatorURL: alert.generatorUrl ?? '',
   };
@@ -217,18 +262,23 @@ export async function handleAlertingApi(host: AlertingApiHost, method: string, u
         return json(200, {});
       }
       if (method !== 'GET') return json(405, { error: 'method not allowed; use GET or POST' });
-      const flag = (name: string): boolean => url.searchParams.get(name) !== 'false';
-      const receiver = String(host.config().receiver ?? 'default');
-      const alerts = lifecycle.alerts().filter((a) => {
-        if (a.state !== 'firing' || !mine(a)) return false;
-        const silenced = a.silencedBy.length > 0;
-        const inhibited = a.inhibitedBy.length > 0;
-        if (silenced && !flag('silenced')) return false;
-        if (inhibited && !flag('inhibited')) return false;
-        if (!silenced && !inhibited && !flag('active')) return false;
-        return true;
-      });
-      return json(200, alerts.map((a) => gettableAlert(a, receiver)));
+      const { receiversOf, listed } = alertQuery(host, url, mine);
+      const alerts = lifecycle.alerts().filter((a) => listed(a) && receiversOf(a.fingerprint).length > 0);
+      return json(200, alerts.map((a) => gettableAlert(a, receiversOf(a.fingerprint))));
+    }
+    if (path === '/api/v2/alerts/groups' && method === 'GET') {
+      const { groups, receiversOf, listed } = alertQuery(host, url, mine);
+      const views = new Map(lifecycle.alerts().map((a) => [a.fingerprint, a]));
+      const out = [];
+      for (const group of groups) {
+        const alerts = group.fingerprints.map((fp) => views.get(fp)).filter((a): a is AlertView => a !== undefined && listed(a));
+        if (alerts.length > 0) out.push({ labels: group.labels, receiver: { name: group.receiver }, alerts: alerts.map((a) => gettableAlert(a, receiversOf(a.fingerprint))) });
+      }
+      return json(200, out);
+    }
+    if (path === '/api/v2/receivers' && method === 'GET') {
+      const names = new Set([String(host.config().receiver ?? 'default'), ...(lifecycle.receivers?.() ?? [])]);
+      return json(200, [...names].sort().map((name) => ({ name })));
     }
     if (path === '/api/v2/silences') {
       if (method === 'POST') {

@@ -22,6 +22,7 @@ import { pagerDutyEvent } from '../plugins/alerting/p3-delivery/pagerduty.js';
 import { webhookPayload } from '../plugins/alerting/p3-delivery/webhook-payload.js';
 import { findBinary } from './helpers/binaries.js';
 import { evaluation, lifecycleHarness, type Harness } from './helpers/lifecycle.js';
+import { handleAlertingApi } from '../actors/alerting-api.js';
 
 const { registry } = await PluginRegistry.load();
 const log = createLogger('test');
@@ -463,5 +464,25 @@ t.test('escalation: a silence stops an alert\'s clock; when it ends the clock re
   h.restart();
   h.clock.advance(10 * MIN);
   t.same(seen(h).slice(2), ['1500s escalate@2 lead firing', '1500s escalate@2 manager firing'], 'the restarted clock survives a restart (journaled)');
+  h.lifecycle.stop();
+});
+
+t.test('API v2 read side with routing: each alert lists the receivers of the groups it is notified in; groups and the receiver filter follow the routes', async (t) => {
+  const h = harness({ groupWaitMs: 0, route: { receiver: 'default', groupBy: ['alertname'], routes: [{ matchers: ['severity="page"'], receiver: 'pager', continue: true }, { matchers: ['team="db"'], receiver: 'db-chat', groupBy: ['alertname', 'host'] }] } });
+  h.lifecycle.observe([evaluation('DiskFull', 0, [{ severity: 'page', team: 'db', host: 'a' }, { severity: 'info', host: 'b' }])]);
+  h.clock.advance(0);
+  const host = { lifecycle: () => h.lifecycle, rules: () => ({}), reloadRules: async () => ({}), config: () => ({ receiver: 'default' }), nowMs: () => h.clock.now(), startedAtMs: 0, version: '0.25.0' };
+  const get = async (path: string): Promise<unknown> => JSON.parse((await handleAlertingApi(host, 'GET', new URL(`http://localhost${path}`), undefined)).body);
+  type Gettable = { labels: Record<string, string>; receivers: { name: string }[] };
+  const alerts = (await get('/api/v2/alerts')) as Gettable[];
+  t.same(alerts.map((a) => [a.labels.host, a.receivers.map((r) => r.name)]).sort(), [['a', ['db-chat', 'pager']], ['b', ['default']]], 'a: paged (continue) and the db team’s chat; b: the root receiver');
+  const groups = (await get('/api/v2/alerts/groups')) as { labels: Record<string, string>; receiver: { name: string }; alerts: Gettable[] }[];
+  t.same(groups.map((g) => [g.receiver.name, g.labels, g.alerts.map((a) => a.labels.host)]).sort(), [['db-chat', { alertname: 'DiskFull', host: 'a' }, ['a']], ['default', { alertname: 'DiskFull' }, ['b']], ['pager', { alertname: 'DiskFull' }, ['a']]], 'one group per route, with the route’s group_by labels');
+  t.same(((await get('/api/v2/alerts?receiver=pag.*')) as Gettable[]).map((a) => a.labels.host), ['a'], 'receiver: a regex over whole receiver names');
+  t.same(await get('/api/v2/alerts?receiver=pag'), [], 'anchored: "pag" is no receiver');
+  t.same(((await get('/api/v2/receivers')) as { name: string }[]).map((r) => r.name), ['db-chat', 'default', 'pager']);
+  const bad = await handleAlertingApi(host, 'GET', new URL('http://localhost/api/v2/alerts?filter=%7Bhost%3D'), undefined);
+  t.equal(bad.status, 400, 'a bad filter is a 400 naming it');
+  t.match(JSON.parse(bad.body).error, /bad filter/);
   h.lifecycle.stop();
 });

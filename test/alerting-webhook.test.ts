@@ -20,6 +20,7 @@ import type { Notification } from '../core/slots/alerting.js';
 import { foldLifecycle, initialLifecycleState } from '../plugins/alerting/shared/lifecycle.js';
 import { GO_ZERO_TIME, goTime, webhookPayload, type WebhookPayload } from '../plugins/alerting/p3-delivery/webhook-payload.js';
 import { eventually, tempDir } from './helpers/nats.js';
+import { handleAlertingApi } from '../actors/alerting-api.js';
 
 const { registry } = await PluginRegistry.load();
 
@@ -101,4 +102,30 @@ t.test('our webhook payload equals Alertmanager 0.25\'s for the same alerts', { 
   const byFingerprint = (p: WebhookPayload): WebhookPayload => ({ ...p, alerts: [...p.alerts].sort((a, b) => (a.fingerprint < b.fingerprint ? -1 : 1)) });
   t.same(Object.keys(ours).sort(), Object.keys(theirs).sort(), 'the same top-level fields');
   t.same(byFingerprint(ours), byFingerprint(theirs), 'the same values, field by field');
+
+  // The read side of the API v2 (what Grafana's Alertmanager pages and amtool read): the same answers for the same alerts.
+  const host = { lifecycle: () => lifecycle, rules: () => ({}), reloadRules: async () => ({}), config: () => ({ receiver: 'hook' }), nowMs: () => Date.now(), startedAtMs: Date.now(), version: '0.25.0' };
+  const ask = async (path: string): Promise<{ theirs: unknown; ours: unknown }> => {
+    const answer = await handleAlertingApi(host, 'GET', new URL(`http://localhost${path}`), undefined);
+    t.equal(answer.status, 200, `ours: GET ${path}`);
+    return { theirs: await (await fetch(`${externalUrl}${path}`)).json(), ours: JSON.parse(answer.body) };
+  };
+  type Gettable = Record<string, unknown> & { fingerprint: string; startsAt: string };
+  // Times are compared as instants (Go and JavaScript print fractions differently); updatedAt and endsAt (now + resolve timeout) are each side's own.
+  const comparable = (a: Gettable): Record<string, unknown> => ({ ...a, startsAt: Date.parse(a.startsAt), updatedAt: undefined, endsAt: undefined });
+  const groups = await ask('/api/v2/alerts/groups');
+  type Group = { labels: Record<string, string>; receiver: { name: string }; alerts: Gettable[] };
+  const shape = (gs: unknown): unknown => (gs as Group[]).map((g) => ({ keys: Object.keys(g).sort(), labels: g.labels, receiver: g.receiver, alerts: [...g.alerts].sort((x, y) => (x.fingerprint < y.fingerprint ? -1 : 1)).map((a) => ({ keys: Object.keys(a).sort(), ...comparable(a) })) }));
+  t.same((groups.theirs as Group[]).map((g) => g.alerts.length), [2], 'Alertmanager has one group of both alerts');
+  t.same(shape(groups.ours), shape(groups.theirs), 'GET /api/v2/alerts/groups: the same groups, labels, receiver and alerts, field by field');
+  const filtered = await ask(`/api/v2/alerts?filter=${encodeURIComponent('instance="db-1"')}&filter=${encodeURIComponent('severity=~"pa.*"')}`);
+  const fingerprints = (list: unknown): string[] => (list as Gettable[]).map((a) => a.fingerprint).sort();
+  t.same(fingerprints(filtered.ours), fingerprints(filtered.theirs), 'filter matchers select the same alerts');
+  t.equal(fingerprints(filtered.ours).length, 1);
+  const none = await ask('/api/v2/alerts?receiver=nobody');
+  t.same([none.ours, none.theirs], [[], []], 'a receiver regex matching no receiver: nothing, on both');
+  const silenced = await ask('/api/v2/alerts?active=false');
+  t.same([silenced.ours, silenced.theirs], [[], []], 'active=false: nothing (none is silenced or inhibited), on both');
+  const receivers = await ask('/api/v2/receivers');
+  t.same(receivers.ours, receivers.theirs, 'GET /api/v2/receivers');
 });

@@ -272,7 +272,19 @@ export interface AlertLifecycle {
   onCall?(atMs: number): OnCall[];
   /** Every receiver the lifecycle may notify (routes, tier targets, schedule users), to check against the delivery slot's. */
   receivers?(): string[];
+  /**
+   * Alertmanager's alert groups: the firing alerts by the group they are notified in, with the
+   * group's labels and receiver (an alert routed twice is in two groups). Sorted by group key.
+   */
+  alertGroups?(): AlertGroupView[];
   stop(): void;
+}
+
+/** One notification group of firing alerts (Alertmanager's `GET /api/v2/alerts/groups`). */
+export interface AlertGroupView {
+  labels: Record<string, string>;
+  receiver: string;
+  fingerprints: string[];
 }
 
 export interface AckInput {

@@ -27,7 +27,7 @@ import { createActor, type Actor } from 'xstate';
 import { CraftError } from '../../../core/errors.js';
 import { compileMatchers, isLabelName, type LabelMatcher } from '../../../core/model.js';
 import type { Timer } from '../../../core/clock.js';
-import type { AckInput, AlertLifecycle, AlertRecord, AlertRule, ExternalAlert, AlertView, GroupRecord, LifecycleEvent, LifecycleRuntime, LifecycleState, Notification, NotifiedAlert, OnCall, RuleEvaluation, Silence } from '../../../core/slots/alerting.js';
+import type { AckInput, AlertGroupView, AlertLifecycle, AlertRecord, AlertRule, ExternalAlert, AlertView, GroupRecord, LifecycleEvent, LifecycleRuntime, LifecycleState, Notification, NotifiedAlert, OnCall, RuleEvaluation, Silence } from '../../../core/slots/alerting.js';
 import { alertMachine, type AlertPhase } from './machine.js';
 import { compileInhibitions, inhibitedBy, inhibitRuleSchema, silenceActive, silencedBy } from './muting.js';
 
@@ -780,6 +780,18 @@ export class Lifecycle implements AlertLifecycle {
 
   records(): AlertRecord[] {
     return Object.values(this.state.alerts);
+  }
+
+  alertGroups(): AlertGroupView[] {
+    const byKey = new Map<string, string[]>();
+    for (const alert of Object.values(this.state.alerts)) {
+      if (alert.state !== 'firing') continue;
+      for (const key of this.groupKeysOf(alert)) byKey.set(key, [...(byKey.get(key) ?? []), alert.fingerprint]);
+    }
+    return [...byKey.keys()].sort().map((key) => {
+      const info = this.groupInfo.get(key);
+      return { labels: { ...(info?.labels ?? {}) }, receiver: info?.route.receiver ?? this.routeOf(key).receiver, fingerprints: byKey.get(key)!.sort() };
+    });
   }
 
   silences(): Silence[] {
