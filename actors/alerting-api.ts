@@ -6,7 +6,7 @@
  *     GET  /api/v2/alerts            firing alerts with their status (active / suppressed); filter, receiver, active, silenced, inhibited
  *     GET  /api/v2/alerts/groups     the same by notification group, with the group's labels and receiver
  *     GET  /api/v2/receivers         receiver names
- *     GET  /api/v2/silences          silences;  POST /api/v2/silences  → {silenceID}
+ *     GET  /api/v2/silences          silences (filter);  POST /api/v2/silences  → {silenceID}
  *     GET  /api/v2/silence/{id}      one silence;  DELETE /api/v2/silence/{id}  expires it
  *     GET  /api/v2/status            version, uptime, configuration
  *     GET  /-/healthy, /-/ready
@@ -22,8 +22,9 @@
  */
 import type { AckInput, AlertGroupView, AlertLifecycle, AlertView, ExternalAlert, Silence } from '../core/slots/alerting.js';
 import { CraftError } from '../core/errors.js';
-import { compileMatchers, isLabelName } from '../core/model.js';
+import { compileMatchers, isLabelName, type LabelMatcher } from '../core/model.js';
 import { parseSelector } from '../core/query/selector.js';
+import { parseMatcher } from '../core/rules/matcher.js';
 
 /** Largest request body the API reads, bytes. */
 export const ALERTING_BODY_BYTES_MAX = 4 * 1024 * 1024;
@@ -170,6 +171,21 @@ export function gettableSilence(silence: Silence, nowMs: number): unknown {
 }
 
 /**
+ * The request's `filter` parameters (Alertmanager's: each a matcher, `name=value` with the value
+ * bare or quoted, `=~`, `!=`, `!~`; or a `{…}` list), or a 400 naming a bad one.
+ */
+function filterMatchers(url: URL): LabelMatcher[] {
+  return url.searchParams.getAll('filter').flatMap((text) => {
+    const trimmed = text.trim();
+    try {
+      return trimmed.startsWith('{') ? parseSelector(trimmed, { matchersOnly: true }) : [parseMatcher(trimmed)];
+    } catch (error) {
+      return badRequest(`bad filter ${JSON.stringify(text)}: ${(error as Error).message}`);
+    }
+  });
+}
+
+/**
  * What `GET /api/v2/alerts` and `/api/v2/alerts/groups` list, as Alertmanager filters it: firing
  * alerts of the caller, `active`/`silenced`/`inhibited` (default true), every `filter` matcher
  * (`name="value"`, `=~`, `!=`, `!~`), and `receiver` (a regex over whole receiver names); with
@@ -177,15 +193,7 @@ export function gettableSilence(silence: Silence, nowMs: number): unknown {
  */
 function alertQuery(host: AlertingApiHost, url: URL, mine: (a: AlertView) => boolean): { groups: AlertGroupView[]; receiversOf: (fingerprint: string) => string[]; listed: (a: AlertView) => boolean } {
   const flag = (name: string): boolean => url.searchParams.get(name) !== 'false';
-  const matchers = url.searchParams.getAll('filter').flatMap((text) => {
-    const trimmed = text.trim();
-    try {
-      return parseSelector(trimmed.startsWith('{') ? trimmed : `{${trimmed}}`, { matchersOnly: true });
-    } catch (error) {
-      return badRequest(`bad filter ${JSON.stringify(text)}: ${(error as Error).message}`);
-    }
-  });
-  const matches = compileMatchers(matchers);
+  const matches = compileMatchers(filterMatchers(url));
   const receiverParam = url.searchParams.get('receiver');
   let receiverRegex: RegExp | undefined;
   try {
@@ -287,7 +295,10 @@ export async function handleAlertingApi(host: AlertingApiHost, method: string, u
         return json(200, { silenceID: lifecycle.silence({ ...input, matchers: scopedMatchers(input.matchers, tenant) }).id });
       }
       if (method !== 'GET') return json(405, { error: 'method not allowed; use GET or POST' });
-      return json(200, lifecycle.silences().filter(mySilence).map((s) => gettableSilence(s, now)));
+      // As Alertmanager: a silence passes `filter` when the labels its equality matchers name satisfy every filter matcher.
+      const matches = compileMatchers(filterMatchers(url));
+      const passes = (silence: Silence): boolean => matches(Object.fromEntries(silence.matchers.filter((m) => m.op === '=').map((m) => [m.name, m.value])));
+      return json(200, lifecycle.silences().filter((s) => mySilence(s) && passes(s)).map((s) => gettableSilence(s, now)));
     }
     const one = /^\/api\/v2\/silence\/([^/]+)$/.exec(path);
     if (one !== null) {

@@ -13,24 +13,14 @@
  */
 import { userInfo } from 'node:os';
 import type { Command } from 'commander';
+import { parseMatcher } from '../core/rules/matcher.js';
 import { CraftError } from '../core/errors.js';
-import { isLabelName } from '../core/model.js';
 import { parseDurationMs } from '../core/promql/parser.js';
 import { SUBJECTS } from '../core/subjects.js';
 import type { AlertRecord, AlertView, OnCall, Silence } from '../core/slots/alerting.js';
 import { connectToPlatform, type PlatformFlags } from './connect.js';
 import { renderTable } from './table.js';
 
-
-/** `name=value`, `name!=value`, `name=~re`, `name!~re` → a matcher; a CraftError naming the problem otherwise. */
-export function parseMatcher(text: string): Silence['matchers'][number] {
-  const match = /^\s*([^=!~\s]+)\s*(=~|!~|!=|=)\s*(.*?)\s*$/.exec(text);
-  if (match === null) throw new CraftError('CRAFT_BAD_REQUEST', `not a matcher: ${JSON.stringify(text)} (use name=value, name!=value, name=~regex or name!~regex)`);
-  const [, name, op, raw] = match;
-  if (!isLabelName(name!)) throw new CraftError('CRAFT_BAD_REQUEST', `${JSON.stringify(name)} is not a valid label name`);
-  const quoted = /^"(.*)"$/.exec(raw!) ?? /^'(.*)'$/.exec(raw!);
-  return { name: name!, op: op as Silence['matchers'][number]['op'], value: quoted === null ? raw! : quoted[1]! };
-}
 
 const matcherText = (m: Silence['matchers'][number]): string => `${m.name}${m.op}${JSON.stringify(m.value)}`;
 const since = (ms: number, now: number): string => (ms === 0 ? '-' : `${new Date(ms).toISOString()} (${Math.round((now - ms) / 1_000)} s ago)`);

@@ -26,7 +26,7 @@ import { check, type RunState, type Verdict } from './expectations.js';
 import { writeReport, type ScenarioReport, type StepRecord } from './report.js';
 import { LocalReceivers } from './receivers.js';
 import { ScenarioConsumers } from './consumers.js';
-import { parseMatcher } from '../alerting.js';
+import { parseMatcher } from '../../core/rules/matcher.js';
 import type { AlertRecord, OnCall } from '../../core/slots/alerting.js';
 
 /** The delivery slot's options with the scenario's local receivers added (a plugin chosen by id only gets options). */
