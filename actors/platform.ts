@@ -3,7 +3,7 @@
  * supervisor over this process's actors and the OS processes it hosts. `craft up` runs
  * one; a scenario runs one in-process; `--only` runs a subset joined to the others by NATS.
  */
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { EmbeddedNatsServer } from '../core/nats/server.js';
@@ -71,15 +71,48 @@ export function natsCredentials(config: PlatformConfig): NatsCredentials {
   return tls === undefined ? { kind: 'none' } : { kind: 'none', tls };
 }
 
-export async function freePort(host = '127.0.0.1'): Promise<number> {
+/** Listens on `port` (0: any) and closes again; the port it got, or undefined when it was taken. */
+function tryPort(host: string, port: number): Promise<number | undefined> {
   return new Promise((resolvePort, reject) => {
     const server = createServer();
-    server.once('error', reject);
-    server.listen({ host, port: 0 }, () => {
+    server.once('error', (error: NodeJS.ErrnoException) => (error.code === 'EADDRINUSE' || error.code === 'EACCES' ? resolvePort(undefined) : reject(error)));
+    server.listen({ host, port }, () => {
       const address = server.address();
-      server.close(() => resolvePort(typeof address === 'object' && address !== null ? address.port : 0));
+      server.close(() => resolvePort(typeof address === 'object' && address !== null ? address.port : undefined));
     });
   });
+}
+
+/** The lowest port the kernel hands out for outgoing connections and `listen(0)` (Linux's default: 32768). */
+function ephemeralPortsFrom(): number {
+  try {
+    const low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
+    return Number.isInteger(low) && low > 0 ? low : 32_768;
+  } catch {
+    return 32_768;
+  }
+}
+
+/** Lowest port `freePort` picks from. */
+const FREE_PORT_LOW = 10_000;
+
+/**
+ * A port free now, for a server that binds it later (and again after a restart). Picked below the
+ * kernel's ephemeral range: a port from inside it could be taken meanwhile by any outgoing
+ * connection — the platform's own NATS connections, opened between the pick and the bind, did
+ * (EADDRINUSE in CI). Falls back to the kernel's choice when the range leaves no room.
+ */
+export async function freePort(host = '127.0.0.1'): Promise<number> {
+  const high = ephemeralPortsFrom() - 1;
+  if (high - FREE_PORT_LOW >= 1_000) {
+    for (let attempt = 0; attempt < 50; attempt++) {
+      const port = await tryPort(host, FREE_PORT_LOW + Math.floor(Math.random() * (high - FREE_PORT_LOW + 1)));
+      if (port !== undefined) return port;
+    }
+  }
+  const port = await tryPort(host, 0);
+  if (port === undefined) throw new CraftError('CRAFT_CONFIG_INVALID', `no free port on ${host}`);
+  return port;
 }
 
 export interface PlatformStartOptions {
