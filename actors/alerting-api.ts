@@ -202,12 +202,12 @@ function alertQuery(host: AlertingApiHost, url: URL, mine: (a: AlertView) => boo
     badRequest(`bad receiver regex ${JSON.stringify(receiverParam)}: ${(error as Error).message}`);
   }
   const lifecycle = host.lifecycle();
-  const fallback = String(host.config().receiver ?? 'default');
-  const groups = (lifecycle.alertGroups?.() ?? []).filter((g) => receiverRegex === undefined || receiverRegex.test(g.receiver));
-  const receivers = new Map<string, Set<string>>();
-  for (const g of groups) for (const fp of g.fingerprints) receivers.set(fp, (receivers.get(fp) ?? new Set()).add(g.receiver));
-  // A lifecycle without groups: every alert goes to the configured receiver.
-  const receiversOf = (fp: string): string[] => (lifecycle.alertGroups === undefined ? (receiverRegex === undefined || receiverRegex.test(fallback) ? [fallback] : []) : [...(receivers.get(fp) ?? [])].sort());
+  // A lifecycle without groups: one group of every firing alert, to the configured receiver.
+  const all = lifecycle.alertGroups?.() ?? [{ labels: {}, receiver: String(host.config().receiver ?? 'default'), fingerprints: lifecycle.records().filter((a) => a.state === 'firing').map((a) => a.fingerprint) }];
+  const groups = all.filter((g) => receiverRegex === undefined || receiverRegex.test(g.receiver));
+  const receivers = new Map<string, string[]>();
+  for (const g of groups) for (const fp of g.fingerprints) receivers.set(fp, [...(receivers.get(fp) ?? []), g.receiver].sort());
+  const receiversOf = (fp: string): string[] => receivers.get(fp) ?? [];
   const listed = (a: AlertView): boolean => {
     if (a.state !== 'firing' || !mine(a) || !matches(a.labels)) return false;
     const silenced = a.silencedBy.length > 0;
@@ -271,6 +271,7 @@ export async function handleAlertingApi(host: AlertingApiHost, method: string, u
       }
       if (method !== 'GET') return json(405, { error: 'method not allowed; use GET or POST' });
       const { receiversOf, listed } = alertQuery(host, url, mine);
+      // An alert no listed group has (the receiver filter left none of its groups) is not listed.
       const alerts = lifecycle.alerts().filter((a) => listed(a) && receiversOf(a.fingerprint).length > 0);
       return json(200, alerts.map((a) => gettableAlert(a, receiversOf(a.fingerprint))));
     }

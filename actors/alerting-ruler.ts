@@ -63,8 +63,9 @@ export class ManagedRules {
     return new ManagedRules(kv, groups);
   }
 
+  /** Every group, in key order. */
   all(): ManagedGroup[] {
-    return [...this.groups.values()].sort((a, b) => keyOf(a).localeCompare(keyOf(b)));
+    return [...this.groups].sort(([a], [b]) => (a < b ? -1 : 1)).map(([, group]) => group);
   }
 
   of(tenant: string | undefined): ManagedGroup[] {

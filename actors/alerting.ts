@@ -79,6 +79,9 @@ interface RuleHealth {
   warnings: string[];
 }
 
+/** A rule's key in `ruleHealth`: its group and name. */
+const healthKey = (group: string | undefined, rule: string): string => `${group ?? ''}\0${rule}`;
+
 export class AlertingActor extends Actor {
   private evaluator!: AlertEvaluator;
   private evaluatorId = '';
@@ -428,7 +431,7 @@ export class AlertingActor extends Actor {
     if (results.length === 0) return;
     this.evaluations += 1;
     for (const r of results) {
-      this.ruleHealth.set(`${r.group ?? ''}\0${r.rule}`, {
+      this.ruleHealth.set(healthKey(r.group, r.rule), {
         health: r.error === undefined ? 'ok' : 'err',
         lastError: r.error ?? '',
         lastEvaluationMs: r.evaluatedAtMs ?? nowMs,
@@ -488,7 +491,12 @@ export class AlertingActor extends Actor {
   }
 
   private rules(): { plugin: string; lifecycle: string; evaluations: number; streamedBatches: number; notifications: number; notificationsRefused: number; rules: (ReturnType<AlertEvaluator['rules']>[number] & RuleHealth & { alerts: AlertView[] })[] } {
-    const alerts = this.lifecycle.alerts();
+    const byName = new Map<string, AlertView[]>();
+    for (const a of this.lifecycle.alerts()) {
+      const same = byName.get(a.rule);
+      if (same === undefined) byName.set(a.rule, [a]);
+      else same.push(a);
+    }
     const unknown: RuleHealth = { health: 'unknown', lastError: '', lastEvaluationMs: 0, evaluationMs: 0, warnings: [] };
     return {
       plugin: this.evaluatorId,
@@ -499,9 +507,9 @@ export class AlertingActor extends Actor {
       notificationsRefused: this.notificationsRefused,
       rules: this.evaluator.rules().map((rule) => ({
         ...rule,
-        ...(this.ruleHealth.get(`${rule.group ?? ''}\0${rule.name}`) ?? unknown),
+        ...(this.ruleHealth.get(healthKey(rule.group, rule.name)) ?? unknown),
         // Two groups (two tenants) may have rules of one name: each lists its own alerts.
-        alerts: alerts.filter((a) => a.rule === rule.name && (a.group === undefined || a.group === '' || rule.group === undefined || a.group === rule.group)),
+        alerts: (byName.get(rule.name) ?? []).filter((a) => a.group === undefined || a.group === '' || rule.group === undefined || a.group === rule.group),
       })),
     };
   }

@@ -202,9 +202,15 @@ class RuleEvaluator implements AlertEvaluator {
     return out;
   }
 
+  /** One rule at `atMs`, with how long it took (Prometheus's `evaluationTime`). */
   private async evaluateRule(compiled: CompiledRule, atMs: number, nowMs: number, query: QueryClient): Promise<RuleEvaluation> {
     const started = performance.now();
-    const timed = (evaluation: RuleEvaluation): RuleEvaluation => ({ ...evaluation, evaluationMs: performance.now() - started });
+    const evaluation = await this.queryRule(compiled, atMs, nowMs, query);
+    evaluation.evaluationMs = performance.now() - started;
+    return evaluation;
+  }
+
+  private async queryRule(compiled: CompiledRule, atMs: number, nowMs: number, query: QueryClient): Promise<RuleEvaluation> {
     const { rule } = compiled;
     let result;
     try {
@@ -212,14 +218,19 @@ class RuleEvaluator implements AlertEvaluator {
       result = await query.query({ expr: rule.expr, timeMs: atMs, timeoutMs: this.options.queryTimeoutMs, ...(tenant === undefined ? {} : { tenant }) });
       if (result.resultType !== 'vector') throw new Error(`an alerting rule must give an instant vector, not a ${result.resultType}`);
     } catch (error) {
-      return timed(this.failed(compiled, atMs, error));
+      return this.failed(compiled, atMs, error);
     }
     const vector = result.result;
-    const warnings = result.warnings !== undefined && result.warnings.length > 0 ? { warnings: result.warnings } : {};
-    if (compiled.streamed === undefined) return timed({ ...this.toEvaluation(compiled, atMs, () => vector), ...warnings });
-    // A streamed rule: the stream's verdict where it saw a fresh sample, this result elsewhere.
-    compiled.streamed.setPeriodic(vector, nowMs, warnings.warnings !== undefined);
-    return timed({ ...this.toEvaluation(compiled, atMs, () => compiled.streamed!.holding(nowMs)), ...warnings });
+    const partial = result.warnings !== undefined && result.warnings.length > 0;
+    let evaluation: RuleEvaluation;
+    if (compiled.streamed === undefined) evaluation = this.toEvaluation(compiled, atMs, () => vector);
+    else {
+      // A streamed rule: the stream's verdict where it saw a fresh sample, this result elsewhere.
+      compiled.streamed.setPeriodic(vector, nowMs, partial);
+      evaluation = this.toEvaluation(compiled, atMs, () => compiled.streamed!.holding(nowMs));
+    }
+    if (partial) evaluation.warnings = result.warnings;
+    return evaluation;
   }
 
   private failed(compiled: CompiledRule, atMs: number, error: unknown): RuleEvaluation {

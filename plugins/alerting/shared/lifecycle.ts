@@ -786,12 +786,14 @@ export class Lifecycle implements AlertLifecycle {
     const byKey = new Map<string, string[]>();
     for (const alert of Object.values(this.state.alerts)) {
       if (alert.state !== 'firing') continue;
-      for (const key of this.groupKeysOf(alert)) byKey.set(key, [...(byKey.get(key) ?? []), alert.fingerprint]);
+      for (const key of this.groupKeysOf(alert)) {
+        const fingerprints = byKey.get(key);
+        if (fingerprints === undefined) byKey.set(key, [alert.fingerprint]);
+        else fingerprints.push(alert.fingerprint);
+      }
     }
-    return [...byKey.keys()].sort().map((key) => {
-      const info = this.groupInfo.get(key);
-      return { labels: { ...(info?.labels ?? {}) }, receiver: info?.route.receiver ?? this.routeOf(key).receiver, fingerprints: byKey.get(key)!.sort() };
-    });
+    // groupKeysOf has recorded each key's labels and route.
+    return [...byKey].sort(([a], [b]) => (a < b ? -1 : 1)).map(([key, fingerprints]) => ({ labels: { ...this.groupInfo.get(key)!.labels }, receiver: this.routeOf(key).receiver, fingerprints: fingerprints.sort() }));
   }
 
   silences(): Silence[] {
